@@ -1,0 +1,163 @@
+"""The ``simdaemon`` command line: run a daemon, or write its example configuration.
+
+``serve`` prints exactly one line to stdout once connections are accepted —
+``listening on HOST:PORT as AE_TITLE`` — so scripts can wait for it; everything else is
+logged to stderr. Configuration errors exit with status 2 and the message, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import tempfile
+import threading
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from simdaemon import config as configuration
+from simdaemon.config import Config, ConfigError
+from simdaemon.server import Daemon, DaemonError
+
+__all__ = ["main"]
+
+LOGGER = logging.getLogger(__name__)
+
+#: Who ``serve --demo`` trusts unless told otherwise: a client on this machine.
+DEMO_CLIENT = {"ae_title": "SIMCLIENT", "ip": "127.0.0.1", "port": 51403}
+
+EXIT_CONFIG = 2
+EXIT_RUNTIME = 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="simdaemon", description="A simulated Varian ARIA DICOM DB Daemon."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the daemon until SIGINT or SIGTERM")
+    serve.add_argument("--config", type=Path, help="TOML configuration file")
+    serve.add_argument("--host", help="address to listen on ([daemon] host)")
+    serve.add_argument("--port", type=int, help="port to listen on, 0 = any free ([daemon] port)")
+    serve.add_argument("--ae-title", help="the daemon's AE title ([daemon] ae_title)")
+    serve.add_argument("--archive", type=Path, help="archive folder ([daemon] archive)")
+    serve.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="AE@IP:PORT",
+        help="trust an entity (repeatable), e.g. MYCLIENT@127.0.0.1:51403",
+    )
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="fresh temporary archive; trusts SIMCLIENT@127.0.0.1:51403 unless --trust is given",
+    )
+    serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+
+    cfg = commands.add_parser("config", help="show or check a configuration")
+    shown = cfg.add_mutually_exclusive_group(required=True)
+    shown.add_argument("--example", action="store_true", help="print a commented example")
+    shown.add_argument("--check", type=Path, metavar="FILE", help="validate FILE, print it")
+    return parser
+
+
+def parse_trust(value: str) -> dict[str, Any]:
+    """Parse ``AE@IP:PORT`` into a ``[[trusted]]`` table; errors name the option."""
+    ae_title, at, address = value.partition("@")
+    ip, colon, port = address.rpartition(":")
+    if not (at and colon and ae_title and ip and port.isdigit()):
+        raise ConfigError("--trust", value, "expected AE@IP:PORT, e.g. MYCLIENT@127.0.0.1:51403")
+    return {"ae_title": ae_title, "ip": ip.strip("[]"), "port": int(port)}
+
+
+def build_config(args: argparse.Namespace, demo_archive: Path | None) -> Config:
+    """Merge the configuration file and the command-line options, file first."""
+    data: dict[str, Any] = {}
+    base_dir: Path | None = None
+    if args.config is not None:
+        try:
+            data = tomllib.loads(args.config.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise ConfigError(
+                "--config", str(args.config), f"cannot read: {error.strerror}"
+            ) from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError("--config", str(args.config), f"not valid TOML: {error}") from None
+        base_dir = args.config.resolve().parent
+    daemon = data.setdefault("daemon", {})
+    overrides = {
+        "host": args.host,
+        "port": args.port,
+        "ae_title": args.ae_title,
+        "archive": str(args.archive) if args.archive else None,
+    }
+    daemon.update({key: value for key, value in overrides.items() if value is not None})
+    trusted = data.setdefault("trusted", [])
+    trusted.extend(parse_trust(value) for value in args.trust)
+    if demo_archive is not None:
+        daemon["archive"] = str(demo_archive)
+        if not trusted:
+            trusted.append(dict(DEMO_CLIENT))
+    return configuration.from_mapping(data, base_dir)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run a daemon until SIGINT or SIGTERM; return the exit status."""
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    with tempfile.TemporaryDirectory(prefix="simdaemon-demo-") as scratch:
+        config = build_config(args, Path(scratch) if args.demo else None)
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        try:
+            daemon = Daemon(config).start()
+        except DaemonError as error:
+            print(f"simdaemon: {error}", file=sys.stderr)
+            return EXIT_RUNTIME
+        try:
+            for entity in daemon.trusted:
+                LOGGER.info(
+                    "trusting '%s' from %s (C-MOVE port %d)",
+                    entity.ae_title,
+                    entity.ip,
+                    entity.port,
+                )
+            print(f"listening on {daemon.host}:{daemon.port} as {daemon.ae_title}", flush=True)
+            stop.wait()
+        finally:
+            daemon.stop()
+    return 0
+
+
+def show_config(args: argparse.Namespace) -> int:
+    """Print the example configuration, or a checked file as the daemon understands it."""
+    if args.example:
+        print(configuration.example(), end="")
+    else:
+        print(configuration.render(configuration.load(args.check)), end="")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return serve(args)
+        return show_config(args)
+    except ConfigError as error:
+        print(f"simdaemon: configuration error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,402 @@
+"""The daemon's configuration: one TOML file mirroring the service's configuration dialog.
+
+Every table and field has a default, so an empty file (or none) is a valid configuration.
+Loading is strict: an unknown key, a wrong type or a bad value raises :class:`ConfigError`
+naming the key with its table, the value given and what is allowed — the message a person
+needs to fix the file without reading this code.
+
+Each field's validator and comment live in its dataclass metadata; loading and
+:func:`render` (which writes the commented example) both read them, so the documentation
+of a field cannot drift from its check.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import tomllib
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydicom.charset import python_encoding
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DaemonSettings",
+    "Images",
+    "Investigation",
+    "PatientCreation",
+    "PatientMatching",
+    "TrustedEntity",
+    "example",
+    "load",
+    "loads",
+    "normalize_ae_title",
+    "render",
+]
+
+#: Specific Character Set defined terms the daemon can decode and encode.
+CHARSET_TERMS: frozenset[str] = frozenset(term for term in python_encoding if term)
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names key, value and remedy."""
+
+    def __init__(self, key: str, value: object, allowed: str) -> None:
+        self.key = key
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"{key} = {_show(value)} is not allowed: {allowed}")
+
+
+def _show(value: object) -> str:
+    """Show a value the way it would be written in TOML, so the user recognises it."""
+    if isinstance(value, (str, Path)):
+        return json.dumps(str(value), ensure_ascii=False)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
+
+
+# --- field checks: each takes the typed value and returns an error text or None -----------
+
+Check = Callable[[Any], "str | None"]
+
+
+def normalize_ae_title(value: str) -> str:
+    """Return an AE title as the daemon compares it: trailing spaces are not significant."""
+    return value.rstrip(" ")
+
+
+def _check_ae_title(value: str) -> str | None:
+    title = normalize_ae_title(value)
+    allowed = "1 to 16 characters, printable ASCII without backslash (trailing spaces ignored)"
+    if not title.strip():
+        return f"an AE title must not be empty; expected {allowed}"
+    if len(title) > 16:
+        return f"{len(title)} characters is too long; expected {allowed}"
+    bad = [c for c in title if c == "\\" or not " " <= c <= "~"]
+    if bad:
+        return f"character {bad[0]!r} is not allowed; expected {allowed}"
+    return None
+
+
+def _check_host(value: str) -> str | None:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return "expected an IPv4 or IPv6 address such as '127.0.0.1' (or '0.0.0.0' for all)"
+    return None
+
+
+def _check_ip(value: str) -> str | None:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return "expected an IP address such as '10.130.10.133' or a CIDR block such as '10.0.0.0/8'"
+    return None
+
+
+def _range(low: int, high: int) -> Check:
+    def check(value: int) -> str | None:
+        if not low <= value <= high:
+            return f"expected an integer from {low} to {high}"
+        return None
+
+    return check
+
+
+def _check_charset(value: str) -> str | None:
+    unknown = [term for term in value.split("\\") if term not in CHARSET_TERMS]
+    if unknown:
+        known = ", ".join(sorted(CHARSET_TERMS))
+        return (
+            f"{unknown[0]!r} is not a Specific Character Set defined term; "
+            f"expected one of {known} (several separated by backslashes)"
+        )
+    return None
+
+
+def _setting(default: Any, doc: str, check: Check | None = None) -> Any:
+    return field(default=default, metadata={"doc": doc, "check": check})
+
+
+def _required(doc: str, check: Check | None = None) -> Any:
+    return field(metadata={"doc": doc, "check": check})
+
+
+# --- the tables -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    """``[daemon]``: the dialog's "DICOM Network Settings"."""
+
+    ae_title: str = _setting(
+        "VMSDBD", "1-16 chars, no backslash/control chars; trailing spaces ignored", _check_ae_title
+    )
+    host: str = _setting(
+        "127.0.0.1", "network interface; loopback by default (training safety)", _check_host
+    )
+    port: int = _setting(51402, "0 = ephemeral; the bound port is reported", _range(0, 65535))
+    archive: Path = _setting(Path("archive"), "folder holding archive.sqlite and files/")
+    max_associations: int = _setting(
+        10, "associations served at once; one more is rejected transiently", _range(1, 1000)
+    )
+
+
+@dataclass(frozen=True)
+class PatientMatching:
+    """``[patient_matching]``: which demographics must agree to attach to a stored patient."""
+
+    patient_id: bool = _setting(True, "Patient ID (0010,0020), exact after trimming")
+    patient_id2: bool = _setting(False, "first value of Other Patient IDs (0010,1000)")
+    last_name: bool = _setting(True, "family name, case-insensitive")
+    first_name: bool = _setting(True, "given name, case-insensitive")
+    birth_date: bool = _setting(False, "Patient's Birth Date, exact")
+
+
+@dataclass(frozen=True)
+class PatientCreation:
+    """``[patient_creation]``: what happens when no stored patient matches."""
+
+    automatic: bool = _setting(True, "create the patient; false answers 0xC001")
+    hospital: str = _setting("", '"Hospital / Department", stamped on created patients')
+    department: str = _setting("", "stamped on created patients")
+
+
+@dataclass(frozen=True)
+class Images:
+    """``[images]``: options applied when images are imported."""
+
+    create_review_task: bool = _setting(False, "a review task per imported treatment image")
+    user_origin_from_data_collection_center: bool = _setting(
+        False, "CT: user origin from Data Collection Center (0018,9313)"
+    )
+    z_offset_mm: float = _setting(0.0, "added to the user origin's z")
+
+
+@dataclass(frozen=True)
+class Investigation:
+    """``[investigation]``: tools for finding out what a client sent and why it failed."""
+
+    save_all_iods: bool = _setting(False, "every incoming and outgoing IOD as a DICOM file")
+    iod_folder: Path = _setting(Path("iods"), "where save_all_iods writes")
+    failed_import_folder: Path = _setting(
+        Path("failed"), "objects that failed to import, each with a reason file"
+    )
+    sql_trace: bool = _setting(False, "every SQL statement to sqltrace.log")
+
+
+@dataclass(frozen=True)
+class TrustedEntity:
+    """``[[trusted]]``: an application entity the daemon talks to ("Trusted Application Entities").
+
+    Calls are accepted from ``ae_title`` only when they come from ``ip`` (an address, or a
+    CIDR block as an extension). ``port`` is not checked on incoming calls — clients call from
+    ephemeral ports — it is where the daemon connects to deliver a C-MOVE.
+    """
+
+    ae_title: str = _required("calling AE title of the client", _check_ae_title)
+    ip: str = _required("address the calls must come from (CIDR allowed)", _check_ip)
+    port: int = _required("where the daemon connects for C-MOVE to this AE", _range(1, 65535))
+    import_charset: str = _setting(
+        "ISO_IR 6", "applies when an object has no Specific Character Set", _check_charset
+    )
+    override_import_charset: bool = _setting(
+        False, "apply import_charset even when the object names one"
+    )
+    export_charset: str = _setting(
+        "ISO_IR 192", "character set of everything sent to this AE", _check_charset
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ae_title", normalize_ae_title(self.ae_title))
+
+    @property
+    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        """The addresses calls from this entity may come from."""
+        return ipaddress.ip_network(self.ip, strict=False)
+
+    def allows(self, address: str) -> bool:
+        """Return whether a call from ``address`` may be this entity."""
+        try:
+            return ipaddress.ip_address(address) in self.network
+        except ValueError:
+            return False
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration; ``Config()`` is the daemon's embedded default."""
+
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    patient_matching: PatientMatching = field(default_factory=PatientMatching)
+    patient_creation: PatientCreation = field(default_factory=PatientCreation)
+    images: Images = field(default_factory=Images)
+    investigation: Investigation = field(default_factory=Investigation)
+    trusted: tuple[TrustedEntity, ...] = ()
+
+    def entity(self, ae_title: str) -> TrustedEntity | None:
+        """Return the trusted entity with this AE title, if any."""
+        title = normalize_ae_title(ae_title)
+        return next((e for e in self.trusted if e.ae_title == title), None)
+
+
+_TABLES: dict[str, type[Any]] = {
+    "daemon": DaemonSettings,
+    "patient_matching": PatientMatching,
+    "patient_creation": PatientCreation,
+    "images": Images,
+    "investigation": Investigation,
+}
+_LISTS: dict[str, type[Any]] = {"trusted": TrustedEntity}
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def _convert(where: str, value: object, kind: Any, base_dir: Path) -> Any:
+    """Check a TOML value against a field's type and return it as that type."""
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(where, value, "expected true or false")
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(where, value, "expected an integer")
+    if kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(where, value, "expected a number")
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(where, value, "expected a string")
+    if kind is Path:
+        if isinstance(value, (str, Path)) and str(value):
+            path = Path(value)
+            return path if path.is_absolute() else base_dir / path
+        raise ConfigError(where, value, "expected a folder path as a non-empty string")
+    raise TypeError(f"no conversion for {kind!r}")  # a programming error, not a user's
+
+
+def _build(cls: type[Any], table: object, where: str, base_dir: Path) -> Any:
+    """Build one table's dataclass from its TOML mapping, checking every key."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(where, table, "expected a table")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key in table:
+        if key not in fields:
+            raise ConfigError(
+                f"{where}.{key}", table[key], f"unknown key; {where} takes {', '.join(fields)}"
+            )
+    values: dict[str, Any] = {}
+    for name, f in fields.items():
+        key = f"{where}.{name}"
+        if name not in table:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(key, "(missing)", f"{where} needs {name}: {f.metadata['doc']}")
+            continue
+        value = _convert(key, table[name], hints[name], base_dir)
+        check: Check | None = f.metadata.get("check")
+        problem = check(value) if check else None
+        if problem:
+            raise ConfigError(key, table[name], problem)
+        values[name] = value
+    return cls(**values)
+
+
+def from_mapping(data: Mapping[str, Any], base_dir: Path | None = None) -> Config:
+    """Build a :class:`Config` from parsed TOML; relative paths resolve against ``base_dir``."""
+    base = base_dir if base_dir is not None else Path.cwd()
+    for key in data:
+        if key not in _TABLES and key not in _LISTS:
+            allowed = ", ".join([*_TABLES, *(f"[[{k}]]" for k in _LISTS)])
+            raise ConfigError(key, data[key], f"unknown table; the tables are {allowed}")
+    tables = {name: _build(cls, data.get(name, {}), name, base) for name, cls in _TABLES.items()}
+    entries = data.get("trusted", [])
+    if not isinstance(entries, list):
+        raise ConfigError("trusted", entries, "expected [[trusted]] tables")
+    trusted: list[TrustedEntity] = []
+    for number, entry in enumerate(entries, start=1):
+        entity = _build(TrustedEntity, entry, f"trusted[{number}]", base)
+        earlier = next((t for t in trusted if t.ae_title == entity.ae_title), None)
+        if earlier is not None:
+            raise ConfigError(
+                f"trusted[{number}].ae_title",
+                entity.ae_title,
+                f"AE title already trusted as trusted[{trusted.index(earlier) + 1}]; "
+                "each trusted AE title must be unique",
+            )
+        trusted.append(entity)
+    return Config(**tables, trusted=tuple(trusted))
+
+
+def loads(text: str, base_dir: Path | None = None) -> Config:
+    """Parse configuration text; relative paths resolve against ``base_dir`` (default: cwd)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError("(file)", "(not TOML)", f"the file is not valid TOML: {error}") from None
+    return from_mapping(data, base_dir)
+
+
+def load(path: Path) -> Config:
+    """Load a configuration file; relative paths resolve against the file's folder."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError("(file)", str(path), f"cannot read it: {error.strerror}") from None
+    try:
+        return loads(text, path.resolve().parent)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error.key}", error.value, error.allowed) from None
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, Path):
+        return json.dumps(value.as_posix(), ensure_ascii=False)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _table_lines(header: str, item: Any) -> list[str]:
+    lines = [header]
+    for f in dataclasses.fields(item):
+        assignment = f"{f.name} = {_toml_value(getattr(item, f.name))}"
+        lines.append(f"{assignment:<48} # {f.metadata['doc']}")
+    return lines
+
+
+def render(config: Config) -> str:
+    """Write ``config`` as commented TOML that :func:`loads` reads back to an equal Config."""
+    lines = ["# simdaemon configuration (the DB Daemon's configuration dialog)", ""]
+    for name in _TABLES:
+        lines += [*_table_lines(f"[{name}]", getattr(config, name)), ""]
+    if not config.trusted:
+        lines += ["# [[trusted]] tables list the AEs allowed to call; none are trusted here.", ""]
+    for entity in config.trusted:
+        lines += [*_table_lines("[[trusted]]", entity), ""]
+    return "\n".join(lines)
+
+
+def example() -> str:
+    """Return the commented example configuration: the defaults plus one trusted client."""
+    client = TrustedEntity(ae_title="MYCLIENT", ip="10.130.10.133", port=9999)
+    return render(Config(trusted=(client,)))

@@ -1,0 +1,296 @@
+"""The daemon: a pynetdicom application entity with the DB Daemon's access rules.
+
+``Daemon(config).start()`` binds and listens in the caller's thread, so when it returns the
+port is open and :attr:`Daemon.port` is the real one (port 0 asks for an ephemeral port):
+no readiness race, no sleeping. Serving happens on a background thread; ``stop()`` wakes
+it at once through a socket pair instead of waiting for socketserver's half-second poll, so
+a test can start and stop daemons by the hundred.
+
+Exceptions raised on server threads are logged and kept; :meth:`Daemon.raise_errors` re-raises
+the first one in the caller, so a bug in a handler fails the test that triggered it.
+"""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TypeVar
+
+from pynetdicom import AE, evt
+from pynetdicom.association import Association
+from pynetdicom.transport import ThreadedAssociationServer
+
+from simdaemon.access import ABSTRACT_SYNTAXES, TRANSFER_SYNTAXES, AssociationRequest, decide
+from simdaemon.audit import AuditTrail
+from simdaemon.config import Config, TrustedEntity, normalize_ae_title
+from simdaemon.reactor import EventDrivenRequestHandler
+from simdaemon.services.echo import handle_echo
+from simdaemon.services.peer import describe_peer
+
+__all__ = ["Daemon", "DaemonError"]
+
+LOGGER = logging.getLogger(__name__)
+
+#: pynetdicom enforces its own limit after our access decision; ours is the one that counts.
+_UNLIMITED = 1_000_000
+_JOIN_TIMEOUT_S = 5.0
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class DaemonError(RuntimeError):
+    """The daemon could not start, or one of its threads failed."""
+
+
+class _Listener(ThreadedAssociationServer):
+    """pynetdicom's threaded server with a serve loop that ``stop()`` can wake at once."""
+
+    def __init__(self, *args: Any, on_error: Callable[[BaseException], None], **kwargs: Any):
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._stopping = threading.Event()
+        self._on_error = on_error
+        super().__init__(*args, **kwargs)
+
+    def serve_until_stopped(self) -> None:
+        """Accept connections until :meth:`stop_serving` is called."""
+        listening = self.socket
+        assert listening is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(listening, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while not self._stopping.is_set():
+                ready = selector.select()
+                if self._stopping.is_set():
+                    break
+                if any(key.fileobj is listening for key, _ in ready):
+                    self._handle_request_noblock()  # type: ignore[attr-defined]
+                    self.service_actions()
+
+    def stop_serving(self) -> None:
+        """Make :meth:`serve_until_stopped` return promptly."""
+        self._stopping.set()
+        self._wake_w.send(b"\0")
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Keep the exception of a failed connection thread instead of printing it."""
+        error = sys.exc_info()[1]
+        if error is not None:
+            self._on_error(error)
+
+
+class Daemon:
+    """A simulated ARIA DB Daemon; a context manager, usable without pytest."""
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config if config is not None else Config()
+        self.audit = AuditTrail()
+        self.errors: list[BaseException] = []
+        self._trusted: dict[str, TrustedEntity] = {e.ae_title: e for e in self.config.trusted}
+        self._lock = threading.Lock()
+        self._listener: _Listener | None = None
+        self._thread: threading.Thread | None = None
+        self._ae = self._make_ae()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> Daemon:
+        """Bind, listen and start serving; return once connections are accepted."""
+        if self._listener is not None:
+            return self
+        settings = self.config.daemon
+        handlers: list[Any] = [
+            (evt.EVT_CONN_OPEN, self._guard(self._on_connection)),
+            (evt.EVT_REQUESTED, self._guard(self._on_requested)),
+            (evt.EVT_C_ECHO, self._guard(handle_echo), [self.audit]),
+        ]
+        try:
+            listener: _Listener = self._ae.make_server(
+                (settings.host, settings.port),
+                ae_title=self.ae_title,
+                evt_handlers=handlers,
+                server_class=_Listener,
+                request_handler=EventDrivenRequestHandler,
+                on_error=self._keep_error,
+            )  # type: ignore[assignment]
+        except OSError as error:
+            raise DaemonError(
+                f"cannot listen on {settings.host}:{settings.port}: {error.strerror}; "
+                "choose another [daemon] port (0 picks a free one) or host"
+            ) from error
+        self._listener = listener
+        self._thread = threading.Thread(
+            target=self._serve, name=f"simdaemon@{self.port}", daemon=True
+        )
+        self._thread.start()
+        LOGGER.info("listening on %s:%d as %s", self.host, self.port, self.ae_title)
+        return self
+
+    def stop(self) -> None:
+        """Stop listening, abort open associations and wait for their threads; idempotent."""
+        listener, thread = self._listener, self._thread
+        if listener is None or thread is None:
+            return
+        self._listener = self._thread = None
+        listener.stop_serving()
+        thread.join(_JOIN_TIMEOUT_S)
+        associations = listener.active_associations
+        for assoc in associations:
+            assoc.abort()
+        listener.server_close()
+        for assoc in associations:
+            assoc.join(_JOIN_TIMEOUT_S)
+        LOGGER.info("stopped %s on port %d", self.ae_title, listener.server_address[1])
+
+    def __enter__(self) -> Daemon:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def raise_errors(self) -> None:
+        """Re-raise, in the caller, the first exception a server thread hit."""
+        if self.errors:
+            raise DaemonError(f"a daemon thread failed: {self.errors[0]!r}") from self.errors[0]
+
+    # --- what a test or the CLI reads ------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """Whether the daemon is accepting connections."""
+        return self._listener is not None
+
+    @property
+    def ae_title(self) -> str:
+        """The daemon's AE title, as callers must address it."""
+        return normalize_ae_title(self.config.daemon.ae_title)
+
+    @property
+    def host(self) -> str:
+        """The address the daemon listens on."""
+        return self.config.daemon.host
+
+    @property
+    def port(self) -> int:
+        """The bound port; the ephemeral one when the configuration asked for port 0."""
+        if self._listener is None:
+            raise DaemonError("the daemon is not running, so it has no port; call start()")
+        return int(self._listener.server_address[1])
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """``(host, port)`` to connect to."""
+        return self.host, self.port
+
+    @property
+    def trusted(self) -> tuple[TrustedEntity, ...]:
+        """The trusted entities in force now, including runtime changes."""
+        with self._lock:
+            return tuple(self._trusted.values())
+
+    def trust(self, entity: TrustedEntity) -> None:
+        """Trust an entity from now on (replacing one with the same AE title); no restart."""
+        with self._lock:
+            self._trusted[entity.ae_title] = entity
+        LOGGER.info("now trusting '%s' from %s (port %d)", entity.ae_title, entity.ip, entity.port)
+
+    def untrust(self, ae_title: str) -> None:
+        """Stop trusting an AE title; unknown titles raise :class:`KeyError`."""
+        title = normalize_ae_title(ae_title)
+        with self._lock:
+            if title not in self._trusted:
+                known = ", ".join(self._trusted) or "none"
+                raise KeyError(f"'{title}' is not a trusted entity (trusted: {known})")
+            del self._trusted[title]
+        LOGGER.info("no longer trusting '%s'", title)
+
+    # --- protocol glue ---------------------------------------------------------------------
+
+    def _make_ae(self) -> AE:
+        ae = AE(ae_title=self.ae_title)
+        ae.maximum_associations = _UNLIMITED
+        for syntax in ABSTRACT_SYNTAXES:
+            ae.add_supported_context(syntax, list(TRANSFER_SYNTAXES))
+        return ae
+
+    def _serve(self) -> None:
+        assert self._listener is not None
+        listener = self._listener
+        try:
+            listener.serve_until_stopped()
+        except BaseException as error:  # noqa: BLE001 - kept for the caller, see raise_errors
+            self._keep_error(error)
+
+    def _keep_error(self, error: BaseException) -> None:
+        LOGGER.error("daemon thread failed: %r", error, exc_info=error)
+        self.errors.append(error)
+
+    def _guard(self, handler: _F) -> _F:
+        """Wrap an event handler so its exceptions are kept, then re-raised to pynetdicom."""
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return handler(*args, **kwargs)
+            except Exception as error:
+                self._keep_error(error)
+                raise
+
+        guarded.__name__ = getattr(handler, "__name__", "handler")
+        return guarded  # type: ignore[return-value]
+
+    def _on_connection(self, event: evt.Event) -> None:
+        """Send each PDU at once: small responses must not wait for Nagle's algorithm."""
+        assoc = event.assoc
+        raw = assoc.dul.socket.socket if assoc.dul.socket else None
+        if raw is not None:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _on_requested(self, event: evt.Event) -> None:
+        """Accept or reject an A-ASSOCIATE-RQ by the rules of :mod:`simdaemon.access`."""
+        started = time.perf_counter()
+        assoc: Association = event.assoc
+        peer = describe_peer(assoc)
+        listener = self._listener
+        active = 0
+        if listener is not None:
+            active = sum(1 for a in listener.active_associations if a is not assoc)
+        decision = decide(
+            AssociationRequest(peer.calling_ae, peer.called_ae, peer.ip, peer.port),
+            daemon_ae=self.ae_title,
+            trusted=self.trusted,
+            active=active,
+            limit=self.config.daemon.max_associations,
+        )
+        rejection = decision.rejection
+        if rejection is None:
+            LOGGER.info(decision.explanation)
+        else:
+            LOGGER.warning("rejected association: %s", decision.explanation)
+            assoc.acse.send_reject(rejection.result, rejection.source, rejection.reason)
+        self.audit.record(
+            "associate",
+            calling_ae=peer.calling_ae,
+            called_ae=peer.called_ae,
+            peer=peer.address,
+            outcome="accepted" if decision.accepted else "rejected",
+            detail=decision.explanation,
+            rule=decision.rule,
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )
+        if rejection is not None:
+            assoc.kill()

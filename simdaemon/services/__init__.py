@@ -1,0 +1,1 @@
+"""DIMSE services: one module per service, translating protocol events to daemon actions."""

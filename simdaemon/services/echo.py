@@ -1,0 +1,31 @@
+"""C-ECHO: success for every accepted association (SPEC section 4)."""
+
+from __future__ import annotations
+
+import time
+
+from pynetdicom import evt
+
+from simdaemon.audit import AuditTrail
+from simdaemon.services.peer import describe_peer
+
+__all__ = ["handle_echo"]
+
+SUCCESS = 0x0000
+
+
+def handle_echo(event: evt.Event, audit: AuditTrail) -> int:
+    """Answer a C-ECHO with success and record it in the audit trail."""
+    started = time.perf_counter()
+    peer = describe_peer(event.assoc)
+    audit.record(
+        "echo",
+        calling_ae=peer.calling_ae,
+        called_ae=peer.called_ae,
+        peer=peer.address,
+        outcome="success",
+        detail="verification answered",
+        status=SUCCESS,
+        duration_ms=(time.perf_counter() - started) * 1000,
+    )
+    return SUCCESS

@@ -1,0 +1,39 @@
+"""Who is on the other end of an association, as the audit trail and the logs name it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pynetdicom.association import Association
+
+__all__ = ["Peer", "describe_peer"]
+
+
+@dataclass(frozen=True)
+class Peer:
+    """The calling and called AE titles and the peer's ``ip:port``."""
+
+    calling_ae: str
+    called_ae: str
+    ip: str
+    port: int
+
+    @property
+    def address(self) -> str:
+        """The peer as ``ip:port``."""
+        return f"{self.ip}:{self.port}"
+
+
+def describe_peer(assoc: Association) -> Peer:
+    """Return the peer of an association the daemon is serving (the acceptor side)."""
+    request = assoc.requestor.primitive
+    if request is None:  # only before the A-ASSOCIATE-RQ has arrived
+        calling, called = assoc.requestor.ae_title, assoc.acceptor.ae_title
+    else:
+        calling, called = request.calling_ae_title, request.called_ae_title
+    return Peer(
+        calling_ae=calling,
+        called_ae=called,
+        ip=assoc.requestor.address,
+        port=assoc.requestor.port,
+    )
