@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from simdaemon import config as configuration
-from simdaemon.config import Config, ConfigError
+from simdaemon.config import ABSENT, Config, ConfigError
 from simdaemon.server import Daemon, DaemonError
 
 __all__ = ["main"]
@@ -84,10 +84,10 @@ def build_config(args: argparse.Namespace, demo_archive: Path | None) -> Config:
             data = tomllib.loads(args.config.read_text(encoding="utf-8"))
         except OSError as error:
             raise ConfigError(
-                "--config", str(args.config), f"cannot read: {error.strerror}"
+                str(args.config), ABSENT, f"cannot read it: {error.strerror}"
             ) from None
         except tomllib.TOMLDecodeError as error:
-            raise ConfigError("--config", str(args.config), f"not valid TOML: {error}") from None
+            raise ConfigError(str(args.config), ABSENT, f"not valid TOML: {error}") from None
         base_dir = args.config.resolve().parent
     daemon = data.setdefault("daemon", {})
     overrides = {

@@ -44,6 +44,16 @@ __all__ = [
 CHARSET_TERMS: frozenset[str] = frozenset(term for term in python_encoding if term)
 
 
+class _Absent:
+    """Marks a :class:`ConfigError` about a key that has no value (missing, or no TOML)."""
+
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+ABSENT: Any = _Absent()
+
+
 class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names key, value and remedy."""
 
@@ -51,7 +61,10 @@ class ConfigError(ValueError):
         self.key = key
         self.value = value
         self.allowed = allowed
-        super().__init__(f"{key} = {_show(value)} is not allowed: {allowed}")
+        if value is ABSENT:
+            super().__init__(f"{key}: {allowed}")
+        else:
+            super().__init__(f"{key} = {_show(value)} is not allowed: {allowed}")
 
 
 def _show(value: object) -> str:
@@ -302,8 +315,12 @@ def _build(cls: type[Any], table: object, where: str, base_dir: Path) -> Any:
     for name, f in fields.items():
         key = f"{where}.{name}"
         if name not in table:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ConfigError(key, "(missing)", f"{where} needs {name}: {f.metadata['doc']}")
+            if f.default is dataclasses.MISSING:
+                raise ConfigError(
+                    key, ABSENT, f"missing; {where} needs {name}: {f.metadata['doc']}"
+                )
+            if hints[name] is Path:  # a default folder is relative to the file too
+                values[name] = _convert(key, f.default, Path, base_dir)
             continue
         value = _convert(key, table[name], hints[name], base_dir)
         check: Check | None = f.metadata.get("check")
@@ -345,7 +362,7 @@ def loads(text: str, base_dir: Path | None = None) -> Config:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError("(file)", "(not TOML)", f"the file is not valid TOML: {error}") from None
+        raise ConfigError("(file)", ABSENT, f"not valid TOML: {error}") from None
     return from_mapping(data, base_dir)
 
 
@@ -354,7 +371,7 @@ def load(path: Path) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
-        raise ConfigError("(file)", str(path), f"cannot read it: {error.strerror}") from None
+        raise ConfigError(str(path), ABSENT, f"cannot read it: {error.strerror}") from None
     try:
         return loads(text, path.resolve().parent)
     except ConfigError as error:

@@ -8,7 +8,10 @@ socket and on a wake-up socket that :meth:`send_pdu` writes to, so it reacts at 
 directions and sleeps soundly when the association is idle.
 
 The loop is pynetdicom 3.0's ``DULServiceProvider.run_reactor`` with the sleep replaced by
-that wait; its state machine, timers and error handling are untouched.
+that wait; its state machine, timers and error handling are untouched. One thing is added: a
+connection that closes (or is aborted for sending garbage) before any A-ASSOCIATE-RQ releases
+the association thread at once, where pynetdicom would keep it waiting for the whole ACSE
+timeout — so such peers do not hold a place under ``max_associations`` for 30 s.
 """
 
 from __future__ import annotations
@@ -22,9 +25,16 @@ from typing import Any
 
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
+from pynetdicom.pdu_primitives import A_ABORT, A_ASSOCIATE, A_P_ABORT, A_RELEASE
 from pynetdicom.transport import RequestHandler
 
-__all__ = ["EventDrivenDUL", "EventDrivenRequestHandler"]
+__all__ = [
+    "EventDrivenDUL",
+    "EventDrivenRequestHandler",
+    "end_association",
+    "force_close",
+    "is_serving",
+]
 
 LOGGER = logging.getLogger(__name__)
 
@@ -41,9 +51,32 @@ class EventDrivenDUL(DULServiceProvider):
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
+        self._gave_up = False
+        self.ending = False
+
+    def give_up_waiting_for_request(self) -> None:
+        """Release an association thread still waiting for its A-ASSOCIATE-RQ.
+
+        pynetdicom's acceptor treats ``None`` from the DUL as "no request within the ACSE
+        timeout": it closes the connection and ends the thread. Does nothing once a request
+        has arrived.
+        """
+        if self._gave_up or self.assoc.requestor.primitive is not None:
+            return
+        self._gave_up = True
+        self.to_user_queue.put(None)  # type: ignore[arg-type]
 
     def send_pdu(self, primitive: Any) -> None:
-        """Queue a primitive for the peer and wake the reactor to send it."""
+        """Queue a primitive for the peer and wake the reactor to send it.
+
+        A primitive that ends the association (release response, abort, reject) marks it
+        :attr:`ending` *before* the peer can see it, so a peer that reconnects at once is
+        never counted against the limit by its previous, still-closing association.
+        """
+        if isinstance(primitive, (A_ABORT, A_P_ABORT)) or (
+            isinstance(primitive, (A_RELEASE, A_ASSOCIATE)) and primitive.result not in (None, 0x00)
+        ):
+            self.ending = True
         super().send_pdu(primitive)
         self._wake()
 
@@ -111,6 +144,8 @@ class EventDrivenDUL(DULServiceProvider):
                     continue
                 self.state_machine.do_action(event)
                 idle = False
+                if self.state_machine.current_state == "Sta1":  # the transport is closed
+                    self.give_up_waiting_for_request()
         finally:
             self._wake_r.close()
             self._wake_w.close()
@@ -131,3 +166,32 @@ class EventDrivenRequestHandler(RequestHandler):
         assoc.acse_timeout = assoc.acse_timeout
         assoc.network_timeout = assoc.network_timeout
         return assoc
+
+
+def end_association(assoc: Any) -> None:
+    """Start ending an association the daemon serves, whatever its state; do not block.
+
+    An established association is aborted (A-ABORT to the peer); one still waiting for its
+    request is released. The caller joins the thread.
+    """
+    if assoc.is_established:
+        assoc.abort(block=False)
+    elif isinstance(assoc.dul, EventDrivenDUL):
+        assoc.dul.give_up_waiting_for_request()
+
+
+def force_close(assoc: Any) -> None:
+    """Close an association's socket, for a peer that ignored :func:`end_association`."""
+    socket_ = assoc.dul.socket
+    if socket_ is not None:
+        with contextlib.suppress(OSError):
+            socket_.close()
+
+
+def is_serving(assoc: Any) -> bool:
+    """Whether an association counts against ``max_associations``: alive and not ending."""
+    return bool(
+        assoc.is_alive()
+        and not (assoc.is_released or assoc.is_aborted or assoc.is_rejected)
+        and not getattr(assoc.dul, "ending", False)
+    )

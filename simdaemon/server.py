@@ -29,7 +29,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from simdaemon.access import ABSTRACT_SYNTAXES, TRANSFER_SYNTAXES, AssociationRequest, decide
 from simdaemon.audit import AuditTrail
 from simdaemon.config import Config, TrustedEntity, normalize_ae_title
-from simdaemon.reactor import EventDrivenRequestHandler
+from simdaemon.reactor import EventDrivenRequestHandler, end_association, force_close, is_serving
 from simdaemon.services.echo import handle_echo
 from simdaemon.services.peer import describe_peer
 
@@ -40,6 +40,8 @@ LOGGER = logging.getLogger(__name__)
 #: pynetdicom enforces its own limit after our access decision; ours is the one that counts.
 _UNLIMITED = 1_000_000
 _JOIN_TIMEOUT_S = 5.0
+#: How long stop() lets a peer close its side after an A-ABORT before closing the socket.
+_PEER_GRACE_S = 1.0
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -146,10 +148,13 @@ class Daemon:
         thread.join(_JOIN_TIMEOUT_S)
         associations = listener.active_associations
         for assoc in associations:
-            assoc.abort()
-        listener.server_close()
+            end_association(assoc)
         for assoc in associations:
-            assoc.join(_JOIN_TIMEOUT_S)
+            assoc.join(_PEER_GRACE_S)
+            if assoc.is_alive():  # the peer ignored the A-ABORT; do not wait for its timer
+                force_close(assoc)
+                assoc.join(_JOIN_TIMEOUT_S)
+        listener.server_close()
         LOGGER.info("stopped %s on port %d", self.ae_title, listener.server_address[1])
 
     def __enter__(self) -> Daemon:
@@ -268,7 +273,9 @@ class Daemon:
         listener = self._listener
         active = 0
         if listener is not None:
-            active = sum(1 for a in listener.active_associations if a is not assoc)
+            active = sum(
+                1 for a in listener.active_associations if a is not assoc and is_serving(a)
+            )
         decision = decide(
             AssociationRequest(peer.calling_ae, peer.called_ae, peer.ip, peer.port),
             daemon_ae=self.ae_title,
