@@ -1,0 +1,100 @@
+"""Fixtures shared by the network tests: daemons on ephemeral ports, DCMTK tools."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simdaemon import Daemon
+from simdaemon.config import from_mapping
+
+MakeDaemon = Callable[..., Daemon]
+
+#: The trusted entity most tests call as: this machine's loopback.
+CLIENT = {"ae_title": "SIMCLIENT", "ip": "127.0.0.1", "port": 51403}
+
+
+@pytest.fixture
+def make_daemon(tmp_path: Path) -> Iterator[MakeDaemon]:
+    """Start daemons on port 0 with ``[daemon]`` fields as keywords, other tables as dicts.
+
+    ``trusted`` defaults to SIMCLIENT from 127.0.0.1. Every daemon is stopped at teardown,
+    and an exception on any of its threads fails the test.
+    """
+    started: list[Daemon] = []
+
+    def make(**overrides: Any) -> Daemon:
+        data: dict[str, Any] = {"daemon": {"port": 0, "archive": str(tmp_path / "archive")}}
+        data["trusted"] = overrides.pop("trusted", [CLIENT])
+        for key, value in overrides.items():
+            if isinstance(value, dict):
+                data[key] = value
+            else:
+                data["daemon"][key] = value
+        daemon = Daemon(from_mapping(data, tmp_path)).start()
+        started.append(daemon)
+        return daemon
+
+    yield make
+    for daemon in started:
+        daemon.stop()
+    for daemon in started:
+        daemon.raise_errors()
+
+
+@pytest.fixture
+def daemon(make_daemon: MakeDaemon) -> Daemon:
+    """A daemon with the default configuration, trusting SIMCLIENT from 127.0.0.1."""
+    return make_daemon()
+
+
+def _is_dcmtk(path: str) -> bool:
+    try:
+        answer = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+    except OSError:
+        return False
+    return "dcmtk" in (answer.stdout + answer.stderr).lower()
+
+
+def find_dcmtk(tool: str) -> str | None:
+    """Return DCMTK's ``tool``; pynetdicom installs same-named scripts that shadow it on PATH."""
+    candidates = [
+        os.path.join(folder, tool) for folder in os.environ.get("PATH", "").split(os.pathsep)
+    ]
+    candidates.append(f"/usr/bin/{tool}")
+    for path in dict.fromkeys(candidates):
+        if os.access(path, os.X_OK) and _is_dcmtk(path):
+            return path
+    return None
+
+
+@pytest.fixture(scope="session")
+def dcmtk() -> Callable[[str], str]:
+    """Return a function giving the path of a DCMTK tool; missing tools fail in CI, else skip."""
+
+    def tool(name: str) -> str:
+        path = find_dcmtk(name)
+        if path is None:
+            message = f"DCMTK's {name} is not installed (apt-get install -y dcmtk)"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
+        return path
+
+    return tool
+
+
+def has_second_loopback() -> bool:
+    """Whether 127.0.0.2 can be bound (Linux routes all of 127.0.0.0/8 to loopback)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.2", 0))
+        except OSError:
+            return False
+    return True

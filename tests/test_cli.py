@@ -1,0 +1,133 @@
+"""The ``simdaemon`` command line, run as a user runs it: a subprocess."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from simdaemon import config
+from tests.conftest import find_dcmtk
+
+LISTENING = "listening on "
+
+
+def simdaemon(*args: str) -> list[str]:
+    return [sys.executable, "-m", "simdaemon", *args]
+
+
+class Served:
+    """A ``simdaemon serve`` subprocess and the port its listening line reported."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            simdaemon("serve", "--port", "0", *args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        self.line = self.process.stdout.readline().rstrip("\n")
+        host_port = self.line.removeprefix(LISTENING).split(" as ")[0]
+        self.port = int(host_port.rsplit(":", 1)[1]) if self.line.startswith(LISTENING) else 0
+
+    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str, str]:
+        self.process.send_signal(sig)
+        out, err = self.process.communicate(timeout=10)
+        return self.process.returncode, out, err
+
+
+@pytest.fixture
+def served() -> Iterator[list[Served]]:
+    running: list[Served] = []
+    yield running
+    for server in running:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.communicate()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_serve_prints_one_line_and_stops_cleanly(served: list[Served], sig: int) -> None:
+    server = Served("--demo")
+    served.append(server)
+    assert server.line == f"listening on 127.0.0.1:{server.port} as VMSDBD"
+    code, rest_of_stdout, log = server.stop(sig)
+    assert code == 0
+    assert rest_of_stdout == "", "stdout carries the listening line only; logs go to stderr"
+    assert "trusting 'SIMCLIENT' from 127.0.0.1 (C-MOVE port 51403)" in log
+
+
+def test_demo_daemon_answers_echoscu_and_explains_a_stranger(served: list[Served]) -> None:
+    echoscu = find_dcmtk("echoscu")
+    if echoscu is None:
+        pytest.skip("DCMTK echoscu is not installed; tests/test_dcmtk.py reports it in CI")
+    server = Served("--demo", "--ae-title", "MYDAEMON")
+    served.append(server)
+    port = str(server.port)
+    ok = subprocess.run([echoscu, "-aet", "SIMCLIENT", "-aec", "MYDAEMON", "127.0.0.1", port])
+    refused = subprocess.run(
+        [echoscu, "-aet", "STRANGER", "-aec", "MYDAEMON", "127.0.0.1", port],
+        capture_output=True,
+        text=True,
+    )
+    code, _, log = server.stop()
+    assert ok.returncode == 0
+    assert refused.returncode != 0
+    assert "calling ae title not recognized" in refused.stderr.lower()
+    (line,) = [line for line in log.splitlines() if "STRANGER" in line]
+    assert "add it under [[trusted]] with ae_title = 'STRANGER', ip = '127.0.0.1'" in line
+    assert code == 0
+
+
+def test_trust_option_replaces_the_demo_client(served: list[Served]) -> None:
+    server = Served("--demo", "--trust", "MYCLIENT@127.0.0.1:104")
+    served.append(server)
+    _, _, log = server.stop()
+    assert "trusting 'MYCLIENT' from 127.0.0.1 (C-MOVE port 104)" in log
+    assert "SIMCLIENT" not in log
+
+
+def test_config_file_is_read_and_options_override_it(tmp_path: Path, served: list[Served]) -> None:
+    path = tmp_path / "site.toml"
+    path.write_text('[daemon]\nae_title = "FROMFILE"\nport = 51402\n')
+    server = Served("--config", str(path))
+    served.append(server)
+    assert server.line.endswith(" as FROMFILE")
+    assert server.port != 51402, "--port 0 overrides the file"
+    server.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ae-title", "A" * 17], 'daemon.ae_title = "AAAAAAAAAAAAAAAAA" is not allowed'),
+        (["--trust", "NOPORT@127.0.0.1"], '--trust = "NOPORT@127.0.0.1" is not allowed'),
+        (["--trust", "X@not-an-ip:104"], 'trusted[1].ip = "not-an-ip" is not allowed'),
+        (["--config", "/nonexistent/site.toml"], "/nonexistent/site.toml: cannot read it"),
+    ],
+)
+def test_configuration_errors_exit_2_without_traceback(args: list[str], message: str) -> None:
+    done = subprocess.run(
+        simdaemon("serve", "--port", "0", *args), capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+
+
+def test_config_example_loads_back(tmp_path: Path) -> None:
+    done = subprocess.run(simdaemon("config", "--example"), capture_output=True, text=True)
+    assert done.returncode == 0
+    path = tmp_path / "example.toml"
+    path.write_text(done.stdout)
+    checked = subprocess.run(
+        simdaemon("config", "--check", str(path)), capture_output=True, text=True
+    )
+    assert checked.returncode == 0
+    assert config.loads(checked.stdout, tmp_path) == config.load(path)

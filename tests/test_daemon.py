@@ -1,0 +1,85 @@
+"""The Daemon's lifecycle: bind before returning, ephemeral ports, idempotent stop, errors kept."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+from pynetdicom import evt
+
+import simdaemon.server
+from simdaemon import Config, Daemon, DaemonError
+from simdaemon.config import DaemonSettings
+from tests.conftest import MakeDaemon
+from tests.scu import associate
+
+
+def _threads_of(daemon_port: int) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == f"simdaemon@{daemon_port}"]
+
+
+def test_start_returns_listening_on_the_reported_ephemeral_port() -> None:
+    with Daemon(Config(daemon=DaemonSettings(port=0))) as daemon:
+        assert daemon.running
+        assert daemon.port > 0
+        assert daemon.address == ("127.0.0.1", daemon.port)
+        with socket.create_connection(daemon.address, timeout=5):
+            pass  # connecting right after start() succeeds: no readiness race
+    assert not daemon.running
+
+
+def test_stop_is_idempotent_and_leaves_no_thread_or_socket() -> None:
+    daemon = Daemon(Config(daemon=DaemonSettings(port=0))).start()
+    port = daemon.port
+    assert _threads_of(port)
+    daemon.stop()
+    daemon.stop()
+    assert not _threads_of(port)
+    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port)):
+        pass
+    with pytest.raises(DaemonError, match="not running"):
+        _ = daemon.port
+
+
+def test_stop_ends_open_associations(make_daemon: MakeDaemon) -> None:
+    daemon = make_daemon()
+    assoc = associate(daemon)
+    assert assoc.is_established
+    silent = socket.create_connection(daemon.address, timeout=5)  # never sends a request
+    daemon.stop()
+    assoc.join(5)
+    assert assoc.is_aborted
+    with silent:
+        try:
+            closed = silent.recv(1) == b""
+        except ConnectionResetError:
+            closed = True
+    assert closed, "a connection that never sent a request is closed too"
+
+
+def test_a_port_in_use_is_a_clear_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        daemon = Daemon(Config(daemon=DaemonSettings(port=port)))
+        with pytest.raises(DaemonError, match=rf"cannot listen on 127\.0\.0\.1:{port}: .*port"):
+            daemon.start()
+
+
+def test_handler_exceptions_are_kept_and_re_raised(
+    make_daemon: MakeDaemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(event: evt.Event, *_: object) -> int:
+        raise ZeroDivisionError("bug in a handler")
+
+    monkeypatch.setattr(simdaemon.server, "handle_echo", broken)
+    daemon = make_daemon()
+    assoc = associate(daemon)
+    assoc.send_c_echo()
+    assoc.release()
+    with pytest.raises(DaemonError, match="bug in a handler") as raised:
+        daemon.raise_errors()
+    assert isinstance(raised.value.__cause__, ZeroDivisionError)
+    daemon.errors.clear()  # handled here; the fixture would otherwise fail the test
