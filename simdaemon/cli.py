@@ -113,6 +113,9 @@ def serve(args: argparse.Namespace) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if logging.getLogger().level > logging.DEBUG:
+        # One line per decision is ours to write; pynetdicom's step-by-step INFO is noise here.
+        logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="simdaemon-demo-") as scratch:
         config = build_config(args, Path(scratch) if args.demo else None)
         stop = threading.Event()

@@ -81,6 +81,7 @@ def test_demo_daemon_answers_echoscu_and_explains_a_stranger(served: list[Served
     assert "calling ae title not recognized" in refused.stderr.lower()
     (line,) = [line for line in log.splitlines() if "STRANGER" in line]
     assert "add it under [[trusted]] with ae_title = 'STRANGER', ip = '127.0.0.1'" in line
+    assert "Accepting Association" not in log, "pynetdicom's INFO steps stay out of the log"
     assert code == 0
 
 
