@@ -146,6 +146,9 @@ class Daemon:
         self._listener = self._thread = None
         listener.stop_serving()
         thread.join(_JOIN_TIMEOUT_S)
+        # Closing joins the connection threads, so every association they created has started
+        # and can be ended and joined below.
+        listener.server_close()
         associations = listener.active_associations
         for assoc in associations:
             end_association(assoc)
