@@ -157,7 +157,6 @@ class Daemon:
             if assoc.is_alive():  # the peer ignored the A-ABORT; do not wait for its timer
                 force_close(assoc)
                 assoc.join(_JOIN_TIMEOUT_S)
-        listener.server_close()
         LOGGER.info("stopped %s on port %d", self.ae_title, listener.server_address[1])
 
     def __enter__(self) -> Daemon:
@@ -286,12 +285,7 @@ class Daemon:
             active=active,
             limit=self.config.daemon.max_associations,
         )
-        rejection = decision.rejection
-        if rejection is None:
-            LOGGER.info(decision.explanation)
-        else:
-            LOGGER.warning("rejected association: %s", decision.explanation)
-            assoc.acse.send_reject(rejection.result, rejection.source, rejection.reason)
+        # Record before answering: a client that has its answer can already read the audit.
         self.audit.record(
             "associate",
             calling_ae=peer.calling_ae,
@@ -302,5 +296,10 @@ class Daemon:
             rule=decision.rule,
             duration_ms=(time.perf_counter() - started) * 1000,
         )
-        if rejection is not None:
-            assoc.kill()
+        rejection = decision.rejection
+        if rejection is None:
+            LOGGER.info(decision.explanation)
+            return
+        LOGGER.warning("rejected association: %s", decision.explanation)
+        assoc.acse.send_reject(rejection.result, rejection.source, rejection.reason)
+        assoc.kill()
