@@ -13,13 +13,12 @@ import signal
 import sys
 import tempfile
 import threading
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from simdaemon import config as configuration
-from simdaemon.config import ABSENT, Config, ConfigError
+from simdaemon.config import Config, ConfigError
 from simdaemon.server import Daemon, DaemonError
 
 __all__ = ["main"]
@@ -80,14 +79,7 @@ def build_config(args: argparse.Namespace, demo_archive: Path | None) -> Config:
     data: dict[str, Any] = {}
     base_dir: Path | None = None
     if args.config is not None:
-        try:
-            data = tomllib.loads(args.config.read_text(encoding="utf-8"))
-        except OSError as error:
-            raise ConfigError(
-                str(args.config), ABSENT, f"cannot read it: {error.strerror}"
-            ) from None
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError(str(args.config), ABSENT, f"not valid TOML: {error}") from None
+        data = configuration.read(args.config)
         base_dir = args.config.resolve().parent
     daemon = data.setdefault("daemon", {})
     overrides = {

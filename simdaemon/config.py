@@ -37,6 +37,7 @@ __all__ = [
     "load",
     "loads",
     "normalize_ae_title",
+    "read",
     "render",
 ]
 
@@ -357,23 +358,32 @@ def from_mapping(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
     return Config(**tables, trusted=tuple(trusted))
 
 
+def _parse(text: str, where: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(where, ABSENT, f"not valid TOML: {error}") from None
+
+
 def loads(text: str, base_dir: Path | None = None) -> Config:
     """Parse configuration text; relative paths resolve against ``base_dir`` (default: cwd)."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError("(file)", ABSENT, f"not valid TOML: {error}") from None
-    return from_mapping(data, base_dir)
+    return from_mapping(_parse(text, "(file)"), base_dir)
 
 
-def load(path: Path) -> Config:
-    """Load a configuration file; relative paths resolve against the file's folder."""
+def read(path: Path) -> dict[str, Any]:
+    """Read a configuration file as parsed TOML, not yet checked (to merge overrides into)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(str(path), ABSENT, f"cannot read it: {error.strerror}") from None
+    return _parse(text, str(path))
+
+
+def load(path: Path) -> Config:
+    """Load a configuration file; relative paths resolve against the file's folder."""
+    data = read(path)
     try:
-        return loads(text, path.resolve().parent)
+        return from_mapping(data, path.resolve().parent)
     except ConfigError as error:
         raise ConfigError(f"{path}: {error.key}", error.value, error.allowed) from None
 
