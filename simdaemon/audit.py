@@ -8,7 +8,7 @@ run on their own threads and all record into one trail.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -46,11 +46,16 @@ class AuditEvent:
 
 
 class AuditTrail:
-    """A thread-safe, append-only list of :class:`AuditEvent` with simple queries."""
+    """A thread-safe, append-only list of :class:`AuditEvent` with simple queries.
 
-    def __init__(self) -> None:
+    ``sink``, when set, receives every event too: the daemon points it at the archive so
+    the trail outlives the process.
+    """
+
+    def __init__(self, sink: Callable[[AuditEvent], None] | None = None) -> None:
         self._events: list[AuditEvent] = []
         self._lock = threading.Lock()
+        self.sink = sink
 
     def record(
         self,
@@ -80,6 +85,9 @@ class AuditTrail:
         )
         with self._lock:
             self._events.append(event)
+        sink = self.sink
+        if sink is not None:
+            sink(event)
         return event
 
     def events(

@@ -1,4 +1,4 @@
-"""The ``simdaemon`` command line: run a daemon, or write its example configuration.
+"""The ``simdaemon`` command line: run a daemon, import files, list patients, show config.
 
 ``serve`` prints exactly one line to stdout once connections are accepted —
 ``listening on HOST:PORT as AE_TITLE`` — so scripts can wait for it; everything else is
@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from simdaemon import config as configuration
+from simdaemon import local
+from simdaemon.archive import Archive, ArchiveError
 from simdaemon.config import Config, ConfigError
 from simdaemon.server import Daemon, DaemonError
 
@@ -58,6 +60,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
 
+    load = commands.add_parser(
+        "import", help="run DICOM files or folders through the daemon's import rules"
+    )
+    load.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders")
+    load.add_argument("--config", type=Path, help="TOML configuration file")
+    load.add_argument("--archive", type=Path, help="archive folder ([daemon] archive)")
+    load.add_argument(
+        "--as",
+        dest="calling_ae",
+        default="LOCAL",
+        metavar="AE",
+        help="import as this AE: a trusted entity's import charset applies (default LOCAL)",
+    )
+
+    patients = commands.add_parser("patients", help="list the patients an archive holds")
+    patients.add_argument("--config", type=Path, help="TOML configuration file")
+    patients.add_argument("--archive", type=Path, help="archive folder ([daemon] archive)")
+
     cfg = commands.add_parser("config", help="show or check a configuration")
     shown = cfg.add_mutually_exclusive_group(required=True)
     shown.add_argument("--example", action="store_true", help="print a commented example")
@@ -83,14 +103,14 @@ def build_config(args: argparse.Namespace, demo_archive: Path | None) -> Config:
         base_dir = args.config.resolve().parent
     daemon = data.setdefault("daemon", {})
     overrides = {
-        "host": args.host,
-        "port": args.port,
-        "ae_title": args.ae_title,
-        "archive": str(args.archive) if args.archive else None,
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+        "ae_title": getattr(args, "ae_title", None),
+        "archive": str(args.archive.resolve()) if args.archive else None,
     }
     daemon.update({key: value for key, value in overrides.items() if value is not None})
     trusted = data.setdefault("trusted", [])
-    trusted.extend(parse_trust(value) for value in args.trust)
+    trusted.extend(parse_trust(value) for value in getattr(args, "trust", []))
     if demo_archive is not None:
         daemon["archive"] = str(demo_archive)
         if not trusted:
@@ -133,6 +153,40 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def import_command(args: argparse.Namespace) -> int:
+    """Import files through the pipeline; print each failure and a summary."""
+    config = build_config(args, None)
+    missing = [path for path in args.paths if not path.exists()]
+    if missing:
+        print(f"simdaemon: {missing[0]}: no such file or folder", file=sys.stderr)
+        return EXIT_RUNTIME
+    summary = local.import_files(args.paths, config, args.calling_ae)
+    for path, reason in summary.skipped:
+        print(f"skipped {path}: {reason}")
+    for path, result in summary.warnings:
+        print(f"warning 0x{result.status:04X} {path}: {result.detail}")
+    for path, result in summary.failed:
+        print(f"FAILED 0x{result.status:04X} {path}: {result.detail}")
+    stored = len(summary.results) - len(summary.failed)
+    print(
+        f"imported {stored} of {len(summary.results)} object(s) into {config.daemon.archive} "
+        f"({len(summary.warnings)} with warnings, {len(summary.failed)} failed and parked in "
+        f"{config.investigation.failed_import_folder}, {len(summary.skipped)} skipped)"
+    )
+    return EXIT_RUNTIME if summary.failed else 0
+
+
+def patients_command(args: argparse.Namespace) -> int:
+    """Print the patients the configured archive holds."""
+    config = build_config(args, None)
+    if not (config.daemon.archive / "archive.sqlite").exists():
+        print(f"simdaemon: no archive at {config.daemon.archive}", file=sys.stderr)
+        return EXIT_RUNTIME
+    with Archive(config.daemon.archive) as archive:
+        print(local.format_patients(archive.patients()))
+    return 0
+
+
 def show_config(args: argparse.Namespace) -> int:
     """Print the example configuration, or a checked file as the daemon understands it."""
     if args.example:
@@ -148,10 +202,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return serve(args)
+        if args.command == "import":
+            return import_command(args)
+        if args.command == "patients":
+            return patients_command(args)
         return show_config(args)
     except ConfigError as error:
         print(f"simdaemon: configuration error: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    except ArchiveError as error:
+        print(f"simdaemon: {error}", file=sys.stderr)
+        return EXIT_RUNTIME
 
 
 if __name__ == "__main__":

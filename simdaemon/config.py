@@ -32,6 +32,8 @@ __all__ = [
     "Investigation",
     "PatientCreation",
     "PatientMatching",
+    "Quirks",
+    "Storage",
     "TrustedEntity",
     "example",
     "load",
@@ -125,6 +127,15 @@ def _range(low: int, high: int) -> Check:
     return check
 
 
+def _one_of(*choices: str) -> Check:
+    def check(value: str) -> str | None:
+        if value not in choices:
+            return "expected one of " + ", ".join(f'"{c}"' for c in choices)
+        return None
+
+    return check
+
+
 def _check_charset(value: str) -> str | None:
     unknown = [term for term in value.split("\\") if term not in CHARSET_TERMS]
     if unknown:
@@ -208,6 +219,28 @@ class Investigation:
 
 
 @dataclass(frozen=True)
+class Storage:
+    """``[storage]``: what an import does with an object the archive already holds."""
+
+    on_duplicate: str = _setting(
+        "reject",
+        'same SOP Instance UID again: "reject" (0xC004), "overwrite" or "ignore" (success)',
+        _one_of("reject", "overwrite", "ignore"),
+    )
+
+
+@dataclass(frozen=True)
+class Quirks:
+    """``[quirks]``: behaviours observed at some sites, reproduced on request."""
+
+    failed_import_status: str = _setting(
+        "failure",
+        '"success" answers 0x0000 for a failed import and only parks the object',
+        _one_of("failure", "success"),
+    )
+
+
+@dataclass(frozen=True)
 class TrustedEntity:
     """``[[trusted]]``: an application entity the daemon talks to ("Trusted Application Entities").
 
@@ -254,6 +287,8 @@ class Config:
     patient_creation: PatientCreation = field(default_factory=PatientCreation)
     images: Images = field(default_factory=Images)
     investigation: Investigation = field(default_factory=Investigation)
+    storage: Storage = field(default_factory=Storage)
+    quirks: Quirks = field(default_factory=Quirks)
     trusted: tuple[TrustedEntity, ...] = ()
 
     def entity(self, ae_title: str) -> TrustedEntity | None:
@@ -268,6 +303,8 @@ _TABLES: dict[str, type[Any]] = {
     "patient_creation": PatientCreation,
     "images": Images,
     "investigation": Investigation,
+    "storage": Storage,
+    "quirks": Quirks,
 }
 _LISTS: dict[str, type[Any]] = {"trusted": TrustedEntity}
 

@@ -27,11 +27,15 @@ from pynetdicom.association import Association
 from pynetdicom.transport import ThreadedAssociationServer
 
 from simdaemon.access import ABSTRACT_SYNTAXES, TRANSFER_SYNTAXES, AssociationRequest, decide
+from simdaemon.archive import Archive, ArchiveError, Consistency
 from simdaemon.audit import AuditTrail
 from simdaemon.config import Config, TrustedEntity, normalize_ae_title
+from simdaemon.importer import Importer
+from simdaemon.investigation import Investigator
 from simdaemon.reactor import EventDrivenRequestHandler, end_association, force_close, is_serving
 from simdaemon.services.echo import handle_echo
 from simdaemon.services.peer import describe_peer
+from simdaemon.services.store import handle_store
 
 __all__ = ["Daemon", "DaemonError"]
 
@@ -102,6 +106,11 @@ class Daemon:
         self._lock = threading.Lock()
         self._listener: _Listener | None = None
         self._thread: threading.Thread | None = None
+        self._archive: Archive | None = None
+        self._importer: Importer | None = None
+        self.investigator = Investigator(self.config.investigation)
+        #: What the start-up consistency check found (and repaired), once started.
+        self.consistency: Consistency | None = None
         self._ae = self._make_ae()
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -111,10 +120,21 @@ class Daemon:
         if self._listener is not None:
             return self
         settings = self.config.daemon
+        archive = self.archive
+        self.consistency = archive.repair()
+        if self.consistency.ok:
+            LOGGER.info(self.consistency.describe())
+        else:
+            LOGGER.warning("archive check at start: %s (repaired)", self.consistency.describe())
         handlers: list[Any] = [
             (evt.EVT_CONN_OPEN, self._guard(self._on_connection)),
             (evt.EVT_REQUESTED, self._guard(self._on_requested)),
             (evt.EVT_C_ECHO, self._guard(handle_echo), [self.audit]),
+            (
+                evt.EVT_C_STORE,
+                self._guard(handle_store),
+                [self._get_importer, self._entity, self.audit],
+            ),
         ]
         try:
             listener: _Listener = self._ae.make_server(
@@ -157,6 +177,7 @@ class Daemon:
             if assoc.is_alive():  # the peer ignored the A-ABORT; do not wait for its timer
                 force_close(assoc)
                 assoc.join(_JOIN_TIMEOUT_S)
+        self._close_archive()
         LOGGER.info("stopped %s on port %d", self.ae_title, listener.server_address[1])
 
     def __enter__(self) -> Daemon:
@@ -174,6 +195,42 @@ class Daemon:
         """Re-raise, in the caller, the first exception a server thread hit."""
         if self.errors:
             raise DaemonError(f"a daemon thread failed: {self.errors[0]!r}") from self.errors[0]
+
+    # --- the archive ------------------------------------------------------------------------
+
+    @property
+    def archive(self) -> Archive:
+        """The archive; opened on first use (start() also checks and repairs it)."""
+        with self._lock:
+            return self._open_archive()[0]
+
+    def _get_importer(self) -> Importer:
+        with self._lock:
+            return self._open_archive()[1]
+
+    def _open_archive(self) -> tuple[Archive, Importer]:
+        """Open the archive and its importer unless open; the caller holds ``_lock``."""
+        if self._archive is None or self._importer is None:
+            folder = self.config.daemon.archive
+            try:
+                archive = Archive(folder, sql_trace=self.config.investigation.sql_trace)
+            except (ArchiveError, OSError) as error:
+                raise DaemonError(f"[daemon] archive = {str(folder)!r}: {error}") from error
+            self._archive = archive
+            self._importer = Importer(self.config, archive, self.investigator)
+            self.audit.sink = archive.record_audit
+        return self._archive, self._importer
+
+    def _entity(self, ae_title: str) -> TrustedEntity | None:
+        with self._lock:
+            return self._trusted.get(ae_title)
+
+    def _close_archive(self) -> None:
+        with self._lock:
+            archive, self._archive, self._importer = self._archive, None, None
+            self.audit.sink = None
+        if archive is not None:
+            archive.close()
 
     # --- what a test or the CLI reads ------------------------------------------------------
 

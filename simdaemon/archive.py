@@ -1,0 +1,789 @@
+"""The archive: SQLite (WAL, foreign keys) indexing DICOM files kept under ``files/``.
+
+Layout of an archive folder::
+
+    archive.sqlite      patients, studies (courses), series, instances, review tasks, audit
+    files/<study>/<series>/<instance>.dcm    one Part-10 file per instance, named by UIDs
+    files/.incoming/    objects being written; never referenced by a row
+    orphans/            files found without a row at start-up, kept for re-import
+    sqltrace.log        every SQL statement, when [investigation] sql_trace is on
+
+Connection and thread model. pynetdicom serves each association on its own thread, so many
+threads import and query at once. SQLite admits one writer at a time, so the archive has
+exactly one write connection, used under a lock: writers queue in the process instead of
+spinning on SQLITE_BUSY, and "find the patient, then insert" is one transaction no other
+import can interleave with. Reads use a pool of read-only connections; in WAL mode they run
+concurrently with the writer and see the last committed state.
+
+Durability. An import writes its file to ``files/.incoming`` first, renames it into place
+inside the transaction that inserts its rows, and commits before success is answered. A
+process killed at any instant therefore leaves at worst a file without a row (moved to
+``orphans/`` by :meth:`Archive.check` at the next start), never a row without its file.
+``synchronous = NORMAL`` in WAL mode makes a commit survive a crash of the process; it does
+not promise survival of a power cut, which a test harness does not need.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+
+from simdaemon.audit import AuditEvent
+from simdaemon.matching import Demographics, StoredPatient
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Archive",
+    "ArchiveError",
+    "Consistency",
+    "InstanceRow",
+    "PatientRow",
+    "ReviewTask",
+    "SeriesRow",
+    "Transaction",
+]
+
+LOGGER = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+DATABASE = "archive.sqlite"
+FILES = "files"
+INCOMING = ".incoming"
+ORPHANS = "orphans"
+SQL_TRACE = "sqltrace.log"
+
+_SCHEMA = """
+CREATE TABLE patients (
+    id INTEGER PRIMARY KEY,
+    patient_id TEXT NOT NULL,
+    patient_id2 TEXT NOT NULL DEFAULT '',
+    patient_name TEXT NOT NULL DEFAULT '',
+    patient_name_key TEXT NOT NULL DEFAULT '',
+    last_name_key TEXT NOT NULL DEFAULT '',
+    first_name_key TEXT NOT NULL DEFAULT '',
+    birth_date TEXT NOT NULL DEFAULT '',
+    sex TEXT NOT NULL DEFAULT '',
+    hospital TEXT NOT NULL DEFAULT '',
+    department TEXT NOT NULL DEFAULT '',
+    created TEXT NOT NULL
+);
+CREATE INDEX patients_patient_id ON patients (patient_id);
+CREATE INDEX patients_patient_id2 ON patients (patient_id2);
+CREATE INDEX patients_name ON patients (patient_name_key);
+CREATE INDEX patients_last_first ON patients (last_name_key, first_name_key);
+CREATE INDEX patients_birth_date ON patients (birth_date);
+
+CREATE TABLE studies (
+    id INTEGER PRIMARY KEY,
+    patient INTEGER NOT NULL REFERENCES patients (id) ON DELETE CASCADE,
+    study_uid TEXT NOT NULL UNIQUE,
+    study_id TEXT NOT NULL DEFAULT '',
+    study_date TEXT NOT NULL DEFAULT '',
+    study_time TEXT NOT NULL DEFAULT '',
+    accession_number TEXT NOT NULL DEFAULT '',
+    description TEXT NOT NULL DEFAULT '',
+    referring_physician TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX studies_patient ON studies (patient);
+CREATE INDEX studies_study_id ON studies (study_id);
+CREATE INDEX studies_date ON studies (study_date, study_time);
+CREATE INDEX studies_accession ON studies (accession_number);
+
+CREATE TABLE series (
+    id INTEGER PRIMARY KEY,
+    study INTEGER NOT NULL REFERENCES studies (id) ON DELETE CASCADE,
+    series_uid TEXT NOT NULL UNIQUE,
+    modality TEXT NOT NULL DEFAULT '',
+    series_number TEXT NOT NULL DEFAULT '',
+    description TEXT NOT NULL DEFAULT '',
+    series_date TEXT NOT NULL DEFAULT '',
+    series_time TEXT NOT NULL DEFAULT '',
+    frame_of_reference_uid TEXT NOT NULL DEFAULT '',
+    user_origin_x REAL,
+    user_origin_y REAL,
+    user_origin_z REAL
+);
+CREATE INDEX series_study ON series (study);
+CREATE INDEX series_modality ON series (modality);
+CREATE INDEX series_number ON series (series_number);
+
+CREATE TABLE instances (
+    id INTEGER PRIMARY KEY,
+    series INTEGER NOT NULL REFERENCES series (id) ON DELETE CASCADE,
+    sop_instance_uid TEXT NOT NULL UNIQUE,
+    sop_class_uid TEXT NOT NULL,
+    instance_number TEXT NOT NULL DEFAULT '',
+    content_date TEXT NOT NULL DEFAULT '',
+    content_time TEXT NOT NULL DEFAULT '',
+    file TEXT NOT NULL UNIQUE,
+    transfer_syntax TEXT NOT NULL,
+    charset TEXT NOT NULL DEFAULT '',
+    calling_ae TEXT NOT NULL DEFAULT '',
+    received TEXT NOT NULL,
+    attributes TEXT NOT NULL
+);
+CREATE INDEX instances_series ON instances (series);
+CREATE INDEX instances_sop_class ON instances (sop_class_uid);
+CREATE INDEX instances_number ON instances (instance_number);
+CREATE INDEX instances_content ON instances (content_date, content_time);
+
+CREATE TABLE review_tasks (
+    id INTEGER PRIMARY KEY,
+    instance INTEGER NOT NULL UNIQUE REFERENCES instances (id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'open',
+    created TEXT NOT NULL
+);
+
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY,
+    time TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    calling_ae TEXT NOT NULL,
+    called_ae TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    status INTEGER,
+    rule TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    duration_ms REAL NOT NULL
+);
+CREATE INDEX audit_time ON audit (time);
+CREATE INDEX audit_operation ON audit (operation, calling_ae);
+"""
+
+#: Statements that bring an archive of schema version N (the key) to N + 1.
+_MIGRATIONS: dict[int, str] = {}
+
+
+class ArchiveError(RuntimeError):
+    """The archive folder cannot be used; the message says why and what to do."""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+# --- rows as tests and the command line read them ---------------------------------------
+
+
+@dataclass(frozen=True)
+class PatientRow:
+    """A stored patient with how much the archive holds for it."""
+
+    patient_id: str
+    patient_id2: str
+    name: str
+    birth_date: str
+    sex: str
+    hospital: str
+    department: str
+    created: str
+    studies: int
+    series: int
+    instances: int
+
+
+@dataclass(frozen=True)
+class SeriesRow:
+    """A stored series; ``user_origin`` is set for CT imported with that option on."""
+
+    series_uid: str
+    study_uid: str
+    patient_id: str
+    modality: str
+    description: str
+    instances: int
+    user_origin: tuple[float, float, float] | None
+
+
+@dataclass(frozen=True)
+class InstanceRow:
+    """A stored instance and where its file is."""
+
+    sop_instance_uid: str
+    sop_class_uid: str
+    series_uid: str
+    study_uid: str
+    patient_id: str
+    path: Path
+    transfer_syntax: str
+    charset: str
+    calling_ae: str
+    received: str
+    attributes: dict[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ReviewTask:
+    """A review task created for an imported treatment image."""
+
+    sop_instance_uid: str
+    patient_id: str
+    kind: str
+    state: str
+    created: str
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """What :meth:`Archive.check` found: rows without files, files without rows."""
+
+    missing_files: tuple[str, ...] = ()
+    orphan_files: tuple[Path, ...] = ()
+    partial_files: tuple[Path, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Every row has its file and every file its row."""
+        return not (self.missing_files or self.orphan_files)
+
+    def describe(self) -> str:
+        """The findings in words."""
+        if self.ok and not self.partial_files:
+            return "archive consistent: every instance row has its file and every file a row"
+        parts = []
+        if self.missing_files:
+            parts.append(
+                f"{len(self.missing_files)} instance row(s) without a file: "
+                + ", ".join(self.missing_files[:5])
+            )
+        if self.orphan_files:
+            parts.append(f"{len(self.orphan_files)} file(s) without a row")
+        if self.partial_files:
+            parts.append(f"{len(self.partial_files)} unfinished incoming file(s)")
+        return "; ".join(parts)
+
+
+# --- the write transaction -----------------------------------------------------------------
+
+
+class Transaction:
+    """One import's writes, made while holding the archive's write lock."""
+
+    def __init__(self, archive: Archive, connection: sqlite3.Connection) -> None:
+        self._archive = archive
+        self._db = connection
+        self._renames: list[tuple[Path, Path]] = []
+
+    def candidates(self, incoming: Demographics, criteria: Sequence[str]) -> list[StoredPatient]:
+        """Stored patients agreeing on every enabled criterion, plus any with the same ID."""
+        columns = {
+            "patient_id": ("patient_id", incoming.patient_id),
+            "patient_id2": ("patient_id2", incoming.patient_id2),
+            "last_name": ("last_name_key", incoming.key("last_name")),
+            "first_name": ("first_name_key", incoming.key("first_name")),
+            "birth_date": ("birth_date", incoming.birth_date),
+        }
+        clauses = [f"{columns[c][0]} = ?" for c in criteria]
+        params: list[str] = [incoming.patient_id, *(columns[c][1] for c in criteria)]
+        where = " AND ".join(clauses) or "1"
+        rows = self._db.execute(
+            "SELECT id, patient_id, patient_id2, patient_name, birth_date FROM patients "
+            f"WHERE patient_id = ? OR ({where})",
+            params,
+        ).fetchall()
+        return [
+            StoredPatient(
+                row[0], Demographics.from_values(row[1], [row[2]] if row[2] else [], row[3], row[4])
+            )
+            for row in rows
+        ]
+
+    def add_patient(
+        self, incoming: Demographics, name: str, sex: str, hospital: str, department: str
+    ) -> int:
+        """Create a patient and return its key."""
+        cursor = self._db.execute(
+            "INSERT INTO patients (patient_id, patient_id2, patient_name, patient_name_key, "
+            "last_name_key, first_name_key, birth_date, sex, hospital, department, created) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                incoming.patient_id,
+                incoming.patient_id2,
+                name,
+                name.casefold(),
+                incoming.key("last_name"),
+                incoming.key("first_name"),
+                incoming.birth_date,
+                sex,
+                hospital,
+                department,
+                _now(),
+            ),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def study(self, study_uid: str) -> tuple[int, int, str] | None:
+        """``(key, patient key, patient ID)`` of a stored study."""
+        row = self._db.execute(
+            "SELECT s.id, s.patient, p.patient_id FROM studies s JOIN patients p "
+            "ON p.id = s.patient WHERE s.study_uid = ?",
+            (study_uid,),
+        ).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def add_study(self, patient: int, study_uid: str, values: dict[str, str]) -> int:
+        """Create a study (an ARIA course) under ``patient``."""
+        cursor = self._db.execute(
+            "INSERT INTO studies (patient, study_uid, study_id, study_date, study_time, "
+            "accession_number, description, referring_physician) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                patient,
+                study_uid,
+                values.get("study_id", ""),
+                values.get("study_date", ""),
+                values.get("study_time", ""),
+                values.get("accession_number", ""),
+                values.get("description", ""),
+                values.get("referring_physician", ""),
+            ),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def series(self, series_uid: str) -> tuple[int, int, str] | None:
+        """``(key, study key, study UID)`` of a stored series."""
+        row = self._db.execute(
+            "SELECT r.id, r.study, s.study_uid FROM series r JOIN studies s ON s.id = r.study "
+            "WHERE r.series_uid = ?",
+            (series_uid,),
+        ).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def add_series(self, study: int, series_uid: str, values: dict[str, str]) -> int:
+        """Create a series under ``study``."""
+        cursor = self._db.execute(
+            "INSERT INTO series (study, series_uid, modality, series_number, description, "
+            "series_date, series_time, frame_of_reference_uid) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                study,
+                series_uid,
+                values.get("modality", ""),
+                values.get("series_number", ""),
+                values.get("description", ""),
+                values.get("series_date", ""),
+                values.get("series_time", ""),
+                values.get("frame_of_reference_uid", ""),
+            ),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def set_user_origin(self, series: int, origin: tuple[float, float, float]) -> None:
+        """Keep a CT series' user origin (the first image that carries one sets it)."""
+        self._db.execute(
+            "UPDATE series SET user_origin_x = ?, user_origin_y = ?, user_origin_z = ? "
+            "WHERE id = ? AND user_origin_x IS NULL",
+            (*origin, series),
+        )
+
+    def instance(self, sop_instance_uid: str) -> tuple[int, Path] | None:
+        """``(key, file)`` of a stored instance."""
+        row = self._db.execute(
+            "SELECT id, file FROM instances WHERE sop_instance_uid = ?", (sop_instance_uid,)
+        ).fetchone()
+        return None if row is None else (row[0], self._archive.folder / row[1])
+
+    def remove_instance(self, key: int) -> None:
+        """Delete an instance row (its review task goes with it)."""
+        self._db.execute("DELETE FROM instances WHERE id = ?", (key,))
+
+    def add_instance(
+        self,
+        series: int,
+        values: dict[str, str],
+        staged: Path,
+        final: Path,
+        attributes: dict[str, Any],
+    ) -> int:
+        """Insert an instance row; its staged file is moved to ``final`` before commit."""
+        cursor = self._db.execute(
+            "INSERT INTO instances (series, sop_instance_uid, sop_class_uid, instance_number, "
+            "content_date, content_time, file, transfer_syntax, charset, calling_ae, received, "
+            "attributes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                series,
+                values["sop_instance_uid"],
+                values["sop_class_uid"],
+                values.get("instance_number", ""),
+                values.get("content_date", ""),
+                values.get("content_time", ""),
+                final.relative_to(self._archive.folder).as_posix(),
+                values["transfer_syntax"],
+                values.get("charset", ""),
+                values.get("calling_ae", ""),
+                _now(),
+                json.dumps(attributes, ensure_ascii=False, separators=(",", ":")),
+            ),
+        )
+        self._renames.append((staged, final))
+        return int(cursor.lastrowid or 0)
+
+    def add_review_task(self, instance: int, kind: str) -> None:
+        """Open a review task for an imported image."""
+        self._db.execute(
+            "INSERT INTO review_tasks (instance, kind, created) VALUES (?, ?, ?)",
+            (instance, kind, _now()),
+        )
+
+    def _place_files(self) -> None:
+        for staged, final in self._renames:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, final)
+
+
+# --- the archive ---------------------------------------------------------------------------
+
+
+class _Tracer:
+    """Appends every SQL statement with its time to ``sqltrace.log``."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("a", encoding="utf-8")
+        self._lock = threading.Lock()
+
+    def __call__(self, statement: str) -> None:
+        line = f"{_now()} [{threading.current_thread().name}] {' '.join(statement.split())}\n"
+        with self._lock:
+            self._file.write(line)
+            self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+class Archive:
+    """An archive folder, opened; see the module docstring for the model."""
+
+    def __init__(self, folder: Path, *, sql_trace: bool = False) -> None:
+        self.folder = folder.resolve()
+        self.files = self.folder / FILES
+        self.incoming = self.files / INCOMING
+        try:
+            self.incoming.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ArchiveError(
+                f"cannot create the archive folder {folder}: {error.strerror}; "
+                "set [daemon] archive to a folder you can write"
+            ) from error
+        self._tracer = _Tracer(self.folder / SQL_TRACE) if sql_trace else None
+        self._write_lock = threading.Lock()
+        self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._closed = False
+        self._writer = self._connect()
+        self._migrate()
+
+    # --- connections -----------------------------------------------------------------------
+
+    def _connect(self, *, readonly: bool = False) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self.folder / DATABASE, isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        connection.execute("PRAGMA foreign_keys = ON")
+        if readonly:
+            connection.execute("PRAGMA query_only = ON")
+        if self._tracer is not None:
+            connection.set_trace_callback(self._tracer)
+        with self._all_lock:
+            self._all.append(connection)
+        return connection
+
+    def _migrate(self) -> None:
+        with self._write_lock:
+            db = self._writer
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise ArchiveError(
+                    f"{self.folder / DATABASE} has schema version {version}, written by a newer "
+                    f"simdaemon; this release reads versions up to {SCHEMA_VERSION}"
+                )
+            if version == 0:
+                tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+                if tables:
+                    raise ArchiveError(
+                        f"{self.folder / DATABASE} is an SQLite database but not a simdaemon "
+                        "archive; point [daemon] archive at an empty or simdaemon folder"
+                    )
+                db.executescript(
+                    f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                )
+                return
+            while version < SCHEMA_VERSION:
+                db.executescript(
+                    f"BEGIN; {_MIGRATIONS[version]} PRAGMA user_version = {version + 1}; COMMIT;"
+                )
+                LOGGER.info("archive migrated from schema %d to %d", version, version + 1)
+                version += 1
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A read-only connection from the pool, returned to it afterwards."""
+        if self._closed:
+            raise ArchiveError("the archive is closed")
+        try:
+            connection = self._readers.get_nowait()
+        except queue.Empty:
+            connection = self._connect(readonly=True)
+        try:
+            yield connection
+        finally:
+            self._readers.put(connection)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Hold the write lock for one transaction; files are placed, then it commits."""
+        if self._closed:
+            raise ArchiveError("the archive is closed")
+        with self._write_lock:
+            db = self._writer
+            db.execute("BEGIN IMMEDIATE")
+            tx = Transaction(self, db)
+            try:
+                yield tx
+                tx._place_files()
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def stage(self, data: bytes) -> Path:
+        """Write an object's bytes under ``files/.incoming`` and return the staged path."""
+        staged = self.incoming / f"{uuid.uuid4().hex}.part"
+        with staged.open("wb") as handle:
+            handle.write(data)
+        return staged
+
+    def path_for(self, study_uid: str, series_uid: str, sop_instance_uid: str) -> Path:
+        """Where an instance's file lives; the UIDs must have been validated."""
+        return self.files / study_uid / series_uid / f"{sop_instance_uid}.dcm"
+
+    def record_audit(self, event: AuditEvent) -> None:
+        """Persist an audit event (the in-memory trail calls this for every event)."""
+        if self._closed:
+            return
+        with self._write_lock:
+            self._writer.execute(
+                "INSERT INTO audit (time, operation, calling_ae, called_ae, peer, outcome, "
+                "status, rule, detail, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    event.time.isoformat(timespec="microseconds"),
+                    event.operation,
+                    event.calling_ae,
+                    event.called_ae,
+                    event.peer,
+                    event.outcome,
+                    event.status,
+                    event.rule,
+                    event.detail,
+                    event.duration_ms,
+                ),
+            )
+
+    def close(self) -> None:
+        """Close every connection; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._write_lock, self._all_lock:
+            for connection in self._all:
+                connection.close()
+            self._all.clear()
+        if self._tracer is not None:
+            self._tracer.close()
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def patients(self) -> list[PatientRow]:
+        """Every stored patient, in the order they were created."""
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT p.patient_id, p.patient_id2, p.patient_name, p.birth_date, p.sex, "
+                "p.hospital, p.department, p.created, "
+                "(SELECT count(*) FROM studies s WHERE s.patient = p.id), "
+                "(SELECT count(*) FROM series r JOIN studies s ON s.id = r.study "
+                " WHERE s.patient = p.id), "
+                "(SELECT count(*) FROM instances i JOIN series r ON r.id = i.series "
+                " JOIN studies s ON s.id = r.study WHERE s.patient = p.id) "
+                "FROM patients p ORDER BY p.id"
+            ).fetchall()
+        return [PatientRow(*row) for row in rows]
+
+    def series(self) -> list[SeriesRow]:
+        """Every stored series."""
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT r.series_uid, s.study_uid, p.patient_id, r.modality, r.description, "
+                "(SELECT count(*) FROM instances i WHERE i.series = r.id), "
+                "r.user_origin_x, r.user_origin_y, r.user_origin_z "
+                "FROM series r JOIN studies s ON s.id = r.study JOIN patients p "
+                "ON p.id = s.patient ORDER BY r.id"
+            ).fetchall()
+        return [
+            SeriesRow(
+                series_uid=row[0],
+                study_uid=row[1],
+                patient_id=row[2],
+                modality=row[3],
+                description=row[4],
+                instances=row[5],
+                user_origin=(
+                    None if row[6] is None else (float(row[6]), float(row[7]), float(row[8]))
+                ),
+            )
+            for row in rows
+        ]
+
+    _INSTANCE_SELECT = (
+        "SELECT i.sop_instance_uid, i.sop_class_uid, r.series_uid, s.study_uid, p.patient_id, "
+        "i.file, i.transfer_syntax, i.charset, i.calling_ae, i.received, i.attributes "
+        "FROM instances i JOIN series r ON r.id = i.series JOIN studies s ON s.id = r.study "
+        "JOIN patients p ON p.id = s.patient"
+    )
+
+    def _instance_row(self, row: Sequence[Any]) -> InstanceRow:
+        return InstanceRow(
+            sop_instance_uid=row[0],
+            sop_class_uid=row[1],
+            series_uid=row[2],
+            study_uid=row[3],
+            patient_id=row[4],
+            path=self.folder / row[5],
+            transfer_syntax=row[6],
+            charset=row[7],
+            calling_ae=row[8],
+            received=row[9],
+            attributes=json.loads(row[10]),
+        )
+
+    def instances(self, patient_id: str | None = None) -> list[InstanceRow]:
+        """Every stored instance (of one patient, when given), in the order received."""
+        sql, params = self._INSTANCE_SELECT, tuple[str, ...]()
+        if patient_id is not None:
+            sql, params = f"{sql} WHERE p.patient_id = ?", (patient_id,)
+        with self.reading() as db:
+            rows = db.execute(f"{sql} ORDER BY i.id", params).fetchall()
+        return [self._instance_row(row) for row in rows]
+
+    def instance(self, sop_instance_uid: str) -> InstanceRow | None:
+        """One stored instance by SOP Instance UID."""
+        with self.reading() as db:
+            row = db.execute(
+                f"{self._INSTANCE_SELECT} WHERE i.sop_instance_uid = ?", (sop_instance_uid,)
+            ).fetchone()
+        return None if row is None else self._instance_row(row)
+
+    def read(self, sop_instance_uid: str) -> Dataset:
+        """The stored object, read from its file."""
+        row = self.instance(sop_instance_uid)
+        if row is None:
+            raise KeyError(f"no instance {sop_instance_uid} in the archive")
+        return dcmread(row.path)
+
+    def count(self) -> int:
+        """How many instances the archive holds."""
+        with self.reading() as db:
+            return int(db.execute("SELECT count(*) FROM instances").fetchone()[0])
+
+    def review_tasks(self) -> list[ReviewTask]:
+        """Every review task, oldest first."""
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT i.sop_instance_uid, p.patient_id, t.kind, t.state, t.created "
+                "FROM review_tasks t JOIN instances i ON i.id = t.instance "
+                "JOIN series r ON r.id = i.series JOIN studies s ON s.id = r.study "
+                "JOIN patients p ON p.id = s.patient ORDER BY t.id"
+            ).fetchall()
+        return [ReviewTask(*row) for row in rows]
+
+    def audit_events(self) -> list[AuditEvent]:
+        """The persisted audit trail, oldest first (it outlives the daemon process)."""
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT time, operation, calling_ae, called_ae, peer, outcome, detail, rule, "
+                "status, duration_ms FROM audit ORDER BY id"
+            ).fetchall()
+        return [
+            AuditEvent(
+                time=datetime.fromisoformat(row[0]),
+                operation=row[1],
+                calling_ae=row[2],
+                called_ae=row[3],
+                peer=row[4],
+                outcome=row[5],
+                detail=row[6],
+                rule=row[7],
+                status=row[8],
+                duration_ms=row[9],
+            )
+            for row in rows
+        ]
+
+    # --- consistency -----------------------------------------------------------------------
+
+    def check(self) -> Consistency:
+        """Compare rows with files: report rows without files and files without rows."""
+        with self.reading() as db:
+            referenced = {row[0] for row in db.execute("SELECT file FROM instances")}
+        on_disk: set[str] = set()
+        partial: list[Path] = []
+        for directory, subdirs, names in os.walk(self.files):
+            here = Path(directory)
+            if here == self.incoming:
+                partial.extend(here / name for name in names)
+                subdirs.clear()
+                continue
+            for name in names:
+                on_disk.add((here / name).relative_to(self.folder).as_posix())
+        return Consistency(
+            missing_files=tuple(sorted(referenced - on_disk)),
+            orphan_files=tuple(self.folder / f for f in sorted(on_disk - referenced)),
+            partial_files=tuple(partial),
+        )
+
+    def repair(self, found: Consistency | None = None) -> Consistency:
+        """Fix what :meth:`check` found; nothing a client was told is stored is deleted.
+
+        Unfinished incoming files were never acknowledged and are removed. Files without a
+        row (renamed into place, then the process died before the commit) move to
+        ``orphans/`` so they can be re-imported. Rows whose file has gone are reported; the
+        object cannot be served, so the row is removed and named in the log.
+        """
+        found = found if found is not None else self.check()
+        for path in found.partial_files:
+            path.unlink(missing_ok=True)
+        orphans = self.folder / ORPHANS
+        for path in found.orphan_files:
+            orphans.mkdir(exist_ok=True)
+            os.replace(path, orphans / f"{int(time.time())}-{path.name}")
+            LOGGER.warning("file without a row moved to %s: %s", orphans, path.name)
+        if found.missing_files:
+            with self.transaction() as tx:
+                for name in found.missing_files:
+                    LOGGER.error("instance row without its file removed: %s", name)
+                    tx._db.execute("DELETE FROM instances WHERE file = ?", (name,))
+        return found

@@ -1,0 +1,428 @@
+"""The import pipeline of SPEC section 5, shared by C-STORE and ``simdaemon import``.
+
+Steps, in order: parse and validate (0xA900), decode text in the import character set
+(warning 0xB000 when text had to be replaced), match the patient (attach, create, or fail
+0xC001/0xC002/0xC003), handle a duplicate SOP Instance UID (0xC004, overwrite or ignore),
+apply the image options (review task, CT user origin), persist. Any failure parks the object
+as received in the failed-import folder with a reason file, and the answer carries a short
+Error Comment; the audit trail and the reason file carry the whole explanation.
+
+Nothing here knows about associations: :class:`Received` is bytes plus who sent them, so a
+file imported from disk goes through exactly the same rules as one sent over the network.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset
+from pydicom.filewriter import write_dataset
+from pydicom.uid import UID
+
+from simdaemon import status
+from simdaemon.archive import Archive, Transaction
+from simdaemon.attributes import summarize
+from simdaemon.charset import UTF8, Decoded, decode_dataset
+from simdaemon.config import Config, TrustedEntity
+from simdaemon.investigation import Investigator
+from simdaemon.matching import Demographics, Match, MatchKind, enabled, match
+from simdaemon.part10 import wrap
+from simdaemon.validation import is_valid_uid, validate
+
+__all__ = ["ImportResult", "Importer", "Received"]
+
+LOGGER = logging.getLogger(__name__)
+
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+ENHANCED_CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2.1"
+RT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.481.1"
+#: Error Comment (0000,0902) is LO in the command set: default repertoire, 64 characters.
+MAX_COMMENT = 64
+
+
+@dataclass(frozen=True)
+class Received:
+    """An object as it arrived: the encoded data set and where it came from."""
+
+    dataset: bytes
+    transfer_syntax: str
+    calling_ae: str
+    peer: str = "local"
+    sop_class_uid: str = ""
+    sop_instance_uid: str = ""
+
+    def as_file(self) -> bytes:
+        """The object as a Part-10 file, exactly as received behind the meta information.
+
+        UIDs the meta information cannot carry (invalid ones) are replaced there by
+        ``2.25.0``; the data set itself is kept byte for byte.
+        """
+        return wrap(
+            self.dataset,
+            sop_class_uid=_meta_uid(self.sop_class_uid),
+            sop_instance_uid=_meta_uid(self.sop_instance_uid),
+            transfer_syntax=self.transfer_syntax,
+            source_ae=self.calling_ae if len(self.calling_ae) <= 16 else "",
+        )
+
+
+def _meta_uid(value: str) -> str:
+    return value if is_valid_uid(value) else "2.25.0"
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What became of one object."""
+
+    status: int
+    answered: int
+    rule: str
+    comment: str
+    detail: str
+    sop_instance_uid: str = ""
+    patient_id: str = ""
+    parked: Path | None = None
+
+    @property
+    def stored(self) -> bool:
+        """The object is in the archive (success or warning)."""
+        return status.outcome(self.status) in ("success", "warning")
+
+
+def _comment(text: str) -> str:
+    """Make an Error Comment: default repertoire, at most 64 characters."""
+    ascii_text = text.encode("ascii", errors="replace").decode("ascii")
+    return ascii_text if len(ascii_text) <= MAX_COMMENT else f"{ascii_text[: MAX_COMMENT - 3]}..."
+
+
+def _text(dataset: Dataset, keyword: str) -> str:
+    value = dataset.get(keyword)
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+class _Failed(Exception):
+    """Ends an import at the step that failed, with the answer to give."""
+
+    def __init__(self, code: int, rule: str, comment: str, detail: str, match: Match | None):
+        super().__init__(detail)
+        self.code, self.rule, self.comment, self.detail, self.match = (
+            code,
+            rule,
+            comment,
+            detail,
+            match,
+        )
+
+
+class Importer:
+    """Runs objects through the import pipeline into one archive."""
+
+    def __init__(self, config: Config, archive: Archive, investigator: Investigator) -> None:
+        self.config = config
+        self.archive = archive
+        self.investigator = investigator
+        self._default_entity = TrustedEntity(ae_title="LOCAL", ip="127.0.0.1", port=1)
+
+    def run(self, received: Received, entity: TrustedEntity | None = None) -> ImportResult:
+        """Import one object; never raises for anything the object contains."""
+        source = entity if entity is not None else self._default_entity
+        if self.config.investigation.save_all_iods:
+            self.investigator.save_iod(
+                "in", received.calling_ae, received.sop_instance_uid, received.as_file()
+            )
+        sop_uid, patient_id = received.sop_instance_uid, ""
+        try:
+            dataset, decoded = self._read(received, source)
+            sop_uid = _text(dataset, "SOPInstanceUID")
+            patient_id = _text(dataset, "PatientID")
+            detail = self._store(received, dataset, decoded)
+        except _Failed as failed:
+            return self._fail(received, failed, sop_uid, patient_id)
+        warning = self._charset_warning(decoded, source)
+        if warning:
+            return ImportResult(
+                status.COERCED, status.COERCED, "import-charset", _comment(warning[0]),
+                f"{detail}; {warning[1]}", sop_uid, patient_id,
+            )  # fmt: skip
+        return ImportResult(
+            status.SUCCESS, status.SUCCESS, "stored", "", detail, sop_uid, patient_id
+        )
+
+    # --- steps -----------------------------------------------------------------------------
+
+    def _read(self, received: Received, source: TrustedEntity) -> tuple[Dataset, Decoded]:
+        """Parse, decode text and validate; return the data set and how its text decoded."""
+        syntax = UID(received.transfer_syntax)
+        try:
+            dataset = read_dataset(
+                BytesIO(received.dataset), syntax.is_implicit_VR, syntax.is_little_endian
+            )
+            decoded = decode_dataset(dataset, source.import_charset, source.override_import_charset)
+        except Exception as error:  # noqa: BLE001 - any parse error is the peer's bad data
+            reason = f"{type(error).__name__}: {error}"
+            raise _Failed(
+                status.INVALID_OBJECT,
+                "parse",
+                _comment(f"cannot parse the data set: {reason}"),
+                f"the data set cannot be parsed in {syntax.name}: {reason}",
+                None,
+            ) from None
+        problem = validate(
+            dataset,
+            sop_class_uid=received.sop_class_uid,
+            sop_instance_uid=received.sop_instance_uid,
+        )
+        if problem is not None:
+            raise _Failed(
+                status.INVALID_OBJECT, problem.rule, _comment(problem.comment), problem.detail, None
+            )
+        return dataset, decoded
+
+    @staticmethod
+    def _charset_warning(decoded: Decoded, source: TrustedEntity) -> tuple[str, str] | None:
+        """The Error Comment and explanation of warning 0xB000, when text was replaced."""
+        if decoded.clean:
+            return None
+        charset = "\\".join(decoded.charset)
+        where = ", ".join(decoded.undecodable[:5])
+        forced = source.override_import_charset and decoded.declared
+        how = "forced by override_import_charset" if forced else "import_charset"
+        return (
+            f"text not valid in {charset} replaced",
+            f"text in {where} is not valid {charset} ({how} of '{source.ae_title}') "
+            "and was stored with replacement characters",
+        )
+
+    @staticmethod
+    def _encode(received: Received, dataset: Dataset, decoded: Decoded) -> bytes:
+        """The data set bytes to file: as received when its text is as declared, else UTF-8."""
+        if decoded.clean and decoded.as_declared:
+            return received.dataset
+        dataset.SpecificCharacterSet = UTF8
+        syntax = UID(received.transfer_syntax)
+        out = DicomBytesIO()
+        out.is_little_endian = syntax.is_little_endian
+        out.is_implicit_VR = syntax.is_implicit_VR
+        write_dataset(out, dataset)
+        return out.getvalue()
+
+    def _store(self, received: Received, dataset: Dataset, decoded: Decoded) -> str:
+        """Match, handle duplicates, apply image options and persist; return what happened."""
+        cfg = self.config
+        sop_uid = _text(dataset, "SOPInstanceUID")
+        sop_class = _text(dataset, "SOPClassUID")
+        study_uid = _text(dataset, "StudyInstanceUID")
+        series_uid = _text(dataset, "SeriesInstanceUID")
+        name = _text(dataset, "PatientName")
+        other_ids = dataset.get("OtherPatientIDs") or []
+        if isinstance(other_ids, str):
+            other_ids = [other_ids]
+        incoming = Demographics.from_values(
+            _text(dataset, "PatientID"),
+            [str(v) for v in other_ids],
+            name,
+            _text(dataset, "PatientBirthDate"),
+        )
+        file_bytes = wrap(
+            self._encode(received, dataset, decoded),
+            sop_class_uid=sop_class,
+            sop_instance_uid=sop_uid,
+            transfer_syntax=received.transfer_syntax,
+            source_ae=received.calling_ae,
+        )
+        attributes = summarize(dataset)
+        staged = self.archive.stage(file_bytes)
+        replaced: Path | None = None
+        try:
+            with self.archive.transaction() as tx:
+                decision = match(
+                    incoming,
+                    tx.candidates(incoming, enabled(cfg.patient_matching)),
+                    cfg.patient_matching,
+                    cfg.patient_creation,
+                )
+                if decision.failed:
+                    raise _Failed(
+                        decision.status, decision.rule, _comment(self._short(decision)),
+                        decision.explanation, decision,
+                    )  # fmt: skip
+                existing = tx.instance(sop_uid)
+                outcome = decision.explanation
+                if existing is not None:
+                    policy = cfg.storage.on_duplicate
+                    if policy == "reject":
+                        raise _Failed(
+                            status.DUPLICATE_INSTANCE,
+                            "on-duplicate",
+                            "SOP Instance UID already archived",
+                            f"SOP Instance UID {sop_uid} is already in the archive and "
+                            '[storage] on_duplicate = "reject"',
+                            None,
+                        )
+                    if policy == "ignore":
+                        staged.unlink(missing_ok=True)
+                        return (
+                            f"SOP Instance UID {sop_uid} is already in the archive; kept the "
+                            'stored copy ([storage] on_duplicate = "ignore")'
+                        )
+                    tx.remove_instance(existing[0])
+                    replaced = existing[1]
+                    outcome += '; replaced the stored copy ([storage] on_duplicate = "overwrite")'
+                patient = (
+                    decision.patient.key
+                    if decision.kind is MatchKind.ATTACH and decision.patient is not None
+                    else tx.add_patient(
+                        incoming,
+                        name,
+                        _text(dataset, "PatientSex"),
+                        cfg.patient_creation.hospital,
+                        cfg.patient_creation.department,
+                    )
+                )
+                series = self._place(tx, dataset, patient, study_uid, series_uid, incoming)
+                outcome += self._image_options(tx, dataset, sop_class, series)
+                final = self.archive.path_for(study_uid, series_uid, sop_uid)
+                key = tx.add_instance(
+                    series,
+                    {
+                        "sop_instance_uid": sop_uid,
+                        "sop_class_uid": sop_class,
+                        "instance_number": _text(dataset, "InstanceNumber"),
+                        "content_date": _text(dataset, "ContentDate"),
+                        "content_time": _text(dataset, "ContentTime"),
+                        "transfer_syntax": received.transfer_syntax,
+                        "charset": _text(dataset, "SpecificCharacterSet"),
+                        "calling_ae": received.calling_ae,
+                    },
+                    staged,
+                    final,
+                    attributes,
+                )
+                if cfg.images.create_review_task and sop_class == RT_IMAGE_STORAGE:
+                    tx.add_review_task(key, "RT Image review")
+                    outcome += "; review task created"
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
+        if replaced is not None and replaced != final:
+            replaced.unlink(missing_ok=True)
+        return outcome
+
+    @staticmethod
+    def _short(decision: Match) -> str:
+        if decision.kind is MatchKind.AMBIGUOUS:
+            return "more than one stored patient matches"
+        if decision.kind is MatchKind.NOT_FOUND:
+            return "no matching patient; automatic creation is off"
+        differing = ", ".join(name.replace("_", " ") for name, _, _ in decision.compared)
+        return f"Patient ID conflict: {differing} differ"
+
+    def _place(
+        self,
+        tx: Transaction,
+        dataset: Dataset,
+        patient: int,
+        study_uid: str,
+        series_uid: str,
+        incoming: Demographics,
+    ) -> int:
+        """Find or create the study and series; refuse UIDs that belong elsewhere."""
+        study = tx.study(study_uid)
+        if study is None:
+            study_key = tx.add_study(
+                patient,
+                study_uid,
+                {
+                    "study_id": _text(dataset, "StudyID"),
+                    "study_date": _text(dataset, "StudyDate"),
+                    "study_time": _text(dataset, "StudyTime"),
+                    "accession_number": _text(dataset, "AccessionNumber"),
+                    "description": _text(dataset, "StudyDescription"),
+                    "referring_physician": _text(dataset, "ReferringPhysicianName"),
+                },
+            )
+        elif study[1] != patient:
+            raise _Failed(
+                status.PATIENT_CONFLICT,
+                "study-patient",
+                "Study Instance UID belongs to another patient",
+                f"Study Instance UID {study_uid} is filed under patient '{study[2]}', "
+                f"not under the object's patient '{incoming.patient_id}'",
+                None,
+            )
+        else:
+            study_key = study[0]
+        series = tx.series(series_uid)
+        if series is None:
+            return tx.add_series(
+                study_key,
+                series_uid,
+                {
+                    "modality": _text(dataset, "Modality"),
+                    "series_number": _text(dataset, "SeriesNumber"),
+                    "description": _text(dataset, "SeriesDescription"),
+                    "series_date": _text(dataset, "SeriesDate"),
+                    "series_time": _text(dataset, "SeriesTime"),
+                    "frame_of_reference_uid": _text(dataset, "FrameOfReferenceUID"),
+                },
+            )
+        if series[1] != study_key:
+            raise _Failed(
+                status.INVALID_OBJECT,
+                "series-study",
+                "Series Instance UID belongs to another study",
+                f"Series Instance UID {series_uid} is filed under study {series[2]}, "
+                f"not under the object's study {study_uid}",
+                None,
+            )
+        return series[0]
+
+    def _image_options(self, tx: Transaction, dataset: Dataset, sop_class: str, series: int) -> str:
+        """Apply ``[images]``: the CT user origin; return what was done, in words."""
+        images = self.config.images
+        if not images.user_origin_from_data_collection_center or sop_class not in (
+            CT_IMAGE_STORAGE,
+            ENHANCED_CT_IMAGE_STORAGE,
+        ):
+            return ""
+        center = dataset.get("DataCollectionCenterPatient")
+        if center is None or len(center) != 3:
+            return "; no Data Collection Center (Patient) (0018,9313), so no user origin"
+        origin = (float(center[0]), float(center[1]), float(center[2]) + images.z_offset_mm)
+        tx.set_user_origin(series, origin)
+        return f"; user origin {origin[0]:g}, {origin[1]:g}, {origin[2]:g} mm"
+
+    # --- failure ---------------------------------------------------------------------------
+
+    def _fail(
+        self, received: Received, failed: _Failed, sop_uid: str, patient_id: str
+    ) -> ImportResult:
+        """Park the object as received and answer per the ``failed_import_status`` quirk."""
+        answered = (
+            status.SUCCESS if self.config.quirks.failed_import_status == "success" else failed.code
+        )
+        parked = self.investigator.park(
+            received.as_file(),
+            peer_ae=received.calling_ae,
+            sop_instance_uid=sop_uid,
+            status=failed.code,
+            answered=answered,
+            rule=failed.rule,
+            detail=failed.detail,
+            compared=failed.match.compared if failed.match is not None else (),
+        )
+        detail = f"{failed.detail}; parked as {parked.name}"
+        if answered != failed.code:
+            detail += ' (answered success: [quirks] failed_import_status = "success")'
+        return ImportResult(
+            failed.code, answered, failed.rule, failed.comment, detail, sop_uid, patient_id, parked
+        )

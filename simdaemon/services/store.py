@@ -1,0 +1,70 @@
+"""C-STORE: each object received runs through the import pipeline (SPEC section 5).
+
+The answer is given only after the importer returns, which is after the file is in place
+and its rows are committed: an acknowledged object is in the archive.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from io import BytesIO
+from typing import cast
+
+from pydicom.dataset import Dataset
+from pynetdicom import evt
+from pynetdicom.dimse_primitives import C_STORE
+
+from simdaemon import status
+from simdaemon.audit import AuditTrail
+from simdaemon.config import TrustedEntity
+from simdaemon.importer import Importer, Received
+from simdaemon.services.peer import describe_peer
+
+__all__ = ["handle_store"]
+
+LOGGER = logging.getLogger(__name__)
+
+
+def handle_store(
+    event: evt.Event,
+    importer: Callable[[], Importer],
+    entity: Callable[[str], TrustedEntity | None],
+    audit: AuditTrail,
+) -> Dataset:
+    """Import the object of a C-STORE request; answer its status with an Error Comment."""
+    started = time.perf_counter()
+    peer = describe_peer(event.assoc)
+    request = cast(C_STORE, event.request)
+    received = Received(
+        dataset=cast(BytesIO, request.DataSet).getvalue(),
+        transfer_syntax=str(event.context.transfer_syntax),
+        calling_ae=peer.calling_ae,
+        peer=peer.address,
+        sop_class_uid=str(request.AffectedSOPClassUID or ""),
+        sop_instance_uid=str(request.AffectedSOPInstanceUID or ""),
+    )
+    result = importer().run(received, entity(peer.calling_ae))
+    audit.record(
+        "store",
+        calling_ae=peer.calling_ae,
+        called_ae=peer.called_ae,
+        peer=peer.address,
+        outcome=status.outcome(result.answered),
+        detail=f"SOP Instance {result.sop_instance_uid or '(none)'}: {result.detail}",
+        rule=result.rule,
+        status=result.answered,
+        duration_ms=(time.perf_counter() - started) * 1000,
+    )
+    if result.stored:
+        LOGGER.debug("stored %s from '%s'", result.sop_instance_uid, peer.calling_ae)
+    else:
+        LOGGER.warning(
+            "import from '%s' failed with 0x%04X: %s", peer.calling_ae, result.status, result.detail
+        )
+    answer = Dataset()
+    answer.Status = result.answered
+    if result.comment and result.answered != status.SUCCESS:
+        answer.ErrorComment = result.comment
+    return answer
