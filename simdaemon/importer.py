@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_dataset
+from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
 from simdaemon import status
@@ -109,6 +111,23 @@ def _text(dataset: Dataset, keyword: str) -> str:
     return str(value).strip()
 
 
+def _check_lengths(dataset: Dataset) -> None:
+    """Raise when an element holds fewer bytes than its length says (a truncated object).
+
+    pydicom reads a short last element without complaint; the daemon must not file half an
+    image as if it were whole.
+    """
+    for tag in dataset.keys():  # noqa: SIM118 - iterating a Dataset converts its elements
+        element = dataset.get_item(tag)
+        if isinstance(element, RawDataElement) and element.length != 0xFFFFFFFF:
+            held = len(element.value or b"")
+            if held != element.length:
+                raise ValueError(
+                    f"element {BaseTag(tag)} declares {element.length} bytes but holds {held}: "
+                    "the data set is truncated"
+                )
+
+
 class _Failed(Exception):
     """Ends an import at the step that failed, with the answer to give."""
 
@@ -166,6 +185,7 @@ class Importer:
             dataset = read_dataset(
                 BytesIO(received.dataset), syntax.is_implicit_VR, syntax.is_little_endian
             )
+            _check_lengths(dataset)
             decoded = decode_dataset(dataset, source.import_charset, source.override_import_charset)
         except Exception as error:  # noqa: BLE001 - any parse error is the peer's bad data
             reason = f"{type(error).__name__}: {error}"

@@ -5,19 +5,28 @@ from __future__ import annotations
 import socket
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
-from pynetdicom import AE, evt
+from pynetdicom import AE, _config, evt
 from pynetdicom.association import Association
 from pynetdicom.sop_class import Verification
 
 from simdaemon import Daemon
 
 
+class Listening(Protocol):
+    """Where a daemon listens: a :class:`Daemon`, or one running in another process."""
+
+    host: str
+    port: int
+    ae_title: str
+
+
 def associate(
-    daemon: Daemon,
+    daemon: Listening | Daemon,
     calling: str = "SIMCLIENT",
     called: str | None = None,
     *,
@@ -72,6 +81,10 @@ def store(
         daemon, calling, contexts=[(sop_class, [transfer_syntax]) for sop_class in classes]
     )
     assert assoc.is_established, "the daemon refused the association"
+    # Files are sent as they are on disk, not decoded and re-encoded by pynetdicom, so a
+    # test can send exactly the bytes it crafted.
+    chunked = _config.STORE_SEND_CHUNKED_DATASET
+    _config.STORE_SEND_CHUNKED_DATASET = True
     try:
         answers = []
         for ds in datasets:
@@ -80,6 +93,7 @@ def store(
             answers.append(answer)
         return answers
     finally:
+        _config.STORE_SEND_CHUNKED_DATASET = chunked
         assoc.release()
 
 

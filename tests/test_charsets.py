@@ -1,0 +1,134 @@
+"""SPEC section 5 step 2: the import character set, its override, and warning 0xB000."""
+
+from __future__ import annotations
+
+import pytest
+from pydicom import dcmread
+
+from simdaemon.charset import decode_text, effective_charset
+from tests import objects, scu
+from tests.conftest import CLIENT, MakeDaemon
+
+LATIN1_NAME = "Müller^Jürgen".encode("latin-1")
+
+
+def _entity(**charset: object) -> dict[str, object]:
+    return {**CLIENT, **charset}
+
+
+def _latin1_object(declared: str | None) -> objects.Dataset:
+    ds = objects.ct()
+    if declared is not None:
+        ds.SpecificCharacterSet = declared
+    ds.add_new(0x00100010, "PN", LATIN1_NAME)
+    ds.add_new(0x00081030, "LO", "Prostata Behandlung für Müller".encode("latin-1"))
+    return ds
+
+
+def test_latin1_without_charset_imports_correctly_through_an_iso_ir_100_entity(
+    make_daemon: MakeDaemon,
+) -> None:
+    daemon = make_daemon(trusted=[_entity(import_charset="ISO_IR 100")])
+    ds = _latin1_object(declared=None)
+    (answer,) = scu.store(daemon, [ds])
+    assert scu.status_of(answer) == (0x0000, "")
+    (patient,) = daemon.archive.patients()
+    assert patient.name == "Müller^Jürgen"
+    stored = daemon.archive.read(ds.SOPInstanceUID)
+    assert stored.SpecificCharacterSet == "ISO_IR 192"
+    assert str(stored.PatientName) == "Müller^Jürgen"
+    assert stored.StudyDescription == "Prostata Behandlung für Müller"
+    assert stored.PixelData == ds.PixelData
+
+
+def test_latin1_without_charset_through_a_us_ascii_entity_is_coerced_with_b000(
+    make_daemon: MakeDaemon,
+) -> None:
+    daemon = make_daemon(trusted=[_entity(import_charset="ISO_IR 6")])
+    ds = _latin1_object(declared=None)
+    (answer,) = scu.store(daemon, [ds])
+    status, comment = scu.status_of(answer)
+    assert status == 0xB000
+    assert comment == "text not valid in ISO_IR 6 replaced"
+    (patient,) = daemon.archive.patients()
+    assert patient.name == "M\ufffdller^J\ufffdrgen"
+    (event,) = daemon.audit.events("store")
+    assert event.outcome == "warning"
+    assert "(0010,0010)" in event.detail
+
+
+@pytest.mark.parametrize(
+    ("override", "status", "name"),
+    [(True, 0x0000, "Müller^Jürgen"), (False, 0xB000, "M\ufffdller^J\ufffdrgen")],
+)
+def test_override_import_charset(
+    make_daemon: MakeDaemon, override: bool, status: int, name: str
+) -> None:
+    """The object claims UTF-8 but holds Latin-1: only the override reads it right."""
+    daemon = make_daemon(
+        trusted=[_entity(import_charset="ISO_IR 100", override_import_charset=override)]
+    )
+    (answer,) = scu.store(daemon, [_latin1_object(declared="ISO_IR 192")])
+    assert scu.status_of(answer)[0] == status
+    assert daemon.archive.patients()[0].name == name
+
+
+def test_declared_charset_is_used_when_not_overridden(make_daemon: MakeDaemon) -> None:
+    daemon = make_daemon(trusted=[_entity(import_charset="ISO_IR 6")])
+    (answer,) = scu.store(daemon, [_latin1_object(declared="ISO_IR 100")])
+    assert scu.status_of(answer) == (0x0000, "")
+    assert daemon.archive.patients()[0].name == "Müller^Jürgen"
+
+
+@pytest.mark.parametrize(
+    "name", ["山田^太郎", "Διονυσίου^Ελένη", "Ivanova^Анна"], ids=["japanese", "greek", "cyrillic"]
+)
+def test_utf8_names_round_trip(make_daemon: MakeDaemon, name: str) -> None:
+    daemon = make_daemon()
+    ds = objects.ct(SpecificCharacterSet="ISO_IR 192", PatientName=name)
+    (answer,) = scu.store(daemon, [ds])
+    assert scu.status_of(answer) == (0x0000, "")
+    assert daemon.archive.patients()[0].name == name
+    row = daemon.archive.instance(ds.SOPInstanceUID)
+    assert row is not None
+    raw = row.path.read_bytes()
+    assert name.encode("utf-8") in raw  # filed as received: no re-encoding was needed
+    assert str(dcmread(row.path).PatientName) == name
+
+
+def test_a_correctly_declared_charset_is_filed_as_received(make_daemon: MakeDaemon) -> None:
+    daemon = make_daemon()
+    ds = objects.ct(SpecificCharacterSet="ISO_IR 126", PatientName="Διονυσίου^Ελένη")
+    scu.store(daemon, [ds])
+    assert daemon.archive.patients()[0].name == "Διονυσίου^Ελένη"
+    stored = daemon.archive.read(ds.SOPInstanceUID)
+    assert stored.SpecificCharacterSet == "ISO_IR 126"
+    assert str(stored.PatientName) == "Διονυσίου^Ελένη"
+
+
+def test_iso_ir_6_is_strict_ascii_unlike_pydicoms_default() -> None:
+    assert decode_text(b"Doe^John", ["ISO_IR 6"]) == ("Doe^John", True)
+    assert decode_text(b"M\xfcller", ["ISO_IR 6"]) == ("M\ufffdller", False)
+    assert decode_text(b"M\xfcller", ["ISO_IR 100"]) == ("Müller", True)
+
+
+def test_japanese_code_extensions_decode() -> None:
+    raw = b"Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B"
+    text, ok = decode_text(raw, ["", "ISO 2022 IR 87"])
+    assert ok
+    assert text == "Yamada^Tarou=山田^太郎"
+
+
+@pytest.mark.parametrize(
+    ("declared", "override", "expected"),
+    [
+        ((), False, ("ISO_IR 100",)),
+        (("",), False, ("ISO_IR 100",)),
+        (("ISO_IR 192",), False, ("ISO_IR 192",)),
+        (("ISO_IR 192",), True, ("ISO_IR 100",)),
+    ],
+)
+def test_effective_charset(
+    declared: tuple[str, ...], override: bool, expected: tuple[str, ...]
+) -> None:
+    assert effective_charset(declared, "ISO_IR 100", override) == expected
