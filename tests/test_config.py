@@ -61,6 +61,10 @@ def test_every_field_survives_render_and_load(tmp_path: Path) -> None:
     iod_folder = "trace/iods"
     failed_import_folder = "trace/failed"
     sql_trace = true
+    [storage]
+    on_duplicate = "overwrite"
+    [quirks]
+    failed_import_status = "success"
     [[trusted]]
     ae_title = "MyClient  "
     ip = "10.0.0.0/8"
@@ -71,6 +75,8 @@ def test_every_field_survives_render_and_load(tmp_path: Path) -> None:
     """
     loaded = config.loads(text, tmp_path)
     assert loaded.images.z_offset_mm == -12.0
+    assert loaded.storage.on_duplicate == "overwrite"
+    assert loaded.quirks.failed_import_status == "success"
     assert loaded.investigation.iod_folder == tmp_path / "trace" / "iods"
     assert loaded.daemon.archive == Path("/srv/aria")
     assert loaded.trusted[0].ae_title == "MyClient", "trailing spaces are not significant"
@@ -114,6 +120,18 @@ TRUSTED = '[[trusted]]\nae_title = "A"\nip = "127.0.0.1"\nport = 104\n'
         ('[daemon]\narchive = ""', "daemon.archive", '""', "non-empty string"),
         ('[images]\nz_offset_mm = "1"', "images.z_offset_mm", '"1"', "expected a number"),
         ('[patient_creation]\nautomatic = "yes"', "patient_creation.automatic", '"yes"', "true or"),
+        (
+            '[storage]\non_duplicate = "replace"',
+            "storage.on_duplicate",
+            '"replace"',
+            'expected one of "reject", "overwrite", "ignore"',
+        ),
+        (
+            '[quirks]\nfailed_import_status = "warning"',
+            "quirks.failed_import_status",
+            '"warning"',
+            'expected one of "failure", "success"',
+        ),
         (
             TRUSTED.replace("127.0.0.1", "10.130.10.999"),
             "trusted[1].ip",

@@ -1,13 +1,17 @@
-"""Interop: DCMTK's echoscu against the daemon, for every row of the association table."""
+"""Interop: DCMTK's echoscu for every row of the association table, and storescu imports."""
 
 from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable
 
+from pathlib import Path
+
 import pytest
+from pydicom.dataset import Dataset
 
 from simdaemon import Daemon
+from tests import objects
 from tests.conftest import MakeDaemon
 from tests.scu import associate
 
@@ -74,3 +78,64 @@ def test_echoscu_over_the_limit_is_refused_transiently(
     said = done.stderr.lower()
     assert "result: rejected transient, source: service provider (presentation" in said
     assert "reason: local limit exceeded" in said
+
+
+def storescu(
+    dcmtk: Callable[[str], str], daemon: Daemon, calling: str, files: list[Path]
+) -> subprocess.CompletedProcess[str]:
+    command = [dcmtk("storescu"), "-aet", calling, "-aec", daemon.ae_title]
+    return subprocess.run(
+        [*command, daemon.host, str(daemon.port), *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _write(folder: Path, datasets: list[Dataset]) -> list[Path]:
+    folder.mkdir(exist_ok=True)
+    paths = []
+    for number, ds in enumerate(datasets):
+        path = folder / f"{number:03d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def test_storescu_stores_a_ct_series_and_a_structure_set(
+    dcmtk: Callable[[str], str], make_daemon: MakeDaemon, tmp_path: Path
+) -> None:
+    daemon = make_daemon()
+    first = objects.ct(size=64, InstanceNumber=1)
+    series = [first] + [
+        objects.same_patient(first, objects.ct(size=64, InstanceNumber=n)) for n in range(2, 11)
+    ]
+    structures = objects.same_patient(first, objects.rt_struct())
+    structures.SeriesInstanceUID = objects.uid()
+    files = _write(tmp_path / "send", [*series, structures])
+
+    done = storescu(dcmtk, daemon, "SIMCLIENT", files)
+
+    assert done.returncode == 0, done.stderr
+    assert daemon.archive.count() == 11
+    (patient,) = daemon.archive.patients()
+    assert (patient.patient_id, patient.series, patient.instances) == ("PAT001", 2, 11)
+    for ds in series:
+        assert daemon.archive.read(ds.SOPInstanceUID).PixelData == ds.PixelData
+    stored = daemon.archive.read(structures.SOPInstanceUID)
+    assert stored.StructureSetROISequence[0].ROIName == "BODY"
+    assert len(daemon.audit.events("store", calling_ae="SIMCLIENT", outcome="success")) == 11
+
+
+def test_storescu_from_an_untrusted_entity_is_rejected_at_association(
+    dcmtk: Callable[[str], str], make_daemon: MakeDaemon, tmp_path: Path
+) -> None:
+    daemon = make_daemon()
+    files = _write(tmp_path / "send", [objects.ct()])
+    done = storescu(dcmtk, daemon, "STRANGER", files)
+    assert done.returncode != 0
+    said = done.stderr.lower()
+    assert "result: rejected permanent, source: service user" in said
+    assert "reason: calling ae title not recognized" in said
+    assert daemon.archive.count() == 0
+    assert [e.operation for e in daemon.audit] == ["associate"]

@@ -1,0 +1,65 @@
+"""The archive folder itself: schema, versions, connection settings, file names."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from simdaemon.archive import SCHEMA_VERSION, Archive, ArchiveError
+
+
+def test_a_new_archive_has_the_current_schema_in_wal_mode_with_foreign_keys(
+    tmp_path: Path,
+) -> None:
+    with Archive(tmp_path / "a") as archive:
+        with archive.reading() as db:
+            assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+            assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert tables == {"patients", "studies", "series", "instances", "review_tasks", "audit"}
+    assert {"patients_patient_id", "patients_name", "series_modality", "studies_date"} <= indexes
+    assert (tmp_path / "a" / "files").is_dir()
+
+
+def test_reopening_keeps_the_data(tmp_path: Path) -> None:
+    Archive(tmp_path / "a").close()
+    with Archive(tmp_path / "a") as archive:
+        assert archive.patients() == []
+
+
+def test_an_archive_from_a_newer_release_is_refused(tmp_path: Path) -> None:
+    Archive(tmp_path / "a").close()
+    with sqlite3.connect(tmp_path / "a" / "archive.sqlite") as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(ArchiveError, match="written by a newer simdaemon"):
+        Archive(tmp_path / "a")
+
+
+def test_a_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    with sqlite3.connect(tmp_path / "a" / "archive.sqlite") as db:
+        db.execute("CREATE TABLE other (x)")
+    with pytest.raises(ArchiveError, match="not a simdaemon archive"):
+        Archive(tmp_path / "a")
+
+
+def test_an_unwritable_folder_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ArchiveError, match="cannot create the archive folder"):
+        Archive(blocker / "archive")
+
+
+def test_deleting_a_patient_cascades_to_its_objects(tmp_path: Path) -> None:
+    with Archive(tmp_path / "a") as archive:
+        with archive.transaction() as tx:
+            tx._db.execute("INSERT INTO patients (patient_id, created) VALUES ('P', 'now')")
+            tx._db.execute("INSERT INTO studies (patient, study_uid) VALUES (1, '1.2')")
+        with archive.transaction() as tx:
+            tx._db.execute("DELETE FROM patients")
+        with archive.reading() as db:
+            assert db.execute("SELECT count(*) FROM studies").fetchone()[0] == 0
