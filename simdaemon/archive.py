@@ -25,7 +25,6 @@ not promise survival of a power cut, which a test harness does not need.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -43,6 +42,7 @@ from typing import Any
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
+from simdaemon.attributes import read as read_attributes
 from simdaemon.audit import AuditEvent
 from simdaemon.matching import Demographics, StoredPatient
 
@@ -135,7 +135,7 @@ CREATE TABLE instances (
     charset TEXT NOT NULL DEFAULT '',
     calling_ae TEXT NOT NULL DEFAULT '',
     received TEXT NOT NULL,
-    attributes TEXT NOT NULL
+    attributes BLOB NOT NULL
 );
 CREATE INDEX instances_series ON instances (series);
 CREATE INDEX instances_sop_class ON instances (sop_class_uid);
@@ -214,7 +214,7 @@ class SeriesRow:
 
 @dataclass(frozen=True)
 class InstanceRow:
-    """A stored instance and where its file is."""
+    """A stored instance, where its file is, and its non-bulk attributes as a data set."""
 
     sop_instance_uid: str
     sop_class_uid: str
@@ -226,7 +226,7 @@ class InstanceRow:
     charset: str
     calling_ae: str
     received: str
-    attributes: dict[str, Any] = field(repr=False)
+    attributes: Dataset = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -408,7 +408,7 @@ class Transaction:
         values: dict[str, str],
         staged: Path,
         final: Path,
-        attributes: dict[str, Any],
+        attributes: bytes,
     ) -> int:
         """Insert an instance row; its staged file is moved to ``final`` before commit."""
         cursor = self._db.execute(
@@ -427,7 +427,7 @@ class Transaction:
                 values.get("charset", ""),
                 values.get("calling_ae", ""),
                 _now(),
-                json.dumps(attributes, ensure_ascii=False, separators=(",", ":")),
+                attributes,
             ),
         )
         self._renames.append((staged, final))
@@ -565,11 +565,12 @@ class Archive:
                 db.execute("ROLLBACK")
                 raise
 
-    def stage(self, data: bytes) -> Path:
+    def stage(self, *chunks: bytes) -> Path:
         """Write an object's bytes under ``files/.incoming`` and return the staged path."""
         staged = self.incoming / f"{uuid.uuid4().hex}.part"
         with staged.open("wb") as handle:
-            handle.write(data)
+            for chunk in chunks:
+                handle.write(chunk)
         return staged
 
     def path_for(self, study_uid: str, series_uid: str, sop_instance_uid: str) -> Path:
@@ -677,7 +678,7 @@ class Archive:
             charset=row[7],
             calling_ae=row[8],
             received=row[9],
-            attributes=json.loads(row[10]),
+            attributes=read_attributes(row[10], row[6]),
         )
 
     def instances(self, patient_id: str | None = None) -> list[InstanceRow]:

@@ -2,18 +2,29 @@
 
 Everything a C-FIND return key can ask for is small: names, dates, UIDs, labels, counts,
 short sequences of references. What is large - pixel data, contour points, control point
-lists of hundreds of items - stays only in the file. The kept subset is stored as DICOM JSON
-(PS3.18 F.2), so a later release reads it back with pydicom's own ``Dataset.from_json``.
+lists of hundreds of items - stays only in the file.
+
+The kept attributes are stored as an encoded DICOM data set in the instance's transfer
+syntax. For an image that is simply every byte in front of its Pixel Data, sliced from the
+bytes being filed at no cost; for other objects (structure sets, plans) the small elements
+are selected and encoded. pydicom reads either back lazily, converting only the elements a
+query asks for.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from io import BytesIO
 
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset
+from pydicom.filewriter import write_dataset
+from pydicom.uid import UID
 
-__all__ = ["summarize"]
+__all__ = ["bulk_offset", "read", "summarize"]
 
+PIXEL_DATA = 0x7FE00010
 _BULK_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN"})
 #: Sequences with more items than this are bulk (contours, control points, frames).
 MAX_ITEMS = 32
@@ -21,6 +32,17 @@ MAX_ITEMS = 32
 MAX_VM = 64
 #: Text longer than this is bulk.
 MAX_TEXT = 1024
+#: The bytes in front of Pixel Data are kept whole when there are no more than this.
+MAX_PREFIX = 64 * 1024
+
+
+def bulk_offset(dataset: Dataset, transfer_syntax: str) -> int | None:
+    """Where Pixel Data starts in the encoded data set, read before anything is converted."""
+    element = dataset.get_item(PIXEL_DATA)
+    if not isinstance(element, RawDataElement):
+        return None
+    header = 8 if UID(transfer_syntax).is_implicit_VR else 12
+    return int(element.value_tell) - header
 
 
 def _keep(dataset: Dataset) -> Dataset:
@@ -32,8 +54,7 @@ def _keep(dataset: Dataset) -> Dataset:
             items = element.value
             if len(items) > MAX_ITEMS:
                 continue
-            copy = type(element)(element.tag, "SQ", [_keep(item) for item in items])
-            kept.add(copy)
+            kept.add(DataElement(element.tag, "SQ", [_keep(item) for item in items]))
             continue
         if element.VM > MAX_VM:
             continue
@@ -43,9 +64,23 @@ def _keep(dataset: Dataset) -> Dataset:
     return kept
 
 
-def summarize(dataset: Dataset) -> dict[str, Any]:
-    """Return the non-bulk attributes of a decoded data set as a DICOM JSON dictionary."""
-    result: dict[str, Any] = _keep(dataset).to_json_dict(
-        bulk_data_threshold=MAX_TEXT, bulk_data_element_handler=lambda _: ""
-    )
-    return result
+def summarize(dataset: Dataset, encoded: bytes, offset: int | None, transfer_syntax: str) -> bytes:
+    """Return the non-bulk attributes, encoded in ``transfer_syntax``.
+
+    ``encoded`` is the data set as filed and ``offset`` where its Pixel Data starts in it
+    (``None`` when it has none, or when ``encoded`` is not the bytes ``offset`` was read from).
+    """
+    if offset is not None and 0 < offset <= MAX_PREFIX:
+        return encoded[:offset]
+    syntax = UID(transfer_syntax)
+    out = DicomBytesIO()
+    out.is_little_endian = syntax.is_little_endian
+    out.is_implicit_VR = syntax.is_implicit_VR
+    write_dataset(out, _keep(dataset))
+    return out.getvalue()
+
+
+def read(attributes: bytes, transfer_syntax: str) -> Dataset:
+    """The kept attributes as a data set (elements convert when first accessed)."""
+    syntax = UID(transfer_syntax)
+    return read_dataset(BytesIO(attributes), syntax.is_implicit_VR, syntax.is_little_endian)

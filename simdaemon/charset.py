@@ -24,6 +24,8 @@ __all__ = ["TEXT_VRS", "Decoded", "decode_dataset", "decode_text", "effective_ch
 
 #: Value representations whose bytes are text in the Specific Character Set.
 TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})
+#: Value representations that stay bytes: nothing to convert, nothing to check.
+_BYTES_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
 _MULTI_VALUED = frozenset({"SH", "LO", "UC", "PN"})
 _ASCII_TERMS = frozenset({"", "ISO_IR 6", "ISO 2022 IR 6"})
 _ESCAPE = 0x1B
@@ -110,7 +112,8 @@ def _walk(dataset: Dataset, terms: Sequence[str], bad: list[str], path: str) -> 
                 _walk(item, terms, bad, f"{path}{tag}[{number}].")
             continue
         if vr not in TEXT_VRS or not isinstance(element, RawDataElement):
-            _ = dataset[tag]  # converting now surfaces a malformed value here
+            if vr not in _BYTES_VRS:
+                _ = dataset[tag]  # converting now surfaces a malformed value here
             continue
         raw = element.value or b""
         text, ok = decode_text(raw, terms)

@@ -28,12 +28,12 @@ from pydicom.uid import UID
 
 from simdaemon import status
 from simdaemon.archive import Archive, Transaction
-from simdaemon.attributes import summarize
+from simdaemon.attributes import bulk_offset, summarize
 from simdaemon.charset import UTF8, Decoded, decode_dataset
 from simdaemon.config import Config, TrustedEntity
 from simdaemon.investigation import Investigator
 from simdaemon.matching import Demographics, Match, MatchKind, enabled, match
-from simdaemon.part10 import wrap
+from simdaemon.part10 import header, wrap
 from simdaemon.validation import is_valid_uid, validate
 
 __all__ = ["ImportResult", "Importer", "Received"]
@@ -160,10 +160,10 @@ class Importer:
             )
         sop_uid, patient_id = received.sop_instance_uid, ""
         try:
-            dataset, decoded = self._read(received, source)
+            dataset, decoded, offset = self._read(received, source)
             sop_uid = _text(dataset, "SOPInstanceUID")
             patient_id = _text(dataset, "PatientID")
-            detail = self._store(received, dataset, decoded)
+            detail = self._store(received, dataset, decoded, offset)
         except _Failed as failed:
             return self._fail(received, failed, sop_uid, patient_id)
         warning = self._charset_warning(decoded, source)
@@ -178,14 +178,20 @@ class Importer:
 
     # --- steps -----------------------------------------------------------------------------
 
-    def _read(self, received: Received, source: TrustedEntity) -> tuple[Dataset, Decoded]:
-        """Parse, decode text and validate; return the data set and how its text decoded."""
+    def _read(
+        self, received: Received, source: TrustedEntity
+    ) -> tuple[Dataset, Decoded, int | None]:
+        """Parse, decode text and validate.
+
+        Return the data set, how its text decoded and where its Pixel Data starts.
+        """
         syntax = UID(received.transfer_syntax)
         try:
             dataset = read_dataset(
                 BytesIO(received.dataset), syntax.is_implicit_VR, syntax.is_little_endian
             )
             _check_lengths(dataset)
+            offset = bulk_offset(dataset, received.transfer_syntax)
             decoded = decode_dataset(dataset, source.import_charset, source.override_import_charset)
         except Exception as error:  # noqa: BLE001 - any parse error is the peer's bad data
             reason = f"{type(error).__name__}: {error}"
@@ -205,7 +211,7 @@ class Importer:
             raise _Failed(
                 status.INVALID_OBJECT, problem.rule, _comment(problem.comment), problem.detail, None
             )
-        return dataset, decoded
+        return dataset, decoded, offset
 
     @staticmethod
     def _charset_warning(decoded: Decoded, source: TrustedEntity) -> tuple[str, str] | None:
@@ -223,10 +229,11 @@ class Importer:
         )
 
     @staticmethod
-    def _encode(received: Received, dataset: Dataset, decoded: Decoded) -> bytes:
-        """The data set bytes to file: as received when its text is as declared, else UTF-8."""
+    def _encode(received: Received, dataset: Dataset, decoded: Decoded) -> bytes | None:
+        """The data set re-encoded in UTF-8; ``None`` when its text is as declared and the
+        received bytes are filed as they are."""
         if decoded.clean and decoded.as_declared:
-            return received.dataset
+            return None
         dataset.SpecificCharacterSet = UTF8
         syntax = UID(received.transfer_syntax)
         out = DicomBytesIO()
@@ -235,7 +242,9 @@ class Importer:
         write_dataset(out, dataset)
         return out.getvalue()
 
-    def _store(self, received: Received, dataset: Dataset, decoded: Decoded) -> str:
+    def _store(
+        self, received: Received, dataset: Dataset, decoded: Decoded, offset: int | None
+    ) -> str:
         """Match, handle duplicates, apply image options and persist; return what happened."""
         cfg = self.config
         sop_uid = _text(dataset, "SOPInstanceUID")
@@ -252,15 +261,19 @@ class Importer:
             name,
             _text(dataset, "PatientBirthDate"),
         )
-        file_bytes = wrap(
-            self._encode(received, dataset, decoded),
+        encoded = self._encode(received, dataset, decoded)
+        if encoded is None:
+            encoded = received.dataset
+        else:
+            offset = None  # the Pixel Data offset was read from the bytes as received
+        head = header(
             sop_class_uid=sop_class,
             sop_instance_uid=sop_uid,
             transfer_syntax=received.transfer_syntax,
             source_ae=received.calling_ae,
         )
-        attributes = summarize(dataset)
-        staged = self.archive.stage(file_bytes)
+        attributes = summarize(dataset, encoded, offset, received.transfer_syntax)
+        staged = self.archive.stage(head, encoded)
         replaced: Path | None = None
         try:
             with self.archive.transaction() as tx:

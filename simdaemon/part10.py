@@ -7,20 +7,51 @@ behind a freshly built header keeps pixel data byte-for-byte and costs no re-enc
 
 from __future__ import annotations
 
+import struct
 import uuid
 from io import BytesIO
 
 from pydicom.dataset import FileMetaDataset
-from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_preamble
-from pydicom.filewriter import write_file_meta_info
-from pydicom.uid import UID, ImplicitVRLittleEndian
+from pydicom.uid import ImplicitVRLittleEndian
 
-__all__ = ["IMPLEMENTATION_CLASS_UID", "IMPLEMENTATION_VERSION", "split", "wrap"]
+__all__ = ["IMPLEMENTATION_CLASS_UID", "IMPLEMENTATION_VERSION", "header", "split", "wrap"]
 
 #: simdaemon's implementation class UID, derived (UUID-based, PS3.5 B.2) from its name.
 IMPLEMENTATION_CLASS_UID = f"2.25.{uuid.uuid5(uuid.NAMESPACE_URL, 'simdaemon').int}"
 IMPLEMENTATION_VERSION = "SIMDAEMON_0_1"
+
+
+def _element(group: int, element: int, vr: bytes, value: bytes) -> bytes:
+    """One Explicit VR Little Endian element of the file meta information."""
+    if len(value) % 2:
+        value += b"\0" if vr in (b"UI", b"OB") else b" "
+    if vr == b"OB":
+        return struct.pack("<HH2sHI", group, element, vr, 0, len(value)) + value
+    return struct.pack("<HH2sH", group, element, vr, len(value)) + value
+
+
+def header(
+    *, sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str, source_ae: str = ""
+) -> bytes:
+    """Preamble, ``DICM`` and the file meta information for one object.
+
+    Encoded by hand: it is a handful of fixed elements, and building it through a pydicom
+    Dataset cost more than filing the whole CT slice behind it.
+    """
+    elements = [
+        _element(0x0002, 0x0001, b"OB", b"\x00\x01"),
+        _element(0x0002, 0x0002, b"UI", sop_class_uid.encode("ascii")),
+        _element(0x0002, 0x0003, b"UI", sop_instance_uid.encode("ascii")),
+        _element(0x0002, 0x0010, b"UI", transfer_syntax.encode("ascii")),
+        _element(0x0002, 0x0012, b"UI", IMPLEMENTATION_CLASS_UID.encode("ascii")),
+        _element(0x0002, 0x0013, b"SH", IMPLEMENTATION_VERSION.encode("ascii")),
+    ]
+    if source_ae:
+        elements.append(_element(0x0002, 0x0016, b"AE", source_ae.encode("ascii", "replace")))
+    body = b"".join(elements)
+    length = _element(0x0002, 0x0000, b"UL", struct.pack("<I", len(body)))
+    return b"".join((b"\0" * 128, b"DICM", length, body))
 
 
 def wrap(
@@ -32,20 +63,12 @@ def wrap(
     source_ae: str = "",
 ) -> bytes:
     """Return a Part-10 file: preamble, prefix, file meta information, then ``dataset``."""
-    meta = FileMetaDataset()
-    meta.FileMetaInformationVersion = b"\x00\x01"
-    meta.MediaStorageSOPClassUID = UID(sop_class_uid)
-    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
-    meta.TransferSyntaxUID = UID(transfer_syntax)
-    meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
-    if source_ae:
-        meta.SourceApplicationEntityTitle = source_ae
-    header = DicomBytesIO()
-    header.is_little_endian = True
-    header.is_implicit_VR = False
-    write_file_meta_info(header, meta, enforce_standard=True)
-    return b"".join((b"\x00" * 128, b"DICM", header.getvalue(), dataset))
+    return header(
+        sop_class_uid=sop_class_uid,
+        sop_instance_uid=sop_instance_uid,
+        transfer_syntax=transfer_syntax,
+        source_ae=source_ae,
+    ) + bytes(dataset)
 
 
 def split(data: bytes) -> tuple[FileMetaDataset, bytes]:

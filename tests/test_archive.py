@@ -13,13 +13,13 @@ from simdaemon.archive import SCHEMA_VERSION, Archive, ArchiveError
 def test_a_new_archive_has_the_current_schema_in_wal_mode_with_foreign_keys(
     tmp_path: Path,
 ) -> None:
-    with Archive(tmp_path / "a") as archive:
-        with archive.reading() as db:
-            assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-            assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-            assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    listing = "SELECT name FROM sqlite_master WHERE type = ?"
+    with Archive(tmp_path / "a") as archive, archive.reading() as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        tables = {r[0] for r in db.execute(listing, ("table",))}
+        indexes = {r[0] for r in db.execute(listing, ("index",))}
     assert tables == {"patients", "studies", "series", "instances", "review_tasks", "audit"}
     assert {"patients_patient_id", "patients_name", "series_modality", "studies_date"} <= indexes
     assert (tmp_path / "a" / "files").is_dir()

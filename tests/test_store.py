@@ -29,8 +29,9 @@ def test_a_stored_object_is_filed_indexed_and_audited(daemon: Daemon) -> None:
     on_disk = dcmread(row.path)
     assert on_disk.PixelData == ds.PixelData
     assert on_disk.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
-    assert row.attributes["00100010"]["Value"] == [{"Alphabetic": "Doe^John"}]
-    assert "7FE00010" not in row.attributes
+    assert row.attributes.PatientName == "Doe^John"
+    assert row.attributes.Rows == 8
+    assert "PixelData" not in row.attributes
 
     (event,) = daemon.audit.events("store")
     assert (event.outcome, event.status, event.calling_ae) == ("success", 0, "SIMCLIENT")
