@@ -24,8 +24,10 @@ __all__ = ["TEXT_VRS", "Decoded", "decode_dataset", "decode_text", "effective_ch
 
 #: Value representations whose bytes are text in the Specific Character Set.
 TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})
-#: Value representations that stay bytes: nothing to convert, nothing to check.
-_BYTES_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
+#: Bytes per value of the binary value representations: a length that is not a multiple
+#: means the object was encoded wrongly (and the elements after it are misread).
+_WIDTHS = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "AT": 4, "UV": 8, "SV": 8,
+           "OW": 2, "OF": 4, "OD": 8, "OL": 4, "OV": 8}  # fmt: skip
 _MULTI_VALUED = frozenset({"SH", "LO", "UC", "PN"})
 _ASCII_TERMS = frozenset({"", "ISO_IR 6", "ISO 2022 IR 6"})
 _ESCAPE = 0x1B
@@ -97,6 +99,19 @@ def _vr(element: RawDataElement | DataElement) -> str:
         return "UN"
 
 
+def _check_width(element: RawDataElement | DataElement, vr: str) -> None:
+    """Raise when a binary value's length does not fit its value representation."""
+    width = _WIDTHS.get(vr)
+    if width is None or not isinstance(element, RawDataElement):
+        return
+    length = element.length
+    if length != 0xFFFFFFFF and length % width:
+        raise ValueError(
+            f"element {BaseTag(element.tag)} has VR {vr} but a length of {length} bytes, "
+            f"not a multiple of {width}"
+        )
+
+
 def _walk(dataset: Dataset, terms: Sequence[str], bad: list[str], path: str) -> None:
     """Decode every text value of ``dataset`` in place, items included."""
     for tag in list(dataset.keys()):
@@ -112,8 +127,7 @@ def _walk(dataset: Dataset, terms: Sequence[str], bad: list[str], path: str) -> 
                 _walk(item, terms, bad, f"{path}{tag}[{number}].")
             continue
         if vr not in TEXT_VRS or not isinstance(element, RawDataElement):
-            if vr not in _BYTES_VRS:
-                _ = dataset[tag]  # converting now surfaces a malformed value here
+            _check_width(element, vr)
             continue
         raw = element.value or b""
         text, ok = decode_text(raw, terms)
@@ -129,8 +143,9 @@ def _walk(dataset: Dataset, terms: Sequence[str], bad: list[str], path: str) -> 
 def decode_dataset(dataset: Dataset, import_charset: str, override: bool) -> Decoded:
     """Decode all text of a freshly read dataset to Unicode, in place.
 
-    Every other element is converted too, so a malformed value raises here, during the
-    import's validation, rather than later while the archive is being written.
+    Binary values are checked against the width of their value representation on the way,
+    so a wrongly encoded object fails here, during the import's validation; converting
+    every element to find out would cost more than the rest of the import together.
     """
     declared = _declared(dataset)
     terms = effective_charset(declared, import_charset, override)

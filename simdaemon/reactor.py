@@ -33,6 +33,12 @@ import types
 from typing import Any
 
 from pynetdicom import evt
+from pynetdicom._handlers import (
+    standard_dimse_recv_handler,
+    standard_dimse_sent_handler,
+    standard_pdu_recv_handler,
+    standard_pdu_sent_handler,
+)
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.pdu_primitives import A_ABORT, A_ASSOCIATE, A_P_ABORT, A_RELEASE
@@ -51,6 +57,35 @@ LOGGER = logging.getLogger(__name__)
 #: Upper bound on one wait, so the ARTIM and idle timers and a kill request are still
 #: checked on time while nothing arrives.
 MAX_WAIT_S = 0.05
+
+
+_STANDARD_LOG_HANDLERS = (
+    (evt.EVT_DIMSE_RECV, standard_dimse_recv_handler),
+    (evt.EVT_DIMSE_SENT, standard_dimse_sent_handler),
+    (evt.EVT_PDU_RECV, standard_pdu_recv_handler),
+    (evt.EVT_PDU_SENT, standard_pdu_sent_handler),
+)
+
+
+def _recv_exactly(self: Any, nr_bytes: int) -> bytearray:
+    """``AssociationSocket.recv`` reading straight into one buffer of the PDU's size.
+
+    pynetdicom reads 4 KiB at a time and appends each piece to a growing bytearray: a CT
+    slice arrives as hundreds of reads and copies. Like the original, returns what it has
+    when the peer closes the connection.
+    """
+    buffer = bytearray(nr_bytes)
+    view = memoryview(buffer)
+    received = 0
+    while received < nr_bytes:
+        count = self.socket.recv_into(view[received:], nr_bytes - received)
+        if not count:
+            view.release()
+            del buffer[received:]
+            return buffer
+        received += count
+    view.release()
+    return buffer
 
 
 def _quick_ack(raw: socket.socket) -> None:
@@ -204,6 +239,13 @@ class EventDrivenRequestHandler(RequestHandler):
         dul.event_queue = replaced.event_queue
         assoc.dul = dul
         assoc.dimse.msg_queue = _WakingQueue(dul.user_wake)
+        if dul.socket is not None:
+            dul.socket.recv = types.MethodType(_recv_exactly, dul.socket)  # type: ignore[method-assign]
+        if not logging.getLogger("pynetdicom").isEnabledFor(logging.INFO):
+            # pynetdicom's standard handlers describe every PDU and DIMSE message for its
+            # log; with that log quiet they are pure cost, on every PDU of every slice.
+            for event, handler in _STANDARD_LOG_HANDLERS:
+                assoc.unbind(event, handler)
         assoc._run_reactor = types.MethodType(_association_reactor, assoc)  # type: ignore[method-assign]
         # The timeouts live in the DUL's timers; push them into the new one.
         assoc.acse_timeout = assoc.acse_timeout
