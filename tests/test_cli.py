@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from simdaemon import config
+from simdaemon.archive import Archive
+from tests import objects
 from tests.conftest import find_dcmtk
 
 LISTENING = "listening on "
@@ -132,3 +134,92 @@ def test_config_example_loads_back(tmp_path: Path) -> None:
     )
     assert checked.returncode == 0
     assert config.loads(checked.stdout, tmp_path) == config.load(path)
+
+
+def _write_objects(folder: Path) -> dict[str, Path]:
+    """Two objects of one patient, one conflicting with it, one not DICOM at all."""
+    folder.mkdir()
+    first = objects.ct(PatientName="Müller^Jürgen", SpecificCharacterSet="ISO_IR 100")
+    files = {
+        "first": folder / "a" / "first.dcm",
+        "second": folder / "a" / "second.dcm",
+        "conflict": folder / "b" / "conflict.dcm",
+        "notes": folder / "notes.txt",
+    }
+    for path in files.values():
+        path.parent.mkdir(exist_ok=True)
+    first.save_as(files["first"], enforce_file_format=True)
+    second = objects.same_patient(first, objects.ct(SpecificCharacterSet="ISO_IR 100"))
+    second.save_as(files["second"], enforce_file_format=True)
+    objects.ct(PatientName="Other^Person").save_as(files["conflict"], enforce_file_format=True)
+    files["notes"].write_text("not an image")
+    return files
+
+
+def test_import_runs_files_through_the_rules_and_patients_lists_them(tmp_path: Path) -> None:
+    site = tmp_path / "site.toml"
+    site.write_text(
+        '[daemon]\narchive = "archive"\n'
+        '[patient_creation]\nhospital = "UAB"\ndepartment = "Radiation Oncology"\n'
+    )
+    files = _write_objects(tmp_path / "incoming")
+
+    done = subprocess.run(
+        simdaemon("import", str(tmp_path / "incoming"), "--config", str(site)),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+    assert done.returncode == 1, "a failed object makes the import fail"
+    lines = done.stdout.splitlines()
+    assert f"skipped {files['notes']}: not a DICOM file" in lines[0]
+    (failure,) = [line for line in lines if line.startswith("FAILED")]
+    assert failure.startswith(f"FAILED 0xC002 {files['conflict']}: Patient ID 'PAT001' belongs")
+    assert lines[-1].startswith("imported 2 of 3 object(s) into ")
+    assert "1 failed and parked in" in lines[-1]
+    assert list((tmp_path / "failed").glob("*.reason.txt"))
+
+    listed = subprocess.run(
+        simdaemon("patients", "--config", str(site)), capture_output=True, text=True, timeout=30
+    )
+    assert listed.returncode == 0
+    header, row = listed.stdout.splitlines()
+    assert header.split() == ["Patient", "ID", "Name", "Birth", "date", "Sex", "Hospital", "/",
+                              "Department", "Studies", "Series", "Instances"]  # fmt: skip
+    assert row.split() == ["PAT001", "Müller^Jürgen", "19600101", "M", "UAB", "/", "Radiation",
+                           "Oncology", "1", "1", "2"]  # fmt: skip
+
+
+def test_import_as_a_trusted_entity_uses_its_import_charset(tmp_path: Path) -> None:
+    site = tmp_path / "site.toml"
+    site.write_text(
+        '[daemon]\narchive = "archive"\n[[trusted]]\nae_title = "PLANNING"\nip = "127.0.0.1"\n'
+        'port = 104\nimport_charset = "ISO_IR 100"\n'
+    )
+    ds = objects.ct()
+    ds.add_new(0x00100010, "PN", "Müller^Jürgen".encode("latin-1"))
+    ds.save_as(tmp_path / "latin1.dcm", enforce_file_format=True)
+
+    command = ["import", str(tmp_path / "latin1.dcm"), "--config", str(site), "--as", "PLANNING"]
+    done = subprocess.run(simdaemon(*command), capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    with Archive(tmp_path / "archive") as archive:
+        assert [p.name for p in archive.patients()] == ["Müller^Jürgen"]
+        assert [e.operation for e in archive.audit_events()] == ["import"]
+
+
+def test_patients_without_an_archive_says_so(tmp_path: Path) -> None:
+    done = subprocess.run(
+        simdaemon("patients", "--archive", str(tmp_path / "none")), capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    assert f"no archive at {tmp_path / 'none'}" in done.stderr
+
+
+def test_import_of_a_missing_path_names_it(tmp_path: Path) -> None:
+    done = subprocess.run(
+        simdaemon("import", str(tmp_path / "nothing"), "--archive", str(tmp_path / "a")),
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert f"{tmp_path / 'nothing'}: no such file or folder" in done.stderr
