@@ -39,6 +39,21 @@ def _missing_study_uid(ds: Dataset) -> bytes:
     return _encode(ds)
 
 
+def _missing_sop_instance_uid(ds: Dataset) -> bytes:
+    del ds.SOPInstanceUID
+    return _encode(ds)
+
+
+def _missing_series_uid(ds: Dataset) -> bytes:
+    del ds.SeriesInstanceUID
+    return _encode(ds)
+
+
+def _missing_patient_id(ds: Dataset) -> bytes:
+    del ds.PatientID
+    return _encode(ds)
+
+
 def _path_like_uid(ds: Dataset) -> bytes:
     ds.StudyInstanceUID = "../../etc"
     return _encode(ds)
@@ -53,12 +68,17 @@ CASES: dict[str, tuple[Callable[[Dataset], bytes], str]] = {
     "truncated": (_truncated, "cannot parse the data set"),
     "wrong VR length": (_wrong_vr_length, "cannot parse the data set"),
     "missing Study UID": (_missing_study_uid, "missing Study Instance UID (0020,000D)"),
+    "missing SOP Instance UID": (_missing_sop_instance_uid, "missing SOP Instance UID (0008,0018)"),
+    "missing Series UID": (_missing_series_uid, "missing Series Instance UID (0020,000E)"),
+    "missing Patient ID": (_missing_patient_id, "missing Patient ID (0010,0020)"),
     "UID ../../etc": (_path_like_uid, "invalid Study Instance UID (0020,000D)"),
     "10,000-char Patient ID": (_huge_patient_id, "Patient ID has 10000 chars, at most 64"),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
+# The test itself encodes the invalid values, and pydicom warns as it writes them.
+@pytest.mark.filterwarnings("ignore:Invalid value for VR UI", "ignore:The value length")
 def test_bad_object_fails_parks_and_the_daemon_still_echoes(
     daemon: Daemon, tmp_path: Path, case: str
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 
 from simdaemon import config
 from simdaemon.archive import Archive
+from simdaemon.progress import Progress
 from tests import objects
 from tests.conftest import find_dcmtk
 
@@ -223,3 +225,24 @@ def test_import_of_a_missing_path_names_it(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 1
     assert f"{tmp_path / 'nothing'}: no such file or folder" in done.stderr
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_draws_on_a_terminal_only() -> None:
+    terminal = _Terminal()
+    bar = Progress(4, "importing", terminal)
+    for failed in (False, True, False, False):
+        bar.advance(failed=failed)
+    bar.close()
+    assert terminal.getvalue().rstrip("\n").split("\r")[-1] == (
+        "importing [##############################] 4/4  1 failed"
+    )
+    piped = io.StringIO()
+    quiet = Progress(2, "importing", piped)
+    quiet.advance()
+    quiet.close()
+    assert piped.getvalue() == ""
