@@ -32,7 +32,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -173,6 +173,10 @@ _MIGRATIONS: dict[int, str] = {}
 
 class ArchiveError(RuntimeError):
     """The archive folder cannot be used; the message says why and what to do."""
+
+
+def _casefold(value: str | None) -> str | None:
+    return value.casefold() if isinstance(value, str) else value
 
 
 def _now() -> str:
@@ -433,6 +437,35 @@ class Transaction:
         self._renames.append((staged, final))
         return int(cursor.lastrowid or 0)
 
+    def index_instance(
+        self, series: int, values: dict[str, str], file: str, attributes: bytes
+    ) -> int:
+        """Insert an instance row for a file the caller places itself (bulk loads).
+
+        ``file`` is relative to the archive folder. Nothing checks that it exists: this is for
+        tools that fill an archive quickly (benchmarks), not for imports.
+        """
+        cursor = self._db.execute(
+            "INSERT INTO instances (series, sop_instance_uid, sop_class_uid, instance_number, "
+            "content_date, content_time, file, transfer_syntax, charset, calling_ae, received, "
+            "attributes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                series,
+                values["sop_instance_uid"],
+                values["sop_class_uid"],
+                values.get("instance_number", ""),
+                values.get("content_date", ""),
+                values.get("content_time", ""),
+                file,
+                values["transfer_syntax"],
+                values.get("charset", ""),
+                values.get("calling_ae", ""),
+                _now(),
+                attributes,
+            ),
+        )
+        return int(cursor.lastrowid or 0)
+
     def add_review_task(self, instance: int, kind: str) -> None:
         """Open a review task for an imported image."""
         self._db.execute(
@@ -499,6 +532,8 @@ class Archive:
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = NORMAL")
         connection.execute("PRAGMA foreign_keys = ON")
+        # PN matching is case-insensitive beyond ASCII, which SQLite's lower() is not.
+        connection.create_function("casefold", 1, _casefold, deterministic=True)
         if readonly:
             connection.execute("PRAGMA query_only = ON")
         if self._tracer is not None:
@@ -704,6 +739,22 @@ class Archive:
         if row is None:
             raise KeyError(f"no instance {sop_instance_uid} in the archive")
         return dcmread(row.path)
+
+    def find(
+        self, sql: str, params: Sequence[str], batch: int = 64
+    ) -> Generator[tuple[Any, ...], None, None]:
+        """Stream the rows of a compiled query (:mod:`simdaemon.query`), ``batch`` at a time.
+
+        The read connection is held until the generator is exhausted or closed, so a caller
+        that stops early (a C-CANCEL) must close it.
+        """
+        with self.reading() as db:
+            cursor = db.execute(sql, params)
+            try:
+                while rows := cursor.fetchmany(batch):
+                    yield from rows
+            finally:
+                cursor.close()
 
     def count(self) -> int:
         """How many instances the archive holds."""

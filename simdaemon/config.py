@@ -238,6 +238,17 @@ class Quirks:
         '"success" answers 0x0000 for a failed import and only parks the object',
         _one_of("failure", "success"),
     )
+    course_id_as_study_id: bool = _setting(
+        True, "C-FIND StudyID is the course ID (C1, C2, ... when the object had none)"
+    )
+    aria_series_descriptions: bool = _setting(
+        True,
+        'RT Plan / Structure Set / registration series described "ARIA RadOnc Plans", '
+        '"ARIA RadOnc Structure Sets", "Image Registration"',
+    )
+    series_without_study_keys: bool = _setting(
+        True, "SERIES responses omit study-level keys other than StudyInstanceUID"
+    )
 
 
 @dataclass(frozen=True)

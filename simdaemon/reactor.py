@@ -11,7 +11,9 @@ socket and on a wake-up socket that :meth:`send_pdu` writes to, so it reacts at 
 directions and sleeps soundly when the association is idle.
 
 The loop is pynetdicom 3.0's ``DULServiceProvider.run_reactor`` with the sleep replaced by
-that wait; its state machine, timers and error handling are untouched. One thing is added: a
+that wait, and with the socket read on every turn rather than only when nothing is waiting to
+be sent (a C-CANCEL must not queue behind a stream of C-FIND responses); its state machine,
+timers and error handling are untouched. One thing is added: a
 connection that closes (or is aborted for sending garbage) before any A-ASSOCIATE-RQ releases
 the association thread at once, where pynetdicom would keep it waiting for the whole ACSE
 timeout — so such peers do not hold a place under ``max_associations`` for 30 s.
@@ -196,10 +198,14 @@ class EventDrivenDUL(DULServiceProvider):
                 if self.artim_timer.expired:
                     self.event_queue.put("Evt18")
                 try:
-                    if self._process_recv_primitive():
-                        pass
-                    elif self._is_transport_event():
-                        self._idle_timer.restart()
+                    # pynetdicom reads the socket only when it has nothing to send, so a
+                    # C-CANCEL waits behind every pending C-FIND response queued before it.
+                    # Both are looked at, but only once the previous events are handled:
+                    # a queued primitive is only peeked at, and must not be queued twice.
+                    if self.event_queue.empty():
+                        self._process_recv_primitive()
+                        if self._is_transport_event():
+                            self._idle_timer.restart()
                 except Exception as exc:  # noqa: BLE001 - as pynetdicom: abort, never corrupt state
                     LOGGER.error("exception in the DUL reactor, aborting association: %r", exc)
                     abort = A_ABORT_RQ()

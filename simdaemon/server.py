@@ -32,8 +32,10 @@ from simdaemon.audit import AuditTrail
 from simdaemon.config import Config, TrustedEntity, normalize_ae_title
 from simdaemon.importer import Importer
 from simdaemon.investigation import Investigator
+from simdaemon.query import Shape
 from simdaemon.reactor import EventDrivenRequestHandler, end_association, force_close, is_serving
 from simdaemon.services.echo import handle_echo
+from simdaemon.services.find import handle_find
 from simdaemon.services.peer import describe_peer
 from simdaemon.services.store import handle_store
 
@@ -135,6 +137,11 @@ class Daemon:
                 self._guard(handle_store),
                 [self._get_importer, self._entity, self.audit],
             ),
+            (
+                evt.EVT_C_FIND,
+                self._guard(handle_find),
+                [lambda: self.archive, self._entity, self.audit, self.ae_title, self._shape()],
+            ),
         ]
         try:
             listener: _Listener = self._ae.make_server(
@@ -220,6 +227,14 @@ class Daemon:
             self._importer = Importer(self.config, archive, self.investigator)
             self.audit.sink = archive.record_audit
         return self._archive, self._importer
+
+    def _shape(self) -> Shape:
+        quirks = self.config.quirks
+        return Shape(
+            course_id_as_study_id=quirks.course_id_as_study_id,
+            aria_series_descriptions=quirks.aria_series_descriptions,
+            series_without_study_keys=quirks.series_without_study_keys,
+        )
 
     def _entity(self, ae_title: str) -> TrustedEntity | None:
         with self._lock:

@@ -17,6 +17,7 @@ RT_STRUCT = "1.2.840.10008.5.1.4.1.1.481.3"
 RT_PLAN = "1.2.840.10008.5.1.4.1.1.481.5"
 RT_DOSE = "1.2.840.10008.5.1.4.1.1.481.2"
 RT_IMAGE = "1.2.840.10008.5.1.4.1.1.481.1"
+REGISTRATION = "1.2.840.10008.5.1.4.1.1.66.1"
 
 _counter = itertools.count(1)
 ROOT = "1.2.826.0.1.3680043.10.1234"
@@ -110,6 +111,60 @@ def rt_image(**overrides: Any) -> Dataset:
     ds.PixelRepresentation = 0
     ds.PixelData = b"\0" * 8
     return ds
+
+
+def rt_plan(label: str = "PLAN1", approval: str = "APPROVED", beams: int = 2,
+            structure_set: str | None = None, **overrides: Any) -> Dataset:  # fmt: skip
+    """An RT Plan with ``beams`` beams, referencing a structure set when given."""
+    ds = _base(RT_PLAN, "RTPLAN", **overrides)
+    ds.RTPlanLabel = label
+    ds.RTPlanName = f"{label} name"
+    ds.RTPlanDate = ds.get("RTPlanDate", "20260112")
+    ds.RTPlanTime = "101500"
+    ds.ApprovalStatus = approval
+    ds.PlanIntent = "CURATIVE"
+    beam_items = []
+    for number in range(1, beams + 1):
+        beam = Dataset()
+        beam.BeamNumber = number
+        beam.BeamName = f"G{number}"
+        beam_items.append(beam)
+    ds.BeamSequence = beam_items
+    group = Dataset()
+    group.FractionGroupNumber = 1
+    group.NumberOfBeams = beams
+    ds.FractionGroupSequence = [group]
+    if structure_set is not None:
+        reference = Dataset()
+        reference.ReferencedSOPClassUID = RT_STRUCT
+        reference.ReferencedSOPInstanceUID = structure_set
+        ds.ReferencedStructureSetSequence = [reference]
+    return ds
+
+
+def rt_dose(plan: str, summation: str = "PLAN", **overrides: Any) -> Dataset:
+    """An RT Dose referencing the plan with SOP Instance UID ``plan``."""
+    ds = _base(RT_DOSE, "RTDOSE", **overrides)
+    ds.DoseSummationType = summation
+    ds.DoseUnits = "GY"
+    ds.DoseType = "PHYSICAL"
+    reference = Dataset()
+    reference.ReferencedSOPClassUID = RT_PLAN
+    reference.ReferencedSOPInstanceUID = plan
+    ds.ReferencedRTPlanSequence = [reference]
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows = ds.Columns = 2
+    ds.BitsAllocated = ds.BitsStored = 32
+    ds.HighBit = 31
+    ds.PixelRepresentation = 0
+    ds.PixelData = b"\0" * 16
+    return ds
+
+
+def registration(**overrides: Any) -> Dataset:
+    """A Spatial Registration (series modality REG)."""
+    return _base(REGISTRATION, "REG", **overrides)
 
 
 def same_patient(template: Dataset, ds: Dataset) -> Dataset:

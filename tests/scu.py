@@ -12,7 +12,11 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE, _config, evt
 from pynetdicom.association import Association
-from pynetdicom.sop_class import Verification
+from pynetdicom.sop_class import (
+    PatientRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelFind,
+    Verification,
+)
 
 from simdaemon import Daemon
 
@@ -100,3 +104,32 @@ def store(
 def status_of(answer: Dataset) -> tuple[int, str]:
     """``(Status, Error Comment)`` of a C-STORE response."""
     return int(answer.Status), str(answer.get("ErrorComment", ""))
+
+
+def find(
+    daemon: Listening | Daemon,
+    identifier: Dataset,
+    model: str = "study",
+    calling: str = "SIMCLIENT",
+) -> tuple[list[Dataset], Dataset]:
+    """Run one C-FIND; return the pending identifiers and the final status data set."""
+    sop_class = (
+        PatientRootQueryRetrieveInformationModelFind
+        if model == "patient"
+        else StudyRootQueryRetrieveInformationModelFind
+    )
+    assoc = associate(daemon, calling, contexts=[(sop_class, None)])
+    assert assoc.is_established, "the daemon refused the association"
+    try:
+        found: list[Dataset] = []
+        final = Dataset()
+        for answer, identifier_out in assoc.send_c_find(identifier, sop_class):
+            assert "Status" in answer, "no C-FIND response"
+            if answer.Status in (0xFF00, 0xFF01):
+                assert identifier_out is not None
+                found.append(identifier_out)
+            else:
+                final = answer
+        return found, final
+    finally:
+        assoc.release()

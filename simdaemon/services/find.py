@@ -1,0 +1,196 @@
+"""C-FIND: Study Root and Patient Root queries answered from the archive (SPEC section 6).
+
+Rows stream from SQLite as the responses are sent, so a query matching a hundred thousand
+instances starts answering at once and holds a batch in memory, not the result. Every pending
+response is 0xFF00 (Evil DICOM takes 0xFF01 for final). A C-CANCEL is seen between two
+responses and answered 0xFE00.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Generator, Iterator
+from typing import Any, cast
+
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence as DicomSequence
+from pynetdicom import evt
+from pynetdicom.dimse_primitives import C_FIND
+
+from simdaemon import status
+from simdaemon.archive import Archive
+from simdaemon.attributes import read as read_attributes
+from simdaemon.audit import AuditTrail
+from simdaemon.config import TrustedEntity
+from simdaemon.query import Query, QueryError, ReturnKey, Shape, compile_query, describe
+from simdaemon.services.peer import describe_peer
+
+__all__ = ["PENDING", "answer", "handle_find", "run_query"]
+
+LOGGER = logging.getLogger(__name__)
+
+PATIENT_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.1.1"
+PENDING = 0xFF00
+CANCELLED = 0xFE00
+UNABLE_TO_PROCESS = 0xC000
+#: The export character set of a caller that is not a trusted entity (local tools).
+DEFAULT_EXPORT_CHARSET = "ISO_IR 192"
+
+Response = tuple[int | Dataset, Dataset | None]
+
+
+def _derived(stored: Dataset, keyword: str) -> DataElement | None:
+    """Keys ARIA answers from elsewhere in the object than where the key itself lives.
+
+    NumberOfBeams (300A,0080) sits in an RT Plan's Fraction Group Sequence; ARIA returns it
+    at the top of the response, and Evil DICOM's FindImages reads it there.
+    """
+    if keyword == "NumberOfBeams":
+        groups = stored.get("FractionGroupSequence")
+        if groups and "NumberOfBeams" in groups[0]:
+            return DataElement(0x300A0080, "IS", groups[0].NumberOfBeams)
+        beams = stored.get("BeamSequence")
+        if beams is not None:
+            return DataElement(0x300A0080, "IS", len(beams))
+    return None
+
+
+def _value(key: ReturnKey, row: tuple[Any, ...], stored: Dataset | None) -> DataElement:
+    """The element answering ``key`` for one row."""
+    requested = key.element
+    if key.source == "column":
+        value = row[key.select]
+        return DataElement(requested.tag, requested.VR, "" if value is None else value)
+    if key.source == "attribute" and stored is not None and requested.tag in stored:
+        found = stored[requested.tag]
+        if found.VR != "SQ":
+            return found
+        query_items = requested.value
+        if not len(query_items) or not len(query_items[0]):
+            return found
+        wanted = [element.tag for element in query_items[0]]
+        reduced = DicomSequence()
+        for item in found.value:
+            kept = Dataset()
+            for tag in wanted:
+                if tag in item:
+                    kept.add(item[tag])
+            reduced.append(kept)
+        return DataElement(requested.tag, "SQ", reduced)
+    if key.source == "attribute" and stored is not None:
+        derived = _derived(stored, requested.keyword)
+        if derived is not None:
+            return derived
+    if requested.VR == "SQ":
+        return DataElement(requested.tag, "SQ", DicomSequence())
+    return DataElement(requested.tag, requested.VR, None)
+
+
+def answer(query: Query, row: tuple[Any, ...], stored: Dataset | None, charset: str,
+           retrieve_ae: str) -> Dataset:  # fmt: skip
+    """One response identifier: exactly the requested keys, plus level, charset and AE."""
+    identifier = Dataset()
+    identifier.SpecificCharacterSet = charset
+    identifier.QueryRetrieveLevel = query.level.name
+    identifier.RetrieveAETitle = retrieve_ae
+    for key in query.keys:
+        identifier.add(_value(key, row, stored))
+    return identifier
+
+
+def run_query(
+    archive: Archive, query: Query, charset: str, retrieve_ae: str
+) -> Generator[Dataset, None, None]:
+    """Stream the response identifiers of a compiled query (post-filters applied)."""
+    rows = archive.find(query.sql, query.params)
+    try:
+        for row in rows:
+            stored: Dataset | None = None
+            if query.needs_attributes and row[1] is not None:
+                stored = read_attributes(row[1], row[2])
+            if query.post_filters and (
+                stored is None or not all(accept(stored) for accept in query.post_filters)
+            ):
+                continue
+            yield answer(query, row, stored, charset, retrieve_ae)
+    finally:
+        rows.close()
+
+
+def _failure(code: int, comment: str) -> Dataset:
+    result = Dataset()
+    result.Status = code
+    result.ErrorComment = comment[:64]
+    return result
+
+
+def handle_find(
+    event: evt.Event,
+    archive: Callable[[], Archive],
+    entity: Callable[[str], TrustedEntity | None],
+    audit: AuditTrail,
+    retrieve_ae: str,
+    shape: Shape,
+) -> Iterator[Response]:
+    """Answer a C-FIND from the archive; record it in the audit trail."""
+    started = time.perf_counter()
+    peer = describe_peer(event.assoc)
+    request = cast(C_FIND, event.request)
+    model = "patient" if request.AffectedSOPClassUID == PATIENT_ROOT_FIND else "study"
+    outcome_status, detail, matched = status.SUCCESS, "", 0
+
+    def record() -> None:
+        audit.record(
+            "find",
+            calling_ae=peer.calling_ae,
+            called_ae=peer.called_ae,
+            peer=peer.address,
+            outcome=status.outcome(outcome_status),
+            detail=detail,
+            rule="query",
+            status=outcome_status,
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    try:
+        identifier = event.identifier
+        summary = describe(identifier)
+        query = compile_query(identifier, model, shape)
+    except QueryError as error:
+        outcome_status, detail = UNABLE_TO_PROCESS, f"{model} root query refused: {error}"
+        LOGGER.warning("C-FIND from '%s' refused: %s", peer.calling_ae, error)
+        record()
+        yield _failure(UNABLE_TO_PROCESS, str(error)), None
+        return
+    except Exception as error:  # noqa: BLE001 - a malformed identifier is the peer's data
+        outcome_status = UNABLE_TO_PROCESS
+        detail = f"identifier cannot be decoded: {type(error).__name__}: {error}"
+        LOGGER.warning("C-FIND from '%s': %s", peer.calling_ae, detail)
+        record()
+        yield _failure(UNABLE_TO_PROCESS, "identifier cannot be decoded"), None
+        return
+
+    source = entity(peer.calling_ae)
+    charset = source.export_charset if source is not None else DEFAULT_EXPORT_CHARSET
+    root = "Patient Root" if model == "patient" else "Study Root"
+    ignored = f"; ignored {', '.join(query.ignored)}" if query.ignored else ""
+    responses = run_query(archive(), query, charset, retrieve_ae)
+    try:
+        for response in responses:
+            if event.is_cancelled:
+                outcome_status = CANCELLED
+                break
+            matched += 1
+            yield PENDING, response
+        else:
+            if event.is_cancelled:
+                outcome_status = CANCELLED
+    finally:
+        responses.close()
+        cancelled = " (cancelled)" if outcome_status == CANCELLED else ""
+        detail = f"{query.level.name} {root}: {summary}{ignored}: {matched} match(es){cancelled}"
+        record()
+    if outcome_status == CANCELLED:
+        yield CANCELLED, None
