@@ -818,12 +818,13 @@ class Archive:
         )
 
     def repair(self, found: Consistency | None = None) -> Consistency:
-        """Fix what :meth:`check` found; nothing a client was told is stored is deleted.
+        """Fix what :meth:`check` found without losing anything a client was told is stored.
 
         Unfinished incoming files were never acknowledged and are removed. Files without a
         row (renamed into place, then the process died before the commit) move to
-        ``orphans/`` so they can be re-imported. Rows whose file has gone are reported; the
-        object cannot be served, so the row is removed and named in the log.
+        ``orphans/`` so they can be re-imported. Rows whose file has gone are only reported:
+        the row is all that is left of the object, so it stays (queries still find it; a
+        move of it fails that sub-operation).
         """
         found = found if found is not None else self.check()
         for path in found.partial_files:
@@ -833,9 +834,8 @@ class Archive:
             orphans.mkdir(exist_ok=True)
             os.replace(path, orphans / f"{int(time.time())}-{path.name}")
             LOGGER.warning("file without a row moved to %s: %s", orphans, path.name)
-        if found.missing_files:
-            with self.transaction() as tx:
-                for name in found.missing_files:
-                    LOGGER.error("instance row without its file removed: %s", name)
-                    tx._db.execute("DELETE FROM instances WHERE file = ?", (name,))
+        for name in found.missing_files[:20]:
+            LOGGER.error("instance row without its file (kept): %s", name)
+        if len(found.missing_files) > 20:
+            LOGGER.error("... and %d more rows without files", len(found.missing_files) - 20)
         return found

@@ -117,8 +117,11 @@ def test_check_and_repair_report_and_fix_inconsistencies(tmp_path: Path) -> None
     assert "1 instance row(s) without a file" in found.describe()
 
     archive.repair(found)
-    assert archive.check().ok
-    assert archive.instance(ds.SOPInstanceUID) is None
+    after = archive.check()
+    assert after.missing_files == found.missing_files, "the row is all that is left: kept"
+    assert after.orphan_files == ()
+    assert after.partial_files == ()
+    assert archive.instance(ds.SOPInstanceUID) is not None
     assert not partial.exists()
     assert [p.read_bytes() for p in (archive.folder / "orphans").iterdir()] == [b"orphan"]
     archive.close()
