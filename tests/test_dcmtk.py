@@ -1,4 +1,4 @@
-"""Interop: DCMTK's echoscu for every row of the association table, and storescu imports."""
+"""Interop: DCMTK's echoscu for every row of the association table, storescu, findscu."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from simdaemon import Daemon
-from tests import objects
+from tests import known, objects, scu
 from tests.conftest import MakeDaemon
 from tests.scu import associate
 
@@ -138,3 +139,88 @@ def test_storescu_from_an_untrusted_entity_is_rejected_at_association(
     assert "reason: calling ae title not recognized" in said
     assert daemon.archive.count() == 0
     assert [e.operation for e in daemon.audit] == ["associate"]
+
+
+def findscu(
+    dcmtk: Callable[[str], str], daemon: Daemon, model: str, keys: dict[str, str], out: Path
+) -> list[Dataset]:
+    """Run DCMTK findscu; return its responses (extracted with -X), sorted by file name."""
+    out.mkdir()
+    command = [dcmtk("findscu"), model, "-aet", "SIMCLIENT", "-aec", daemon.ae_title, "-X"]
+    command += ["-od", str(out)]
+    for keyword, value in keys.items():
+        command += ["-k", f"{keyword}={value}" if value else keyword]
+    done = subprocess.run(
+        [*command, daemon.host, str(daemon.port)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return [dcmread(path) for path in sorted(out.glob("rsp*.dcm"))]
+
+
+FINDSCU_QUERIES = [
+    ("-S", "wildcard name", {"QueryRetrieveLevel": "STUDY", "PatientName": "Do*"}),
+    ("-P", "wildcard name", {"QueryRetrieveLevel": "PATIENT", "PatientName": "DO*"}),
+    ("-S", "date range", {"QueryRetrieveLevel": "STUDY", "StudyDate": "20260101-20260228"}),
+    (
+        "-P",
+        "date range",
+        {"QueryRetrieveLevel": "STUDY", "PatientID": "PAT-A", "StudyDate": "20260201-"},
+    ),
+    ("-S", "UID list", {"QueryRetrieveLevel": "SERIES", "SeriesInstanceUID": "@series-list"}),
+    (
+        "-P",
+        "UID list",
+        {
+            "QueryRetrieveLevel": "IMAGE",
+            "PatientID": "PAT-A",
+            "StudyInstanceUID": "@study",
+            "SeriesInstanceUID": "@ct-series",
+            "SOPInstanceUID": "@image-list",
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("model", "keys"), [pytest.param(m, k, id=f"{m}-{name}") for m, name, k in FINDSCU_QUERIES]
+)
+def test_findscu_gets_the_same_identifiers_as_pynetdicom(
+    dcmtk: Callable[[str], str],
+    make_daemon: MakeDaemon,
+    tmp_path: Path,
+    model: str,
+    keys: dict[str, str],
+) -> None:
+    daemon = make_daemon()
+    archive = known.build()
+    known.store(daemon, archive)
+    substitutes = {
+        "@series-list": f"{archive.uid('ct1', 'SeriesInstanceUID')}\\"
+        f"{archive.uid('mr1', 'SeriesInstanceUID')}",
+        "@study": archive.uid("ct1", "StudyInstanceUID"),
+        "@ct-series": archive.uid("ct1", "SeriesInstanceUID"),
+        "@image-list": f"{archive.uid('ct1')}\\{archive.uid('ct3')}",
+    }
+    keys = {k: substitutes.get(v, v) for k, v in keys.items()}
+    level = keys["QueryRetrieveLevel"]
+    returned = ["PatientID", "PatientName", "StudyInstanceUID", "StudyDate", "StudyID",
+                "SeriesInstanceUID", "Modality", "SOPInstanceUID"]  # fmt: skip
+    wanted = {**{k: "" for k in returned}, **keys}
+
+    from_dcmtk = findscu(dcmtk, daemon, model, wanted, tmp_path / "dcmtk")
+
+    identifier = Dataset()
+    for keyword, value in wanted.items():
+        setattr(identifier, keyword, value)
+    from_pynetdicom, final = scu.find(daemon, identifier, "patient" if model == "-P" else "study")
+    assert final.Status == 0
+    assert from_dcmtk, "the query should match something in the known archive"
+
+    def shown(datasets: list[Dataset]) -> list[dict[str, str]]:
+        return sorted(
+            ({e.keyword: str(e.value) for e in ds if e.keyword} for ds in datasets),
+            key=lambda d: sorted(d.items()),
+        )
+
+    assert shown(from_dcmtk) == shown(from_pynetdicom)
+    assert all(ds.QueryRetrieveLevel == level for ds in from_dcmtk)
