@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +12,8 @@ from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 from simdaemon import Daemon
 from simdaemon.config import from_mapping
+from simdaemon.query import compile_query
+from simdaemon.services.find import run_query
 from tests import known as known_archive
 from tests import objects, scu
 from tests.conftest import CLIENT
@@ -433,3 +436,23 @@ def test_find_is_audited(archive: tuple[Daemon, known_archive.Known]) -> None:
     assert event.detail.startswith("STUDY Study Root: PatientID=PAT-B, NumberOfBeams=0")
     assert "ignored NumberOfBeams" in event.detail
     assert event.detail.endswith("1 match(es)")
+
+
+def test_results_stream_with_flat_memory(make_daemon: Any) -> None:
+    """20,000 matches are answered one batch at a time: memory does not grow with them."""
+    daemon = make_daemon()
+    known_archive.bulk_series(daemon, "MANY", 20_000)
+    compiled = compile_query(query("IMAGE", PatientID="MANY", InstanceNumber=""), "study")
+    responses = run_query(daemon.archive, compiled, "ISO_IR 192", "VMSDBD")
+    tracemalloc.start()
+    try:
+        first = next(responses)
+        count = 1 + sum(1 for _ in responses)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert first.InstanceNumber == 0
+    assert count == 20_000
+    # Streaming peaks near 50 kB; fetching the 20,000 rows first (before any identifier is
+    # built) already takes 6 MB.
+    assert peak < 1024 * 1024, f"peak {peak / 1e6:.1f} MB while streaming"
