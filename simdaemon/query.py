@@ -516,7 +516,8 @@ def compile_query(identifier: Dataset, model: str, shape: Shape | None = None) -
     sql = f"SELECT {columns} FROM {_FROM[level]}"
     if where:
         sql += " WHERE " + " AND ".join(f"({w})" for w in where)
-    sql += f" ORDER BY {_KEY[level]}"
+    # No ORDER BY: sorting makes SQLite read every match before the first response. The
+    # index walk already yields rows grouped down the hierarchy, oldest first within it.
     return Query(
         level=level,
         model=model,
