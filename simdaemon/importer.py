@@ -14,6 +14,7 @@ file imported from disk goes through exactly the same rules as one sent over the
 from __future__ import annotations
 
 import logging
+import sqlite3
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -166,6 +167,24 @@ class Importer:
             detail = self._store(received, dataset, decoded, offset)
         except _Failed as failed:
             return self._fail(received, failed, sop_uid, patient_id)
+        except (OSError, sqlite3.Error) as error:
+            # The archive cannot take the object (disk full, permissions, a locked database):
+            # nothing was committed, so the peer may send it again later.
+            LOGGER.error("cannot write %s to the archive: %r", sop_uid, error)
+            refused = _Failed(
+                status.OUT_OF_RESOURCES,
+                "archive-write",
+                _comment(f"archive cannot store it: {type(error).__name__}"),
+                f"the archive could not store the object: {error}",
+                None,
+            )
+            try:
+                return self._fail(received, refused, sop_uid, patient_id)
+            except OSError:  # the failed-import folder is on the same full disk, perhaps
+                return ImportResult(
+                    refused.code, refused.code, refused.rule, refused.comment, refused.detail,
+                    sop_uid, patient_id,
+                )  # fmt: skip
         warning = self._charset_warning(decoded, source)
         if warning:
             return ImportResult(

@@ -11,6 +11,7 @@ __all__ = [
     "DUPLICATE_INSTANCE",
     "INVALID_OBJECT",
     "NO_MATCHING_PATIENT",
+    "OUT_OF_RESOURCES",
     "PATIENT_CONFLICT",
     "SUCCESS",
     "outcome",
@@ -19,6 +20,8 @@ __all__ = [
 SUCCESS = 0x0000
 #: Warning: "Coercion of Data Elements" - text that could not be decoded was replaced.
 COERCED = 0xB000
+#: Failure: "Refused: Out of Resources" - the archive could not be written.
+OUT_OF_RESOURCES = 0xA700
 #: Failure: "Data Set does not match SOP Class" - a required attribute is missing or invalid.
 INVALID_OBJECT = 0xA900
 #: Failure: no stored patient matches and automatic patient creation is off.

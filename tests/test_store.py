@@ -206,3 +206,21 @@ def test_untrusted_caller_cannot_store(make_daemon: MakeDaemon) -> None:
     assoc = scu.associate(daemon, "STRANGER", contexts=[(objects.CT, None)])
     assert assoc.is_rejected
     assert daemon.archive.count() == 0
+
+
+def test_an_archive_that_cannot_be_written_answers_a700_and_keeps_serving(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    ds = objects.ct()
+    blocker = daemon.archive.files / ds.StudyInstanceUID
+    blocker.write_text("a file where the study's folder must go")
+    (answer,) = scu.store(daemon, [ds])
+    status, comment = scu.status_of(answer)
+    assert status == 0xA700
+    assert comment.startswith("archive cannot store it: ")
+    assert daemon.archive.count() == 0
+    assert daemon.archive.patients() == [], "the transaction was rolled back"
+    assert not list(daemon.archive.incoming.iterdir()), "the staged file was removed"
+    blocker.unlink()
+    (retry,) = scu.store(daemon, [ds])
+    assert scu.status_of(retry) == (0, "")
