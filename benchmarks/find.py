@@ -6,7 +6,8 @@ C-FIND from SQLite, so a query must cost about the same in a large archive as in
 it has to be answered through an index, never by walking every row. This script measures, for
 each archive size (``--sizes``, default 10,000 and 1,000,000 instances), the time from
 ``send_c_find`` until the final response has arrived (every pending response received and
-decoded), over ONE association held for all queries of that size (Study Root):
+decoded), over ONE association held for all queries of that size (Study Root), side by side
+with a bare pynetdicom SCP (below):
 
 * exact PatientID at STUDY level (one patient, one study);
 * wildcard PatientName at STUDY level (Study Root allows patient keys there), a prefix that
@@ -15,13 +16,27 @@ decoded), over ONE association held for all queries of that size (Study Root):
 * IMAGE level by SeriesInstanceUID (the series' 200 instances).
 
 The queried patient, study and series sit in the middle of the archive, not in its first
-rows. Every timed query must return exactly the expected number of results. After ``WARMUP``
-untimed rounds the queries run round-robin ``--repeats`` times, so machine noise hits all of
-them alike; the table shows median and p90 (nearest rank) per size and the ratio of medians
-largest/smallest size. Client and daemon run in one process, as a test suite runs them; the
-time therefore includes pynetdicom's cost per response on both sides (encoding, decoding, its
-SCU's polling loop), which at 200 results outweighs the SQL by far: that query has no ratio
-target.
+rows. Every timed query must return exactly the expected number of results.
+
+The reference is a bare pynetdicom Query/Retrieve SCP, measured per size: started after the
+daemon's warm-up at that size, with the daemon's contexts for Study Root FIND (Implicit and
+Explicit VR Little Endian) and TCP_NODELAY on accepted sockets, as the daemon sets them. Its
+C-FIND handler decodes the request identifier (as any handler must, to know what was asked),
+does no database work and yields canned identifiers, then success: for each of the four queries
+the responses the daemon gave in its first warm-up round (same count, keys and values),
+rebuilt once as plain Datasets. What the daemon costs above it is the query itself (SQLite,
+building each response) and whatever its reactors save or cost against pynetdicom's polling
+ones. The bare SCP holds no archive, so its times should not depend on the size; how much they
+differ between sizes shows the run's noise.
+
+Per size, both associations (daemon, bare) are held open for all queries. After ``WARMUP``
+untimed rounds on each (their results checked), the queries run round-robin ``--repeats``
+times, each query to the daemon and then the same query to the bare SCP, so machine noise hits
+all of them alike. The table shows median and p90 (nearest rank) per size for daemon and bare,
+the ratio of the daemon's medians largest/smallest size, and the ratio of medians daemon/bare
+at the largest size. Client and SCPs run in one process, as a test suite runs them; the time
+therefore includes pynetdicom's cost per response on both sides (encoding, decoding, its SCU's
+polling loop), which at 200 results outweighs the SQL by far: that query has no ratio target.
 
 The archives are filled in bulk through :meth:`simdaemon.archive.Transaction.index_instance`,
 not through C-STORE, and hold no files (C-FIND never opens one): each patient has one study of
@@ -32,7 +47,8 @@ duration is printed per size, since it reads every instance row. ``--cache DIR``
 built archives so later runs skip building (default: a temporary folder deleted at exit).
 
 Targets: exact PatientID <= 10 ms median at 1,000,000 instances; median at the largest size
-<= 1.5 x median at the smallest for every query but the 200-result IMAGE one.
+<= 1.5 x median at the smallest for every query but the 200-result IMAGE one. The ratio
+daemon/bare has no target: it is there to tell the daemon's cost from pynetdicom's.
 
 Only 127.0.0.1 is used. Run by hand:
 ``python benchmarks/find.py [--sizes N ...] [--repeats N] [--cache DIR]``.
@@ -61,8 +77,10 @@ from pydicom.filewriter import write_dataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 from pynetdicom import AE, evt
 from pynetdicom.association import Association
+from pynetdicom.transport import ThreadedAssociationServer
 
 from simdaemon import Daemon
+from simdaemon.access import TRANSFER_SYNTAXES
 from simdaemon.archive import Archive
 from simdaemon.config import from_mapping
 from simdaemon.matching import Demographics
@@ -89,6 +107,13 @@ EXACT_TARGET_MS = 10.0
 EXACT_TARGET_SIZE = 1_000_000
 RATIO_TARGET = 1.5
 PENDING = (0xFF00, 0xFF01)
+
+#: What identifies a request to the bare SCP: its elements' keywords and values, in tag order.
+Signature = tuple[tuple[str, str], ...]
+#: The bare SCP's answers: the response identifiers for each request it knows.
+Canned = dict[Signature, list[Dataset]]
+#: Per query name, the timed milliseconds.
+Times = dict[str, list[float]]
 
 
 # --- the archive -----------------------------------------------------------------------------
@@ -379,28 +404,102 @@ def check_results(query: Query, found: list[Dataset]) -> None:
         raise RuntimeError(f"{query.name}: returned {sorted(got)[:3]}..., not the expected ones")
 
 
-def measure(port: int, ae_title: str, cases: list[Query], repeats: int) -> dict[str, list[float]]:
-    """Time every query ``repeats`` times, round-robin, over one held association."""
-    ae = AE(ae_title=CLIENT_AE)
-    ae.add_requested_context(FIND)
+def signature(ds: Dataset) -> Signature:
+    """The keywords and values of an identifier (an empty value, however decoded, as "")."""
+    return tuple((element.keyword, str(element.value) if element.value else "") for element in ds)
+
+
+def rebuilt(ds: Dataset) -> Dataset:
+    """A received identifier as a plain Dataset of decoded elements, as a handler yields them."""
+    fresh = Dataset()
+    for element in ds:
+        fresh.add(element)
+    return fresh
+
+
+def start_bare(ae_title: str, canned: Canned) -> ThreadedAssociationServer:
+    """A bare pynetdicom Study Root FIND SCP that answers from ``canned``, listening."""
+
+    def on_connection(event: evt.Event) -> None:
+        raw = event.assoc.dul.socket.socket if event.assoc.dul.socket else None
+        if raw is not None:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def on_find(event: evt.Event) -> Iterator[tuple[int, Dataset | None]]:
+        for response in canned[signature(event.identifier)]:
+            yield PENDING[0], response
+        yield 0x0000, None
+
+    ae = AE(ae_title=ae_title)
+    ae.add_supported_context(FIND, list(TRANSFER_SYNTAXES))
+    handlers: list[evt.EventHandlerType] = [
+        (evt.EVT_CONN_OPEN, on_connection),
+        (evt.EVT_C_FIND, on_find),
+    ]
+    server = ae.start_server((HOST, 0), block=False, evt_handlers=handlers)
+    assert server is not None
+    return server
+
+
+def associate(ae: AE, port: int, ae_title: str) -> Association:
+    """An established association to ``port``, TCP_NODELAY on the client's socket."""
     assoc = ae.associate(
         HOST, port, ae_title=ae_title, evt_handlers=[(evt.EVT_CONN_OPEN, no_delay)]
     )
     if not assoc.is_established:
         raise RuntimeError(f"association to port {port} not established")
-    times: dict[str, list[float]] = {case.name: [] for case in cases}
+    return assoc
+
+
+def timed_find(assoc: Association, query: Query) -> float:
+    """One C-FIND with every response received; its duration in milliseconds."""
+    begin = time.perf_counter()
+    run_find(assoc, query)
+    return (time.perf_counter() - begin) * 1000.0
+
+
+def measure(port: int, ae_title: str, cases: list[Query], repeats: int) -> tuple[Times, Times]:
+    """Time every query ``repeats`` times, round-robin, daemon then bare SCP for each query.
+
+    Each SCP is queried over one association held for the whole measurement. The bare SCP is
+    started once the daemon's warm-up has given the responses it is to repeat.
+    """
+    ae = AE(ae_title=CLIENT_AE)
+    ae.add_requested_context(FIND)
+    daemon_times: Times = {case.name: [] for case in cases}
+    bare_times: Times = {case.name: [] for case in cases}
+    daemon = associate(ae, port, ae_title)
+    server: ThreadedAssociationServer | None = None
+    bare: Association | None = None
     try:
+        canned: Canned = {}
         for _ in range(WARMUP):
             for case in cases:
-                check_results(case, run_find(assoc, case))
+                found = run_find(daemon, case)
+                check_results(case, found)
+                canned.setdefault(signature(case.identifier), [rebuilt(ds) for ds in found])
+        if len(canned) != len(cases):
+            raise RuntimeError("two queries have the same identifier: the bare SCP cannot tell")
+        server = start_bare(ae_title, canned)
+        bare = associate(ae, int(server.server_address[1]), ae_title)
+        for _ in range(WARMUP):
+            for case in cases:
+                found = run_find(bare, case)
+                check_results(case, found)
+                sent = canned[signature(case.identifier)]
+                if [signature(ds) for ds in found] != [signature(ds) for ds in sent]:
+                    raise RuntimeError(f"{case.name}: the bare SCP answered other than the daemon")
         for _ in range(repeats):
             for case in cases:
-                begin = time.perf_counter()
-                run_find(assoc, case)
-                times[case.name].append((time.perf_counter() - begin) * 1000.0)
+                daemon_times[case.name].append(timed_find(daemon, case))
+                bare_times[case.name].append(timed_find(bare, case))
     finally:
-        assoc.release()
-    return times
+        daemon.release()
+        if bare is not None:
+            bare.release()
+        if server is not None:
+            server.shutdown()
+    return daemon_times, bare_times
 
 
 @contextmanager
@@ -425,10 +524,14 @@ class SizeResult:
     database_mb: float
     start_ms: float
     missing_reported: int
-    times: dict[str, list[float]]
+    times: Times
+    bare: Times
 
     def median(self, name: str) -> float:
         return statistics.median(self.times[name])
+
+    def bare_median(self, name: str) -> float:
+        return statistics.median(self.bare[name])
 
 
 def bench_size(cache: Path, layout: Layout, repeats: int) -> SizeResult:
@@ -456,12 +559,12 @@ def bench_size(cache: Path, layout: Layout, repeats: int) -> SizeResult:
                 f"the archive holds {held:,} instances after Daemon.start(), expected "
                 f"{layout.size:,}: did the start-up check remove rows without files?"
             )
-        times = measure(daemon.port, daemon.ae_title, cases, repeats)
+        times, bare = measure(daemon.port, daemon.ae_title, cases, repeats)
     finally:
         daemon.stop()
     daemon.raise_errors()
     database_mb = (folder / "archive.sqlite").stat().st_size / 1e6
-    return SizeResult(layout, cases, build_s, database_mb, start_ms, missing, times)
+    return SizeResult(layout, cases, build_s, database_mb, start_ms, missing, times, bare)
 
 
 # --- the report ------------------------------------------------------------------------------
@@ -495,20 +598,27 @@ def ratio(results: list[SizeResult], name: str) -> float:
 
 
 def print_queries(results: list[SizeResult]) -> None:
-    """One row per query: median/p90 per size (ms) and the ratio of medians largest/smallest."""
+    """One row per query: daemon and bare median/p90 per size (ms), the ratio of the daemon's
+    medians largest/smallest, and the ratio of medians daemon/bare at the largest size."""
     several = len(results) > 1
+    largest = results[-1]
     header, rule = "| query | results |", "|---|---:|"
     for r in results:
-        header += f" {r.layout.size:,} med | {r.layout.size:,} p90 |"
-        rule += "---:|---:|"
-    print(header + (" ratio med |" if several else ""))
-    print(rule + ("---:|" if several else ""))
+        size = f"{r.layout.size:,}"
+        header += f" {size} med | {size} p90 | {size} bare med | {size} bare p90 |"
+        rule += "---:|---:|---:|---:|"
+    header += " ratio med |" if several else ""
+    rule += "---:|" if several else ""
+    print(header + f" daemon/bare med at {largest.layout.size:,} |")
+    print(rule + "---:|")
     for index, case in enumerate(results[0].queries):
         counts = "/".join(dict.fromkeys(str(r.queries[index].expected) for r in results))
         row = f"| {case.name} | {counts} |"
         for r in results:
             row += f" {r.median(case.name):.2f} | {p90(r.times[case.name]):.2f} |"
-        print(row + (f" {ratio(results, case.name):.2f} |" if several else ""))
+            row += f" {r.bare_median(case.name):.2f} | {p90(r.bare[case.name]):.2f} |"
+        row += f" {ratio(results, case.name):.2f} |" if several else ""
+        print(row + f" {largest.median(case.name) / largest.bare_median(case.name):.2f} |")
 
 
 def print_targets(results: list[SizeResult]) -> None:
@@ -565,9 +675,10 @@ def main() -> None:
             results.append(bench_size(cache, Layout(size), args.repeats))
 
     print(
-        f"C-FIND (Study Root) over one held association per size: {args.repeats} timed rounds "
-        f"per query after {WARMUP} warm-up rounds; times in ms"
-        + (f"; ratio = median at {sizes[-1]:,} / median at {sizes[0]:,}" if sizes[1:] else "")
+        f"C-FIND (Study Root) over one held association per size and SCP (daemon, bare "
+        f"pynetdicom), interleaved query by query: {args.repeats} timed rounds per query after "
+        f"{WARMUP} warm-up rounds; times in ms"
+        + (f"; ratio = daemon median at {sizes[-1]:,} / at {sizes[0]:,}" if sizes[1:] else "")
     )
     print()
     print_archives(results)
