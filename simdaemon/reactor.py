@@ -20,7 +20,9 @@ timeout — so such peers do not hold a place under ``max_associations`` for 30 
 
 The association loop (:func:`_association_reactor`) is pynetdicom 3.0's
 ``Association._run_reactor`` with its sleep replaced by a wait on an event that the DIMSE
-message queue and the DUL's queue to the user set whenever something is put on them.
+message queue and the DUL's queue to the user set whenever something is put on them. It also
+hands the requests the daemon serves itself (C-MOVE) to the daemon instead of to a pynetdicom
+service class.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from pynetdicom._handlers import (
     standard_pdu_recv_handler,
     standard_pdu_sent_handler,
 )
+from pynetdicom.association import Association
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.pdu_primitives import A_ABORT, A_ASSOCIATE, A_P_ABORT, A_RELEASE
@@ -52,6 +55,7 @@ __all__ = [
     "end_association",
     "force_close",
     "is_serving",
+    "keep_responses",
 ]
 
 LOGGER = logging.getLogger(__name__)
@@ -253,6 +257,8 @@ class EventDrivenRequestHandler(RequestHandler):
             for event, handler in _STANDARD_LOG_HANDLERS:
                 assoc.unbind(event, handler)
         assoc._run_reactor = types.MethodType(_association_reactor, assoc)  # type: ignore[method-assign]
+        # DIMSE services the daemon serves itself, by request type (see Daemon.start()).
+        assoc.simdaemon_services = dict(getattr(self.server, "services", {}))  # type: ignore[attr-defined]
         # The timeouts live in the DUL's timers; push them into the new one.
         assoc.acse_timeout = assoc.acse_timeout
         assoc.network_timeout = assoc.network_timeout
@@ -272,7 +278,19 @@ def _association_reactor(self: Any) -> None:
 
         context_id, msg = self.dimse.get_msg(block=False)
         if msg:
-            self._serve_request(msg, context_id)
+            own = self.simdaemon_services.get(type(msg))
+            if own is None:
+                self._serve_request(msg, context_id)
+            elif not self._sent_release:
+                # Served by the daemon itself, as pynetdicom's _serve_request would call a
+                # service class: paused reactor, cancel requests collected meanwhile.
+                self.dimse.cancel_req = {}
+                self._is_paused = True
+                try:
+                    own(self, msg, context_id)
+                finally:
+                    self._is_paused = False
+                    self.dimse.cancel_req = {}
             wake.set()  # more may have arrived while serving; look again at once
 
         if self.is_established and self.acse.is_release_requested():
@@ -308,6 +326,29 @@ def _association_reactor(self: Any) -> None:
                 self.abort()
             self.kill()
             return
+
+
+def keep_responses(assoc: Association) -> Association:
+    """Stop pynetdicom's requestor loop from discarding the response a ``send_*`` awaits.
+
+    ``send_c_store`` and its siblings pause the association's loop before sending, but the
+    pause can land just after the loop has passed its checkpoint: the loop then takes the
+    response off the DIMSE queue itself, finds it is not a request, logs "Received unexpected
+    C-STORE-RSP service message" and drops it, and ``send_c_store`` waits out the DIMSE
+    timeout (pynetdicom issue #875). A peer that answers within microseconds - this daemon,
+    on a loaded machine - makes the window real. Responses the loop takes are put back for the
+    ``send_*`` call waiting on the queue. Returns ``assoc``.
+    """
+    serve = assoc._serve_request
+
+    def serve_or_put_back(msg: Any, context_id: int) -> None:
+        if msg.is_valid_response:
+            assoc.dimse.msg_queue.put((context_id, msg))
+            return
+        serve(msg, context_id)
+
+    assoc._serve_request = serve_or_put_back  # type: ignore[method-assign]
+    return assoc
 
 
 def end_association(assoc: Any) -> None:

@@ -14,11 +14,14 @@ from pynetdicom import AE, _config, evt
 from pynetdicom.association import Association
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelMove,
     StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelMove,
     Verification,
 )
 
 from simdaemon import Daemon
+from simdaemon.reactor import keep_responses
 
 
 class Listening(Protocol):
@@ -45,13 +48,14 @@ def associate(
             ae.add_requested_context(abstract)
         else:
             ae.add_requested_context(abstract, list(syntaxes))
-    return ae.associate(
+    assoc = ae.associate(
         daemon.host,
         daemon.port,
         ae_title=called if called is not None else daemon.ae_title,
         bind_address=bind_address,
         evt_handlers=[(evt.EVT_CONN_OPEN, _no_delay)],
     )
+    return keep_responses(assoc)  # pynetdicom #875: see simdaemon.reactor
 
 
 def _no_delay(event: evt.Event) -> None:
@@ -131,5 +135,34 @@ def find(
             else:
                 final = answer
         return found, final
+    finally:
+        assoc.release()
+
+
+def move(
+    daemon: Listening | Daemon,
+    identifier: Dataset,
+    destination: str,
+    model: str = "study",
+    calling: str = "SIMCLIENT",
+) -> tuple[list[Dataset], Dataset, Dataset | None]:
+    """Run one C-MOVE; return the pending statuses, the final status and its identifier."""
+    sop_class = (
+        PatientRootQueryRetrieveInformationModelMove
+        if model == "patient"
+        else StudyRootQueryRetrieveInformationModelMove
+    )
+    assoc = associate(daemon, calling, contexts=[(sop_class, None)])
+    assert assoc.is_established, "the daemon refused the association"
+    try:
+        pending: list[Dataset] = []
+        final, final_identifier = Dataset(), None
+        for answer, identifier_out in assoc.send_c_move(identifier, destination, sop_class):
+            assert "Status" in answer, "no C-MOVE response"
+            if answer.Status == 0xFF00:
+                pending.append(answer)
+            else:
+                final, final_identifier = answer, identifier_out
+        return pending, final, final_identifier
     finally:
         assoc.release()
