@@ -249,6 +249,9 @@ class Quirks:
     series_without_study_keys: bool = _setting(
         True, "SERIES responses omit study-level keys other than StudyInstanceUID"
     )
+    image_move_requires_series_uid: bool = _setting(
+        False, "IMAGE-level C-MOVE with only SOPInstanceUID fails 0xC001 unless it is a plan"
+    )
 
 
 @dataclass(frozen=True)

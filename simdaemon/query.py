@@ -232,11 +232,27 @@ class Query:
     post_filters: tuple[Callable[[Dataset], bool], ...] = ()
     ignored: tuple[str, ...] = ()
     matched: tuple[str, ...] = field(default=())
+    where: str = ""
 
     @property
     def needs_attributes(self) -> bool:
         """Whether rows must bring their stored attributes (filters or return keys)."""
         return bool(self.post_filters) or any(k.source == "attribute" for k in self.keys)
+
+    def instances_sql(self) -> str:
+        """SQL selecting every instance at or below the matched level (for C-MOVE).
+
+        Columns: SOP Instance UID, SOP Class UID, file, transfer syntax, stored attributes.
+        The same keys filter as for C-FIND at this level, so a move retrieves exactly what
+        the equivalent query would list, with everything below it.
+        """
+        sql = (
+            "SELECT i.sop_instance_uid, i.sop_class_uid, i.file, i.transfer_syntax, "
+            f"i.attributes FROM {_FROM[Level.IMAGE]}"
+        )
+        if self.where:
+            sql += f" WHERE {self.where}"
+        return f"{sql} ORDER BY i.id"
 
 
 # --- matching one value ---------------------------------------------------------------------
@@ -514,8 +530,9 @@ def compile_query(identifier: Dataset, model: str, shape: Shape | None = None) -
     ]
     columns = ", ".join([*fixed, *selects])
     sql = f"SELECT {columns} FROM {_FROM[level]}"
-    if where:
-        sql += " WHERE " + " AND ".join(f"({w})" for w in where)
+    condition = " AND ".join(f"({w})" for w in where)
+    if condition:
+        sql += f" WHERE {condition}"
     # No ORDER BY: sorting makes SQLite read every match before the first response. The
     # index walk already yields rows grouped down the hierarchy, oldest first within it.
     return Query(
@@ -527,6 +544,7 @@ def compile_query(identifier: Dataset, model: str, shape: Shape | None = None) -
         post_filters=tuple(filters),
         ignored=tuple(ignored),
         matched=tuple(matched),
+        where=condition,
     )
 
 

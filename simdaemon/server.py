@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from pynetdicom import AE, evt
 from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_MOVE
 from pynetdicom.transport import ThreadedAssociationServer
 
 from simdaemon.access import ABSTRACT_SYNTAXES, TRANSFER_SYNTAXES, AssociationRequest, decide
@@ -36,6 +37,7 @@ from simdaemon.query import Shape
 from simdaemon.reactor import EventDrivenRequestHandler, end_association, force_close, is_serving
 from simdaemon.services.echo import handle_echo
 from simdaemon.services.find import handle_find
+from simdaemon.services.move import MoveService, fail_move, serve_move
 from simdaemon.services.peer import describe_peer
 from simdaemon.services.store import handle_store
 
@@ -60,6 +62,8 @@ class _Listener(ThreadedAssociationServer):
     """pynetdicom's threaded server with a serve loop that ``stop()`` can wake at once."""
 
     def __init__(self, *args: Any, on_error: Callable[[BaseException], None], **kwargs: Any):
+        #: DIMSE requests the daemon serves itself, by primitive type (see reactor.py).
+        self.services: dict[type, Callable[[Association, Any, int], None]] = {}
         self._wake_r, self._wake_w = socket.socketpair()
         self._stopping = threading.Event()
         self._on_error = on_error
@@ -157,6 +161,7 @@ class Daemon:
                 f"cannot listen on {settings.host}:{settings.port}: {error.strerror}; "
                 "choose another [daemon] port (0 picks a free one) or host"
             ) from error
+        listener.services = {C_MOVE: self._serve_move}
         self._listener = listener
         self._thread = threading.Thread(
             target=self._serve, name=f"simdaemon@{self.port}", daemon=True
@@ -227,6 +232,23 @@ class Daemon:
             self._importer = Importer(self.config, archive, self.investigator)
             self.audit.sink = archive.record_audit
         return self._archive, self._importer
+
+    def _serve_move(self, assoc: Association, request: C_MOVE, context_id: int) -> None:
+        quirks = self.config.quirks
+        service = MoveService(
+            archive=lambda: self.archive,
+            entity=self._entity,
+            audit=self.audit,
+            ae_title=self.ae_title,
+            shape=self._shape(),
+            investigator=self.investigator,
+            image_move_requires_series_uid=quirks.image_move_requires_series_uid,
+        )
+        try:
+            serve_move(service, assoc, request, context_id)
+        except Exception as error:  # noqa: BLE001 - kept for raise_errors; the peer is answered
+            self._keep_error(error)
+            fail_move(assoc, request, context_id)
 
     def _shape(self) -> Shape:
         quirks = self.config.quirks

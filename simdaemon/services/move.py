@@ -1,0 +1,401 @@
+"""C-MOVE: retrieval to a trusted entity, one association, counted sub-operations (SPEC 7).
+
+The daemon serves C-MOVE itself rather than through pynetdicom's C-MOVE service class, whose
+behaviour differs from the daemon's where clients notice: it answers 0xA801 when the
+destination cannot be reached (the daemon: 0xA702), offers the destination only the
+contexts configured on the AE, and cannot be told how to encode text for a destination.
+
+A move resolves the Move Destination through the trusted entities only (unknown: 0xA801,
+and no connection is made), compiles the identifier with the C-FIND matcher, opens one
+association to the entity's address with one presentation context per SOP class (Explicit
+and Implicit VR Little Endian), and sends each instance with the requester's AE title and
+message ID as Move Originator. A pending 0xFF00 with the four counts follows every
+sub-operation; a C-CANCEL is honoured between two of them (0xFE00). The final status is
+0x0000 when every sub-operation completed, else 0xB000 with the Failed SOP Instance UID
+List.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+from typing import Any, cast
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import dcmwrite
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import AE, evt
+from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_MOVE
+from pynetdicom.dsutils import decode, encode
+
+from simdaemon import status
+from simdaemon.archive import Archive
+from simdaemon.attributes import read as read_attributes
+from simdaemon.audit import AuditTrail
+from simdaemon.config import TrustedEntity
+from simdaemon.investigation import Investigator
+from simdaemon.query import Level, QueryError, Shape, compile_query, describe
+from simdaemon.reactor import keep_responses
+from simdaemon.services.peer import describe_peer
+
+__all__ = ["MoveService", "fail_move", "serve_move"]
+
+LOGGER = logging.getLogger(__name__)
+
+PATIENT_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.1.2"
+RT_PLAN_STORAGE = "1.2.840.10008.5.1.4.1.1.481.5"
+PENDING = 0xFF00
+CANCELLED = 0xFE00
+SUBOPERATIONS_FAILED = 0xB000
+UNABLE_TO_PERFORM = 0xA702
+DESTINATION_UNKNOWN = 0xA801
+IDENTIFIER_MISMATCH = 0xA900
+UNABLE_TO_PROCESS = 0xC000
+QUIRK_REFUSED = 0xC001
+INTERNAL_FAILURE = 0xC511
+#: How long the destination may take: to accept the connection, to answer the association
+#: request, to answer one C-STORE.
+CONNECT_TIMEOUT_S = 5.0
+ACSE_TIMEOUT_S = 10.0
+DIMSE_TIMEOUT_S = 30.0
+_SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
+
+
+@dataclass(frozen=True)
+class MoveService:
+    """What a move needs from the daemon."""
+
+    archive: Callable[[], Archive]
+    entity: Callable[[str], TrustedEntity | None]
+    audit: AuditTrail
+    ae_title: str
+    shape: Shape
+    investigator: Investigator
+    image_move_requires_series_uid: bool = False
+
+
+@dataclass
+class _Counts:
+    remaining: int
+    completed: int = 0
+    failed: int = 0
+    warning: int = 0
+    failed_uids: list[str] = field(default_factory=list)
+
+    def fail(self, uid: str) -> None:
+        self.remaining -= 1
+        self.failed += 1
+        self.failed_uids.append(uid)
+
+    def describe(self) -> str:
+        return f"{self.completed} completed, {self.failed} failed, {self.warning} warning"
+
+
+@dataclass(frozen=True)
+class _Instance:
+    uid: str
+    sop_class: str
+    path: Path
+
+
+class _Responder:
+    """Sends the C-MOVE responses of one request on the requester's association."""
+
+    def __init__(self, assoc: Association, request: C_MOVE, context_id: int) -> None:
+        self.assoc = assoc
+        self.request = request
+        self.context_id = context_id
+        syntax = assoc._accepted_cx[context_id].transfer_syntax[0]
+        self._implicit = syntax.is_implicit_VR
+        self._little = syntax.is_little_endian
+
+    def send(
+        self,
+        code: int,
+        counts: _Counts | None = None,
+        *,
+        comment: str = "",
+        final: bool = True,
+    ) -> None:
+        rsp = C_MOVE()
+        rsp.MessageIDBeingRespondedTo = self.request.MessageID
+        rsp.AffectedSOPClassUID = self.request.AffectedSOPClassUID
+        rsp.Status = code
+        if comment:
+            rsp.ErrorComment = comment[:64]  # type: ignore[assignment]
+        if counts is not None:
+            if not final or code == CANCELLED:
+                rsp.NumberOfRemainingSuboperations = counts.remaining
+            rsp.NumberOfCompletedSuboperations = counts.completed
+            rsp.NumberOfFailedSuboperations = counts.failed
+            rsp.NumberOfWarningSuboperations = counts.warning
+            if final and counts.failed_uids:
+                identifier = Dataset()
+                identifier.FailedSOPInstanceUIDList = counts.failed_uids
+                encoded = encode(identifier, self._implicit, self._little)
+                rsp.Identifier = BytesIO(cast(bytes, encoded))
+        self.assoc.dimse.send_msg(rsp, self.context_id)
+
+    def cancelled(self) -> bool:
+        """Whether the requester sent a C-CANCEL for this move (consumed when seen)."""
+        cancels = self.assoc.dimse.cancel_req
+        if self.request.MessageID in cancels:
+            del cancels[self.request.MessageID]
+            return True
+        return False
+
+
+def _no_delay(event: evt.Event) -> None:
+    raw = event.assoc.dul.socket.socket if event.assoc.dul.socket else None
+    if raw is not None:
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _destination_address(entity: TrustedEntity) -> str | None:
+    """The single host a trusted entity's ``ip`` names; ``None`` for a CIDR block."""
+    network = entity.network
+    return str(network.network_address) if network.num_addresses == 1 else None
+
+
+def _connect(service: MoveService, entity: TrustedEntity, classes: list[str]) -> Association:
+    """Open the one association to the destination, a context per SOP class."""
+    ae = AE(ae_title=service.ae_title)
+    ae.connection_timeout = CONNECT_TIMEOUT_S
+    ae.acse_timeout = ACSE_TIMEOUT_S
+    ae.dimse_timeout = DIMSE_TIMEOUT_S
+    for sop_class in classes[:128]:  # PS3.8: at most 128 presentation contexts
+        ae.add_requested_context(sop_class, _SYNTAXES)
+    address = _destination_address(entity)
+    assert address is not None
+    return keep_responses(
+        ae.associate(
+            address,
+            entity.port,
+            ae_title=entity.ae_title,
+            evt_handlers=[(evt.EVT_CONN_OPEN, _no_delay)],
+        )
+    )
+
+
+def _refusal(store: Association) -> str:
+    answer = store.acceptor.primitive
+    if store.is_rejected and answer is not None:
+        return (
+            f"it rejected the association (result {answer.result}, source "
+            f"{answer.result_source}, reason {answer.diagnostic})"
+        )
+    if store.is_aborted:
+        return "it aborted the association"
+    return "no association (connection refused or timed out)"
+
+
+def _outgoing(instance: _Instance, entity: TrustedEntity) -> Dataset:
+    """The stored object as sent: text re-encoded in the destination's export charset."""
+    dataset = dcmread(instance.path)
+    stored = dataset.get("SpecificCharacterSet")
+    stored_terms = (
+        [str(stored)] if isinstance(stored, str) else [str(t) for t in stored] if stored else []
+    )
+    wanted = entity.export_charset.split("\\")
+    if stored_terms != wanted:
+        dataset.decode()  # text to str in the stored charset ...
+        dataset.SpecificCharacterSet = wanted[0] if len(wanted) == 1 else wanted
+    return dataset  # ... written in the wanted one
+
+
+def _as_file(dataset: Dataset) -> bytes:
+    out = DicomBytesIO()
+    dcmwrite(out, dataset, enforce_file_format=True)
+    return out.getvalue()
+
+
+def serve_move(service: MoveService, assoc: Association, request: C_MOVE, context_id: int) -> None:
+    """Serve one C-MOVE request on the association that received it."""
+    started = time.perf_counter()
+    peer = describe_peer(assoc)
+    respond = _Responder(assoc, request, context_id)
+    destination_ae = str(request.MoveDestination or "").strip()
+    model = "patient" if request.AffectedSOPClassUID == PATIENT_ROOT_MOVE else "study"
+    summary = "(identifier not decoded)"
+    outcome = {"status": status.SUCCESS, "detail": ""}
+
+    def finish(code: int, detail: str, counts: _Counts | None = None, comment: str = "") -> None:
+        respond.send(code, counts, comment=comment)
+        outcome["status"], outcome["detail"] = code, detail
+        log = LOGGER.info if status.outcome(code) in ("success", "cancel") else LOGGER.warning
+        log("C-MOVE from '%s' to '%s': %s", peer.calling_ae, destination_ae, detail)
+        service.audit.record(
+            "move",
+            calling_ae=peer.calling_ae,
+            called_ae=peer.called_ae,
+            peer=peer.address,
+            outcome=status.outcome(code),
+            detail=f"{summary} to '{destination_ae}': {detail}",
+            rule="move",
+            status=code,
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    try:
+        identifier = _decode_identifier(assoc, request, context_id)
+    except Exception as error:  # noqa: BLE001 - a malformed identifier is the peer's data
+        finish(IDENTIFIER_MISMATCH, f"identifier cannot be decoded: {error}",
+               comment="identifier cannot be decoded")  # fmt: skip
+        return
+    summary = describe(identifier)
+
+    entity = service.entity(destination_ae)
+    if entity is None:
+        finish(
+            DESTINATION_UNKNOWN,
+            f"'{destination_ae}' is not a trusted entity, so its address is unknown; "
+            "no connection was made",
+            comment="Move Destination is not a trusted entity",
+        )
+        return
+    try:
+        query = compile_query(identifier, model, service.shape)
+    except QueryError as error:
+        finish(UNABLE_TO_PROCESS, f"refused: {error}", comment=str(error))
+        return
+
+    archive = service.archive()
+    instances: list[_Instance] = []
+    for uid, sop_class, file, syntax, attributes in archive.find(
+        query.instances_sql(), query.params
+    ):
+        if query.post_filters:
+            stored = read_attributes(attributes, syntax)
+            if not all(accept(stored) for accept in query.post_filters):
+                continue
+        instances.append(_Instance(uid, sop_class, archive.folder / file))
+
+    if (
+        service.image_move_requires_series_uid
+        and query.level is Level.IMAGE
+        and "SeriesInstanceUID" not in query.matched
+        and any(i.sop_class != RT_PLAN_STORAGE for i in instances)
+    ):
+        finish(
+            QUIRK_REFUSED,
+            "IMAGE-level move without SeriesInstanceUID refused for objects other than "
+            "plans ([quirks] image_move_requires_series_uid)",
+            comment="IMAGE move needs SeriesInstanceUID",
+        )
+        return
+
+    counts = _Counts(remaining=len(instances))
+    if not instances:
+        finish(status.SUCCESS, "nothing matched: 0 sub-operations", counts)
+        return
+
+    address = _destination_address(entity)
+    if address is None:
+        finish(
+            UNABLE_TO_PERFORM,
+            f"trusted entity '{entity.ae_title}' has ip = '{entity.ip}', a network, not a "
+            "host; set its ip to the address of its storage SCP",
+            counts,
+            comment="destination has no single address",
+        )
+        return
+    classes = list(dict.fromkeys(i.sop_class for i in instances))
+    store = _connect(service, entity, classes)
+    where = f"'{entity.ae_title}' at {address}:{entity.port}"
+    if not store.is_established:
+        for instance in instances:
+            counts.fail(instance.uid)
+        finish(
+            UNABLE_TO_PERFORM,
+            f"cannot reach {where}: {_refusal(store)}",
+            counts,
+            comment="cannot associate with the Move Destination",
+        )
+        return
+    accepted = {str(cx.abstract_syntax) for cx in store.accepted_contexts}
+    try:
+        for instance in instances:
+            if respond.cancelled():
+                finish(CANCELLED, f"cancelled after {counts.describe()}", counts)
+                return
+            _suboperation(service, store, instance, entity, accepted, counts, request, peer)
+            respond.send(PENDING, counts, final=False)
+    finally:
+        if store.is_established:
+            store.release()
+    code = status.SUCCESS if not (counts.failed or counts.warning) else SUBOPERATIONS_FAILED
+    finish(code, f"{len(instances)} sub-operation(s) to {where}: {counts.describe()}", counts)
+
+
+def fail_move(assoc: Association, request: C_MOVE, context_id: int) -> None:
+    """Answer 0xC511 after a failure of the daemon itself, so the requester is not left waiting."""
+    _Responder(assoc, request, context_id).send(
+        INTERNAL_FAILURE, comment="the daemon failed; see its log"
+    )
+
+
+def _decode_identifier(assoc: Association, request: C_MOVE, context_id: int) -> Dataset:
+    syntax = assoc._accepted_cx[context_id].transfer_syntax[0]
+    return decode(
+        cast(BytesIO, request.Identifier),
+        syntax.is_implicit_VR,
+        syntax.is_little_endian,
+        syntax.is_deflated,
+    )
+
+
+def _suboperation(
+    service: MoveService,
+    store: Association,
+    instance: _Instance,
+    entity: TrustedEntity,
+    accepted: set[str],
+    counts: _Counts,
+    request: C_MOVE,
+    peer: Any,
+) -> None:
+    """Send one instance; count it completed, warning or failed."""
+    if not store.is_established:
+        counts.fail(instance.uid)
+        return
+    if instance.sop_class not in accepted:
+        LOGGER.warning(
+            "'%s' did not accept SOP class %s: %s counted failed",
+            entity.ae_title,
+            instance.sop_class,
+            instance.uid,
+        )
+        counts.fail(instance.uid)
+        return
+    try:
+        dataset = _outgoing(instance, entity)
+    except (OSError, ValueError) as error:
+        LOGGER.error("cannot read %s from the archive: %r", instance.uid, error)
+        counts.fail(instance.uid)
+        return
+    if service.investigator.settings.save_all_iods:
+        service.investigator.save_iod("out", entity.ae_title, instance.uid, _as_file(dataset))
+    answer = store.send_c_store(
+        dataset, originator_aet=peer.calling_ae, originator_id=request.MessageID
+    )
+    code = answer.get("Status") if answer else None
+    if code is None:
+        counts.fail(instance.uid)
+        return
+    kind = status.outcome(int(code))
+    counts.remaining -= 1
+    if kind == "success":
+        counts.completed += 1
+    elif kind == "warning":
+        counts.warning += 1
+    else:
+        counts.failed += 1
+        counts.failed_uids.append(instance.uid)

@@ -1,0 +1,90 @@
+"""A storage SCP for C-MOVE tests: the Move Destination, on 127.0.0.1 and an ephemeral port."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pynetdicom import AE, evt
+from pynetdicom.presentation import StoragePresentationContexts
+from pynetdicom.transport import ThreadedAssociationServer
+
+VARIAN_PRIVATE = ("1.2.246.352.70.1.10", "1.2.246.352.70.1.70")
+
+
+@dataclass
+class Received:
+    """One object the receiver stored, as it arrived."""
+
+    dataset: Dataset
+    raw: bytes
+    originator_ae: str
+    originator_id: int | None
+    calling_ae: str
+
+
+@dataclass
+class Receiver:
+    """Accepts every storage SOP class except ``refuse``; keeps what it receives."""
+
+    ae_title: str = "DEST"
+    refuse: Iterable[str] = ()
+    #: Called in the C-STORE handler with the number of objects received so far.
+    on_store: Callable[[int], None] | None = None
+    received: list[Received] = field(default_factory=list)
+    _server: ThreadedAssociationServer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> Receiver:
+        ae = AE(ae_title=self.ae_title)
+        refused = set(self.refuse)
+        for context in StoragePresentationContexts:
+            if context.abstract_syntax not in refused:
+                ae.add_supported_context(context.abstract_syntax)
+        for sop_class in VARIAN_PRIVATE:
+            ae.add_supported_context(sop_class)
+        self._server = ae.start_server(
+            ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, self._store)]
+        )
+        return self
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.server_address[1])
+
+    def entity(self, **extra: Any) -> dict[str, Any]:
+        """The ``[[trusted]]`` table a daemon needs to move objects here."""
+        return {"ae_title": self.ae_title, "ip": "127.0.0.1", "port": self.port, **extra}
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+
+    def uids(self) -> list[str]:
+        with self._lock:
+            return [str(r.dataset.SOPInstanceUID) for r in self.received]
+
+    def _store(self, event: evt.Event) -> int:
+        raw = event.encoded_dataset()
+        request = event.request
+        with self._lock:
+            self.received.append(
+                Received(
+                    dataset=dcmread(DicomBytesIO(raw)),
+                    raw=raw,
+                    originator_ae=str(request.MoveOriginatorApplicationEntityTitle or ""),
+                    originator_id=request.MoveOriginatorMessageID,
+                    calling_ae=event.assoc.requestor.ae_title,
+                )
+            )
+            count = len(self.received)
+        if self.on_store is not None:
+            self.on_store(count)
+        return 0x0000
