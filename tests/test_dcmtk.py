@@ -1,8 +1,11 @@
-"""Interop: DCMTK's echoscu for every row of the association table, storescu, findscu."""
+"""Interop: DCMTK's echoscu for every row of the association table, storescu, findscu, movescu
+with storescp as the Move Destination."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +15,7 @@ from pydicom.dataset import Dataset
 
 from simdaemon import Daemon
 from tests import known, objects, scu
-from tests.conftest import MakeDaemon
+from tests.conftest import CLIENT, MakeDaemon
 from tests.scu import associate
 
 pytestmark = pytest.mark.dcmtk
@@ -224,3 +227,90 @@ def test_findscu_gets_the_same_identifiers_as_pynetdicom(
 
     assert shown(from_dcmtk) == shown(from_pynetdicom)
     assert all(ds.QueryRetrieveLevel == level for ds in from_dcmtk)
+
+
+class StorescpOnce:
+    """DCMTK storescp serving one association on a loopback port chosen by the kernel.
+
+    storescp cannot listen on port 0 or on loopback only, so this listens itself and hands
+    the accepted connection to ``storescp --inetd`` as its standard input and output.
+    """
+
+    def __init__(self, storescp: str, folder: Path, ae_title: str = "DEST") -> None:
+        self.folder = folder
+        folder.mkdir()
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(1)
+        self.port = self._listener.getsockname()[1]
+        self.result: subprocess.CompletedProcess[str] | None = None
+        command = [storescp, "--inetd", "-aet", ae_title, "-od", str(folder)]
+        self._thread = threading.Thread(target=self._serve, args=(command,), daemon=True)
+        self._thread.start()
+
+    def _serve(self, command: list[str]) -> None:
+        connection, _ = self._listener.accept()
+        with connection:
+            self.result = subprocess.run(
+                command, stdin=connection, stdout=connection, stderr=subprocess.PIPE,
+                text=True, timeout=120, check=False,
+            )  # fmt: skip
+
+    def wait(self) -> subprocess.CompletedProcess[str]:
+        self._thread.join(120)
+        self._listener.close()
+        assert self.result is not None, "storescp was never called"
+        return self.result
+
+
+def test_movescu_to_dcmtk_storescp_delivers_the_study_unchanged(
+    dcmtk: Callable[[str], str], make_daemon: MakeDaemon, tmp_path: Path
+) -> None:
+    receiver = StorescpOnce(dcmtk("storescp"), tmp_path / "received")
+    destination = {"ae_title": "DEST", "ip": "127.0.0.1", "port": receiver.port,
+                   "export_charset": "ISO_IR 100"}  # fmt: skip
+    daemon = make_daemon(trusted=[CLIENT, destination])
+    archive = known.build()
+    for ds in archive.objects.values():  # a UTF-8 name: the files differ only in charset
+        if ds.PatientID == "PAT-A":
+            ds.SpecificCharacterSet = "ISO_IR 192"
+            ds.PatientName = "Müller^Jürgen"
+    known.store(daemon, archive)
+    study = archive.uid("ct1", "StudyInstanceUID")
+
+    command = [
+        dcmtk("movescu"),
+        "-S",
+        "-aet",
+        "SIMCLIENT",
+        "-aec",
+        daemon.ae_title,
+        "-aem",
+        "DEST",
+        "-k",
+        "QueryRetrieveLevel=STUDY",
+        "-k",
+        f"StudyInstanceUID={study}",
+    ]
+    done = subprocess.run(
+        [*command, daemon.host, str(daemon.port)], capture_output=True, text=True, timeout=120
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    stored_by_storescp = receiver.wait()
+    assert stored_by_storescp.returncode == 0, stored_by_storescp.stderr
+    received = {str(ds.SOPInstanceUID): ds for ds in map(dcmread, receiver.folder.iterdir())}
+    moved = ("ct1", "ct2", "ct3", "rs", "plan1", "plan2", "dose", "reg")
+    assert set(received) == {archive.uid(name) for name in moved}
+    for name in moved:
+        stored = daemon.archive.read(archive.uid(name))
+        arrived = received[archive.uid(name)]
+        assert arrived.get("PixelData") == stored.get("PixelData"), name
+        mine = {e.tag: e.value for e in stored if e.keyword != "SpecificCharacterSet"}
+        theirs = {e.tag: e.value for e in arrived if e.keyword != "SpecificCharacterSet"}
+        assert theirs == mine, name
+        assert str(arrived.PatientName) == "Müller^Jürgen"
+        assert arrived.SpecificCharacterSet == "ISO_IR 100"
+    event = daemon.audit.events("move")[-1]
+    assert event.status == 0
+    assert "8 completed, 0 failed" in event.detail
