@@ -55,7 +55,10 @@ RT_PLAN_STORAGE = "1.2.840.10008.5.1.4.1.1.481.5"
 PENDING = 0xFF00
 CANCELLED = 0xFE00
 SUBOPERATIONS_FAILED = 0xB000
+UNABLE_TO_COUNT = 0xA701
 UNABLE_TO_PERFORM = 0xA702
+#: Sub-operation counts are US (16 bit) in the C-MOVE response.
+MAX_SUBOPERATIONS = 65535
 DESTINATION_UNKNOWN = 0xA801
 IDENTIFIER_MISMATCH = 0xA900
 UNABLE_TO_PROCESS = 0xC000
@@ -227,8 +230,15 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
     summary = "(identifier not decoded)"
     outcome = {"status": status.SUCCESS, "detail": ""}
 
-    def finish(code: int, detail: str, counts: _Counts | None = None, comment: str = "") -> None:
-        respond.send(code, counts, comment=comment)
+    def finish(
+        code: int,
+        detail: str,
+        counts: _Counts | None = None,
+        comment: str = "",
+        answer: bool = True,
+    ) -> None:
+        if answer:
+            respond.send(code, counts, comment=comment)
         outcome["status"], outcome["detail"] = code, detail
         log = LOGGER.info if status.outcome(code) in ("success", "cancel") else LOGGER.warning
         log("C-MOVE from '%s' to '%s': %s", peer.calling_ae, destination_ae, detail)
@@ -293,6 +303,14 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
         return
 
     counts = _Counts(remaining=len(instances))
+    if len(instances) > MAX_SUBOPERATIONS:
+        finish(
+            UNABLE_TO_COUNT,
+            f"{len(instances)} objects match; a move's counts are 16-bit, so at most "
+            f"{MAX_SUBOPERATIONS} can be moved at once: move series by series",
+            comment="more than 65535 sub-operations",
+        )
+        return
     if not instances:
         finish(status.SUCCESS, "nothing matched: 0 sub-operations", counts)
         return
@@ -323,6 +341,14 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
     accepted = {str(cx.abstract_syntax) for cx in store.accepted_contexts}
     try:
         for instance in instances:
+            if not assoc.is_established:  # the requester went away: stop sending
+                finish(
+                    UNABLE_TO_PERFORM,
+                    f"the requester left after {counts.describe()}; move stopped",
+                    counts,
+                    answer=False,
+                )
+                return
             if respond.cancelled():
                 finish(CANCELLED, f"cancelled after {counts.describe()}", counts)
                 return
