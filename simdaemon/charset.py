@@ -20,7 +20,14 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
-__all__ = ["TEXT_VRS", "Decoded", "decode_dataset", "decode_text", "effective_charset"]
+__all__ = [
+    "TEXT_VRS",
+    "Decoded",
+    "decode_dataset",
+    "decode_text",
+    "effective_charset",
+    "value_representation",
+]
 
 #: Value representations whose bytes are text in the Specific Character Set.
 TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})
@@ -90,7 +97,8 @@ def _declared(dataset: Dataset) -> tuple[str, ...]:
     return tuple(str(term).strip() for term in value)
 
 
-def _vr(element: RawDataElement | DataElement) -> str:
+def value_representation(element: RawDataElement | DataElement) -> str:
+    """The element's VR; for an implicit VR element read raw, the dictionary's (else UN)."""
     if element.VR:
         return str(element.VR)
     try:
@@ -121,7 +129,7 @@ def _walk(dataset: Dataset, terms: Sequence[str], bad: list[str], path: str) -> 
         element = dataset.get_item(tag)
         if element is None:
             continue
-        vr = _vr(element)
+        vr = value_representation(element)
         if vr == "SQ":
             for number, item in enumerate(dataset[tag].value):
                 _walk(item, terms, bad, f"{path}{tag}[{number}].")

@@ -56,6 +56,7 @@ __all__ = [
     "force_close",
     "is_serving",
     "keep_responses",
+    "quiet_standard_logging",
 ]
 
 LOGGER = logging.getLogger(__name__)
@@ -71,6 +72,18 @@ _STANDARD_LOG_HANDLERS = (
     (evt.EVT_PDU_RECV, standard_pdu_recv_handler),
     (evt.EVT_PDU_SENT, standard_pdu_sent_handler),
 )
+
+
+def quiet_standard_logging(assoc: Association) -> Association:
+    """Unbind pynetdicom's standard log handlers while its log is quiet; return ``assoc``.
+
+    They describe every PDU and DIMSE message for pynetdicom's log; with that log below INFO
+    nothing prints, and they are pure cost on every PDU of every slice.
+    """
+    if not logging.getLogger("pynetdicom").isEnabledFor(logging.INFO):
+        for event, handler in _STANDARD_LOG_HANDLERS:
+            assoc.unbind(event, handler)
+    return assoc
 
 
 def _recv_exactly(self: Any, nr_bytes: int) -> bytearray:
@@ -251,11 +264,7 @@ class EventDrivenRequestHandler(RequestHandler):
         assoc.dimse.msg_queue = _WakingQueue(dul.user_wake)
         if dul.socket is not None:
             dul.socket.recv = types.MethodType(_recv_exactly, dul.socket)  # type: ignore[method-assign]
-        if not logging.getLogger("pynetdicom").isEnabledFor(logging.INFO):
-            # pynetdicom's standard handlers describe every PDU and DIMSE message for its
-            # log; with that log quiet they are pure cost, on every PDU of every slice.
-            for event, handler in _STANDARD_LOG_HANDLERS:
-                assoc.unbind(event, handler)
+        quiet_standard_logging(assoc)
         assoc._run_reactor = types.MethodType(_association_reactor, assoc)  # type: ignore[method-assign]
         # DIMSE services the daemon serves itself, by request type (see Daemon.start()).
         assoc.simdaemon_services = dict(getattr(self.server, "services", {}))  # type: ignore[attr-defined]
