@@ -335,3 +335,22 @@ def test_a_bad_level_is_c000(seeded: tuple[Daemon, known_archive.Known, Receiver
     _, final, _ = scu.move(daemon, identifier("FRAME", SOPInstanceUID="1.2"), "DEST")
     assert final.Status == 0xC000
     assert final.ErrorComment == "unknown Query/Retrieve Level 'FRAME'"
+
+
+@pytest.mark.parametrize("stored_charset", [None, "ISO_IR 100", "ISO_IR 192"])
+def test_ascii_objects_arrive_equal_with_the_destinations_charset(
+    make_daemon: MakeDaemon, receivers: list[Receiver], stored_charset: str | None
+) -> None:
+    """Sent as stored (at most the Specific Character Set element rewritten), not re-encoded."""
+    destination = start(receivers)
+    daemon = make_daemon(trusted=[CLIENT, destination.entity(export_charset="ISO_IR 192")])
+    ds = objects.ct(size=16, SpecificCharacterSet=stored_charset, StudyDescription="Pelvis")
+    scu.store(daemon, [ds])
+    _, final, _ = scu.move(daemon, identifier("IMAGE", SOPInstanceUID=ds.SOPInstanceUID), "DEST")
+    assert final.Status == 0
+    (received,) = destination.received
+    stored = daemon.archive.read(ds.SOPInstanceUID)
+    assert received.dataset.SpecificCharacterSet == "ISO_IR 192"
+    mine = {e.tag: e.value for e in stored if e.keyword != "SpecificCharacterSet"}
+    theirs = {e.tag: e.value for e in received.dataset if e.keyword != "SpecificCharacterSet"}
+    assert theirs == mine

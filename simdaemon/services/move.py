@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,13 +28,15 @@ from pathlib import Path
 from typing import Any, cast
 
 from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset
 from pydicom.filewriter import dcmwrite
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, evt
 from pynetdicom.association import Association
-from pynetdicom.dimse_primitives import C_MOVE
+from pynetdicom.dimse_primitives import C_MOVE, C_STORE
 from pynetdicom.dsutils import decode, encode
 
 from simdaemon import status
@@ -43,6 +46,7 @@ from simdaemon.audit import AuditTrail
 from simdaemon.charset import TEXT_VRS, value_representation
 from simdaemon.config import TrustedEntity
 from simdaemon.investigation import Investigator
+from simdaemon.part10 import split, wrap
 from simdaemon.query import Level, QueryError, Shape, compile_query, describe
 from simdaemon.reactor import keep_responses, quiet_standard_logging
 from simdaemon.services.peer import describe_peer
@@ -108,6 +112,7 @@ class _Instance:
     uid: str
     sop_class: str
     path: Path
+    transfer_syntax: str
 
 
 class _Responder:
@@ -320,7 +325,7 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
             stored = read_attributes(attributes, syntax)
             if not all(accept(stored) for accept in query.post_filters):
                 continue
-        instances.append(_Instance(uid, sop_class, archive.folder / file))
+        instances.append(_Instance(uid, sop_class, archive.folder / file, syntax))
 
     if (
         service.image_move_requires_series_uid
@@ -412,6 +417,111 @@ def _decode_identifier(assoc: Association, request: C_MOVE, context_id: int) -> 
     )
 
 
+def _send(
+    service: MoveService,
+    store: Association,
+    instance: _Instance,
+    entity: TrustedEntity,
+    originator: tuple[str, int],
+) -> Dataset | None:
+    """C-STORE one instance; return the response's status data set (None: no response).
+
+    The stored bytes go out as they are - no parsing, no encoding - when the destination
+    accepted the stored transfer syntax and the text needs no new character set (at most a
+    new Specific Character Set element, for ASCII text). Otherwise pydicom re-encodes.
+    """
+    context = next(
+        (
+            cx
+            for cx in store.accepted_contexts
+            if cx.abstract_syntax == instance.sop_class
+            and cx.transfer_syntax[0] == instance.transfer_syntax
+        ),
+        None,
+    )
+    raw = _raw_dataset(instance, entity) if context is not None else None
+    if context is None or raw is None:
+        dataset = _outgoing(instance, entity)
+        if service.investigator.settings.save_all_iods:
+            service.investigator.save_iod("out", entity.ae_title, instance.uid, _as_file(dataset))
+        return store.send_c_store(
+            dataset, originator_aet=originator[0], originator_id=originator[1]
+        )
+    if service.investigator.settings.save_all_iods:
+        service.investigator.save_iod(
+            "out", entity.ae_title, instance.uid,
+            wrap(raw, sop_class_uid=instance.sop_class, sop_instance_uid=instance.uid,
+                 transfer_syntax=instance.transfer_syntax, source_ae=service.ae_title),
+        )  # fmt: skip
+    request = C_STORE()
+    request.MessageID = 1
+    request.AffectedSOPClassUID = instance.sop_class
+    request.AffectedSOPInstanceUID = instance.uid
+    request.Priority = 2
+    request.MoveOriginatorApplicationEntityTitle = originator[0]
+    request.MoveOriginatorMessageID = originator[1]
+    request.DataSet = BytesIO(raw)
+    # No pause of the association's loop as send_c_store makes (up to a millisecond each):
+    # keep_responses() puts back a response the loop takes first.
+    store.dimse.send_msg(request, cast(int, context.context_id))
+    _, response = store.dimse.get_msg(block=True)
+    if response is None:
+        store.abort()  # the DIMSE timeout passed: as send_c_store does
+        return None
+    answer = Dataset()
+    answer.Status = response.Status
+    return answer
+
+
+def _charset_element(terms: list[str], implicit: bool) -> bytes:
+    value = "\\".join(terms).encode("ascii")
+    if len(value) % 2:
+        value += b" "
+    if implicit:
+        return struct.pack("<HHI", 0x0008, 0x0005, len(value)) + value
+    return struct.pack("<HH2sH", 0x0008, 0x0005, b"CS", len(value)) + value
+
+
+_LONG_HEADER_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR",
+                              "UT", "UV"})  # fmt: skip
+
+
+def _raw_dataset(instance: _Instance, entity: TrustedEntity) -> bytes | None:
+    """The stored data set's bytes, fit to send as they are; ``None`` if text must change."""
+    syntax = UID(instance.transfer_syntax)
+    if syntax not in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
+        return None
+    _, data = split(instance.path.read_bytes())
+    parsed = read_dataset(BytesIO(data), syntax.is_implicit_VR, True)
+    wanted = entity.export_charset.split("\\")
+    element = parsed.get_item(0x00080005)
+    value = element.value if element is not None else None
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    stored = [t.strip() for t in str(value or "").split("\\")] if value else []
+    if stored == wanted:
+        return data
+    if not (set(stored) | set(wanted) <= _ASCII_SUPERSETS) or 0x00080000 in parsed:
+        return None
+    if not _all_ascii(parsed):
+        return None
+    new = _charset_element(wanted, syntax.is_implicit_VR)
+    if isinstance(element, RawDataElement):
+        header = 8
+        start = int(element.value_tell) - header
+        return data[:start] + new + data[int(element.value_tell) + int(element.length) :]
+    for tag in parsed.keys():  # noqa: SIM118 - keys, without converting elements
+        if tag > 0x00080005:
+            after = parsed.get_item(tag)
+            if not isinstance(after, RawDataElement):
+                return None
+            vr = value_representation(after)
+            long = not syntax.is_implicit_VR and vr in _LONG_HEADER_VRS
+            start = int(after.value_tell) - (12 if long else 8)
+            return data[:start] + new + data[start:]
+    return data + new
+
+
 def _suboperation(
     service: MoveService,
     store: Association,
@@ -435,17 +545,13 @@ def _suboperation(
         )
         counts.fail(instance.uid)
         return
+    originator = (str(peer.calling_ae), int(request.MessageID or 1))
     try:
-        dataset = _outgoing(instance, entity)
+        answer = _send(service, store, instance, entity, originator)
     except (OSError, ValueError) as error:
         LOGGER.error("cannot read %s from the archive: %r", instance.uid, error)
         counts.fail(instance.uid)
         return
-    if service.investigator.settings.save_all_iods:
-        service.investigator.save_iod("out", entity.ae_title, instance.uid, _as_file(dataset))
-    answer = store.send_c_store(
-        dataset, originator_aet=peer.calling_ae, originator_id=request.MessageID
-    )
     code = answer.get("Status") if answer else None
     if code is None:
         counts.fail(instance.uid)
