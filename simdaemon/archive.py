@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import shutil
 import sqlite3
 import threading
 import time
@@ -633,6 +634,19 @@ class Archive:
                     event.duration_ms,
                 ),
             )
+
+    def clear(self) -> None:
+        """Empty the archive: every row and every file (a fresh archive for the next test)."""
+        with self.transaction() as tx:
+            for table in ("review_tasks", "instances", "series", "studies", "patients", "audit"):
+                tx._db.execute(f"DELETE FROM {table}")
+        for entry in self.files.iterdir():
+            if entry == self.incoming:
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
 
     def close(self) -> None:
         """Close every connection; idempotent."""

@@ -203,6 +203,17 @@ class Daemon:
     ) -> None:
         self.stop()
 
+    def reset(self) -> None:
+        """Empty the archive and the audit trail and trust the configured entities again.
+
+        What a session-wide daemon needs between tests to look freshly started, in a few
+        milliseconds instead of a restart.
+        """
+        self.archive.clear()
+        self.audit.clear()
+        with self._lock:
+            self._trusted = {e.ae_title: e for e in self.config.trusted}
+
     def raise_errors(self) -> None:
         """Re-raise, in the caller, the first exception a server thread hit."""
         if self.errors:
@@ -215,6 +226,11 @@ class Daemon:
         """The archive; opened on first use (start() also checks and repairs it)."""
         with self._lock:
             return self._open_archive()[0]
+
+    @property
+    def importer(self) -> Importer:
+        """The import pipeline into this daemon's archive (what C-STORE runs objects through)."""
+        return self._get_importer()
 
     def _get_importer(self) -> Importer:
         with self._lock:

@@ -1,0 +1,291 @@
+"""pytest fixtures: simulated DB Daemons on ephemeral ports and synthetic RT patients.
+
+Registered through the ``pytest11`` entry point, so a project that installs simdaemon can
+write ``def test_export(simdaemon, rt_patient): ...`` with no conftest at all.
+
+Fixtures (in the style of pytest-postgresql: a factory, and defaults built from it):
+
+``simdaemon_factory``
+    Function-scoped. ``simdaemon_factory(**options)`` starts a daemon on 127.0.0.1 and an
+    ephemeral port with a temporary archive; ``[daemon]`` fields as keywords, other tables as
+    dicts (``patient_creation={"automatic": False}``), ``trusted=[...]`` to replace the trusted
+    entities. Every daemon trusts the test entity unless ``trusted`` says otherwise; all are
+    stopped at teardown, and an exception on one of their threads fails the test.
+``simdaemon``
+    A fresh daemon from the factory, configured by the ``@pytest.mark.simdaemon(...)`` marker.
+    ``simdaemon.test_entity`` is the trusted entity a test calls as: AE title, 127.0.0.1 and a
+    port reserved for the test's own storage receiver (bound with SO_REUSEADDR and not
+    listening, so a receiver the test starts there - pynetdicom's servers reuse addresses -
+    can take it, and nobody else can), so a C-MOVE to the test itself works.
+``simdaemon_shared``
+    One daemon for the session, reset (archive, audit, trusted entities) before each test
+    that uses it: cheaper than a fresh daemon, for tests that do not configure it.
+``synthetic_patient`` / ``rt_patient``
+    ``synthetic_patient(seed=..., **options)`` builds a patient with
+    :func:`simdaemon.synthetic.synthetic_patient` and imports it into ``simdaemon`` through the
+    daemon's import pipeline; ``rt_patient`` is one such patient (seed 0, 20 slices of 128 x 128).
+
+Options (command line, else ini, else default): ``--simdaemon-host`` / ``simdaemon_host``
+(default 127.0.0.1), ``--simdaemon-keep-failed`` / ``simdaemon_keep_failed`` (keep the
+archives of failed tests and name them in the report), ``--simdaemon-log-level`` /
+``simdaemon_log_level`` (simdaemon's logger level, default WARNING).
+
+When a test that used a daemon fails, its report gets a section with the daemon's audit trail
+in words. Each daemon's archive lives in its own temporary folder, and ports come from the
+kernel, so tests run in parallel under pytest-xdist without sharing anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydicom import dcmwrite
+from pydicom.filebase import DicomBytesIO
+
+from simdaemon.config import Config, from_mapping
+from simdaemon.importer import Received
+from simdaemon.part10 import split
+from simdaemon.server import Daemon
+from simdaemon.synthetic import SyntheticPatient
+from simdaemon.synthetic import synthetic_patient as build_patient
+
+__all__ = ["Settings", "TestDaemon", "TestEntity", "import_patient"]
+
+TEST_AE_TITLE = "SIMTEST"
+_DAEMONS = pytest.StashKey[list[Daemon]]()
+_FOLDERS = pytest.StashKey[list[Path]]()
+_FAILED = pytest.StashKey[bool]()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The plugin's settings: command-line option, else ini value, else default."""
+
+    host: str = "127.0.0.1"
+    keep_failed: bool = False
+    log_level: str = "WARNING"
+
+    @classmethod
+    def of(cls, config: pytest.Config) -> Settings:
+        def pick(option: str, ini: str) -> Any:
+            value = config.getoption(option)
+            return value if value not in (None, False) else config.getini(ini)
+
+        return cls(
+            host=str(pick("simdaemon_host", "simdaemon_host") or cls.host),
+            keep_failed=bool(pick("simdaemon_keep_failed", "simdaemon_keep_failed")),
+            log_level=str(pick("simdaemon_log_level", "simdaemon_log_level") or cls.log_level),
+        )
+
+
+@dataclass
+class TestEntity:
+    """The entity a test calls the daemon as, with the port reserved for its receiver."""
+
+    __test__ = False  # not a test class, whatever pytest's name matching thinks
+
+    ae_title: str
+    host: str
+    port: int
+    _reservation: socket.socket
+
+    def trusted(self) -> dict[str, Any]:
+        """The ``[[trusted]]`` table for this entity."""
+        return {"ae_title": self.ae_title, "ip": self.host, "port": self.port}
+
+    def release(self) -> None:
+        """Give the reserved port back."""
+        self._reservation.close()
+
+
+class TestDaemon(Daemon):
+    """A daemon with the entity its test calls as (``simdaemon.test_entity``)."""
+
+    __test__ = False
+
+    def __init__(self, config: Config, test_entity: TestEntity) -> None:
+        super().__init__(config)
+        self.test_entity = test_entity
+
+
+def _reserve(host: str, ae_title: str = TEST_AE_TITLE) -> TestEntity:
+    reservation = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    reservation.bind((host, 0))
+    return TestEntity(ae_title, host, int(reservation.getsockname()[1]), reservation)
+
+
+def _config(options: dict[str, Any], folder: Path, host: str, entity: TestEntity) -> Config:
+    data: dict[str, Any] = {"daemon": {"port": 0, "host": host, "archive": str(folder / "archive")}}
+    data["trusted"] = options.pop("trusted", [entity.trusted()])
+    for key, value in options.items():
+        if isinstance(value, dict):
+            data.setdefault(key, {}).update(value)
+        else:
+            data["daemon"][key] = value
+    return from_mapping(data, folder)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("simdaemon", "simulated ARIA DB Daemon fixtures")
+    group.addoption("--simdaemon-host", dest="simdaemon_host", default=None,
+                    help="address the daemons listen on (default 127.0.0.1)")  # fmt: skip
+    group.addoption("--simdaemon-keep-failed", dest="simdaemon_keep_failed",
+                    action="store_true", help="keep the archives of failed tests")  # fmt: skip
+    group.addoption("--simdaemon-log-level", dest="simdaemon_log_level", default=None,
+                    help="level of simdaemon's log (default WARNING)")  # fmt: skip
+    parser.addini("simdaemon_host", "address the daemons listen on", default="")
+    parser.addini("simdaemon_keep_failed", "keep the archives of failed tests", type="bool",
+                  default=False)  # fmt: skip
+    parser.addini("simdaemon_log_level", "level of simdaemon's log", default="")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "simdaemon(**options): configure the test's `simdaemon` daemon; [daemon] fields as "
+        "keywords, other tables as dicts, trusted=[...] for the trusted entities",
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """Remember whether the test body failed, for the teardown of its daemons."""
+    try:
+        return (yield)
+    except BaseException:
+        item.stash[_FAILED] = True
+        raise
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Add each daemon's audit trail (and a kept archive's folder) to a failed test's report."""
+    report = yield
+    if report.failed and call.when == "call":
+        daemons: list[Daemon] = item.stash.get(_DAEMONS, [])
+        for number, daemon in enumerate(daemons, start=1):
+            name = f"simdaemon {daemon.ae_title} #{number} audit trail"
+            report.sections.append((name, daemon.audit.describe()))
+        if Settings.of(item.config).keep_failed:
+            for folder in item.stash.get(_FOLDERS, []):
+                report.sections.append(("simdaemon archive kept", str(folder)))
+    return report
+
+
+@pytest.fixture(scope="session")
+def simdaemon_settings(pytestconfig: pytest.Config) -> Settings:
+    """The plugin's settings for this run."""
+    settings = Settings.of(pytestconfig)
+    logging.getLogger("simdaemon").setLevel(settings.log_level.upper())
+    return settings
+
+
+@pytest.fixture
+def simdaemon_factory(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    simdaemon_settings: Settings,
+) -> Iterator[Callable[..., TestDaemon]]:
+    """Start configured daemons (see the module docstring); stop them all at teardown."""
+    started: list[Daemon] = []
+    folders: list[Path] = []
+    entity = _reserve(simdaemon_settings.host)
+    request.node.stash[_DAEMONS] = started
+    request.node.stash[_FOLDERS] = folders
+
+    def make(**options: Any) -> TestDaemon:
+        folder = tmp_path_factory.mktemp("simdaemon")
+        folders.append(folder)
+        config = _config(dict(options), folder, simdaemon_settings.host, entity)
+        daemon = TestDaemon(config, entity).start()
+        started.append(daemon)
+        return daemon  # type: ignore[return-value]
+
+    yield make
+    for daemon in started:
+        daemon.stop()
+    entity.release()
+    if not (simdaemon_settings.keep_failed and request.node.stash.get(_FAILED, False)):
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+    for daemon in started:
+        daemon.raise_errors()
+
+
+@pytest.fixture
+def simdaemon(
+    request: pytest.FixtureRequest, simdaemon_factory: Callable[..., TestDaemon]
+) -> TestDaemon:
+    """A fresh daemon, configured by ``@pytest.mark.simdaemon(...)`` when present."""
+    marker = request.node.get_closest_marker("simdaemon")
+    options = dict(marker.kwargs) if marker is not None else {}
+    return simdaemon_factory(**options)
+
+
+@pytest.fixture(scope="session")
+def _simdaemon_session(
+    tmp_path_factory: pytest.TempPathFactory, simdaemon_settings: Settings
+) -> Iterator[TestDaemon]:
+    entity = _reserve(simdaemon_settings.host)
+    folder = tmp_path_factory.mktemp("simdaemon-shared")
+    daemon = TestDaemon(_config({}, folder, simdaemon_settings.host, entity), entity)
+    daemon.start()
+    yield daemon
+    daemon.stop()
+    entity.release()
+    daemon.raise_errors()
+
+
+@pytest.fixture
+def simdaemon_shared(request: pytest.FixtureRequest, _simdaemon_session: TestDaemon) -> TestDaemon:
+    """The session's daemon, reset: empty archive and audit, configured trusted entities."""
+    _simdaemon_session.reset()
+    request.node.stash[_DAEMONS] = [_simdaemon_session]
+    return _simdaemon_session
+
+
+def import_patient(daemon: Daemon, patient: SyntheticPatient) -> SyntheticPatient:
+    """Store a synthetic patient in ``daemon`` through its import pipeline; return it."""
+    importer = daemon.importer
+    for dataset in patient.datasets():
+        out = DicomBytesIO()
+        dcmwrite(out, dataset, enforce_file_format=True)
+        meta, data = split(out.getvalue())
+        result = importer.run(
+            Received(
+                dataset=data,
+                transfer_syntax=str(meta.TransferSyntaxUID),
+                calling_ae=TEST_AE_TITLE,
+                sop_class_uid=str(dataset.SOPClassUID),
+                sop_instance_uid=str(dataset.SOPInstanceUID),
+            )
+        )
+        if not result.stored:
+            raise RuntimeError(f"synthetic object not imported: {result.detail}")
+    return patient
+
+
+@pytest.fixture
+def synthetic_patient(simdaemon: TestDaemon) -> Callable[..., SyntheticPatient]:
+    """``synthetic_patient(seed=0, **options)``: build a patient, import it into ``simdaemon``."""
+
+    def make(seed: int = 0, **options: Any) -> SyntheticPatient:
+        return import_patient(simdaemon, build_patient(seed, **options))
+
+    return make
+
+
+@pytest.fixture
+def rt_patient(synthetic_patient: Callable[..., SyntheticPatient]) -> SyntheticPatient:
+    """One synthetic RT patient (seed 0, 20 CT slices of 128 x 128) in ``simdaemon``."""
+    return synthetic_patient(0, slices=20, matrix=128)

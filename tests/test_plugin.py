@@ -1,0 +1,246 @@
+"""The pytest plugin, tested as its users use it: through pytester."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+ECHO = """
+from pynetdicom import AE
+from pynetdicom.sop_class import Verification
+
+def echo(daemon, calling=None):
+    ae = AE(ae_title=calling or daemon.test_entity.ae_title)
+    ae.add_requested_context(Verification)
+    assoc = ae.associate(daemon.host, daemon.port, ae_title=daemon.ae_title)
+    try:
+        return assoc.is_established and assoc.send_c_echo().Status == 0
+    finally:
+        if assoc.is_established:
+            assoc.release()
+"""
+
+
+def test_simdaemon_is_a_fresh_daemon_trusting_the_test_entity(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        ECHO
+        + """
+def test_fresh(simdaemon):
+    assert simdaemon.running and simdaemon.port > 0
+    assert simdaemon.host == "127.0.0.1"
+    assert simdaemon.archive.patients() == []
+    assert [e.ae_title for e in simdaemon.trusted] == [simdaemon.test_entity.ae_title]
+    assert echo(simdaemon)
+    assert not echo(simdaemon, calling="STRANGER")
+    assert [e.outcome for e in simdaemon.audit] == ["accepted", "success", "rejected"]
+"""
+    )
+    pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_the_marker_configures_the_daemon(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+import pytest
+
+@pytest.mark.simdaemon(ae_title="MYDAEMON", patient_creation={"automatic": False},
+                       quirks={"failed_import_status": "success"})
+def test_configured(simdaemon):
+    assert simdaemon.ae_title == "MYDAEMON"
+    assert simdaemon.config.daemon.ae_title == "MYDAEMON"
+    assert simdaemon.config.patient_creation.automatic is False
+    assert simdaemon.config.quirks.failed_import_status == "success"
+"""
+    )
+    pytester.runpytest_inprocess().assert_outcomes(passed=1)
+
+
+def test_the_factory_makes_several_daemons_and_leaves_nothing_behind(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        ECHO
+        + """
+PORTS = []
+
+def test_two(simdaemon_factory):
+    first = simdaemon_factory(ae_title="FIRST")
+    second = simdaemon_factory(ae_title="SECOND", trusted=[])
+    PORTS.extend([first.port, second.port])
+    assert first.port != second.port
+    assert echo(first)
+    assert not echo(second)  # trusts nobody
+
+def test_gone():
+    import socket, threading
+    assert not [t for t in threading.enumerate() if t.name.startswith("simdaemon@")]
+    for port in PORTS:
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0
+"""
+    )
+    pytester.runpytest_inprocess("-p", "no:randomly").assert_outcomes(passed=2)
+    assert not [t for t in threading.enumerate() if t.name.startswith("simdaemon@")]
+
+
+def test_the_shared_daemon_is_reset_between_tests(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+from simdaemon.config import TrustedEntity
+from simdaemon.synthetic import synthetic_patient
+from simdaemon.pytest_plugin import import_patient
+
+PORTS = set()
+
+def test_one(simdaemon_shared):
+    PORTS.add(simdaemon_shared.port)
+    import_patient(simdaemon_shared, synthetic_patient(1, slices=2, matrix=16))
+    simdaemon_shared.trust(TrustedEntity("EXTRA", "127.0.0.1", 104))
+    assert len(simdaemon_shared.archive.patients()) == 1
+
+def test_two(simdaemon_shared):
+    PORTS.add(simdaemon_shared.port)
+    assert len(PORTS) == 1, "one daemon for the session"
+    assert simdaemon_shared.archive.patients() == []
+    assert simdaemon_shared.archive.count() == 0
+    assert len(simdaemon_shared.audit) == 0
+    assert [e.ae_title for e in simdaemon_shared.trusted] == ["SIMTEST"]
+    assert list(simdaemon_shared.archive.files.glob("*/*/*.dcm")) == []
+"""
+    )
+    pytester.runpytest_inprocess().assert_outcomes(passed=2)
+
+
+def test_rt_patient_is_imported_through_the_pipeline(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+def test_patient(simdaemon, rt_patient):
+    (patient,) = simdaemon.archive.patients()
+    assert patient.patient_id == rt_patient.patient_id
+    assert patient.instances == len(rt_patient.datasets())
+    assert simdaemon.archive.instance(rt_patient.plan_uid) is not None
+
+def test_more(simdaemon, synthetic_patient):
+    first = synthetic_patient(seed=1, slices=3, matrix=16)
+    second = synthetic_patient(seed=2, slices=3, matrix=16)
+    assert first.patient_id != second.patient_id
+    assert len(simdaemon.archive.patients()) == 2
+"""
+    )
+    pytester.runpytest_inprocess().assert_outcomes(passed=2)
+
+
+def test_a_failed_test_reports_the_audit_trail(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        ECHO
+        + """
+def test_fails(simdaemon):
+    echo(simdaemon, calling="STRANGER")
+    assert False, "the client was refused"
+"""
+    )
+    result = pytester.runpytest_inprocess()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*simdaemon VMSDBD #1 audit trail*",
+            "*associate from 'STRANGER' at 127.0.0.1:*: rejected*not a trusted entity*",
+        ]
+    )
+
+
+def test_keep_failed_keeps_and_names_the_archive(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+def test_fails(simdaemon):
+    assert False
+
+def test_passes(simdaemon):
+    pass
+"""
+    )
+    result = pytester.runpytest_inprocess("--simdaemon-keep-failed")
+    result.assert_outcomes(failed=1, passed=1)
+    (line,) = [line for line in result.outlines if "simdaemon" in line and "/" in line
+               and "archive kept" not in line and line.strip().startswith("/")]  # fmt: skip
+    kept = pytester.path.joinpath(line.strip())
+    assert (kept / "archive" / "archive.sqlite").exists()
+
+
+def test_options_and_ini(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nsimdaemon_log_level = DEBUG\n")
+    pytester.makepyfile(
+        """
+import logging
+
+def test_settings(simdaemon, simdaemon_settings):
+    assert simdaemon_settings.host == "127.0.0.1"
+    assert simdaemon_settings.log_level == "DEBUG"
+    assert logging.getLogger("simdaemon").level == logging.DEBUG
+"""
+    )
+    result = pytester.runpytest_inprocess("--simdaemon-host", "127.0.0.1")
+    result.assert_outcomes(passed=1)
+
+
+def test_the_test_entitys_port_is_reserved_for_its_receiver(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+import socket
+from pydicom.dataset import Dataset
+from pynetdicom import AE, evt, StoragePresentationContexts
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as MOVE
+
+def test_move_to_self(simdaemon, rt_patient):
+    entity = simdaemon.test_entity
+    with socket.socket() as stranger:  # nobody else can take the port
+        try:
+            stranger.bind((entity.host, entity.port))
+            taken = False
+        except OSError:
+            taken = True
+    assert taken
+    received = []
+    receiver = AE(ae_title=entity.ae_title)
+    receiver.supported_contexts = StoragePresentationContexts
+    server = receiver.start_server(
+        (entity.host, entity.port), block=False,
+        evt_handlers=[(evt.EVT_C_STORE, lambda e: received.append(e.request) or 0)],
+    )
+    try:
+        mover = AE(ae_title=entity.ae_title)
+        mover.add_requested_context(MOVE)
+        assoc = mover.associate(simdaemon.host, simdaemon.port, ae_title=simdaemon.ae_title)
+        query = Dataset()
+        query.QueryRetrieveLevel = "SERIES"
+        query.SeriesInstanceUID = rt_patient.ct_series_uid
+        final = list(assoc.send_c_move(query, entity.ae_title, MOVE))[-1][0]
+        assoc.release()
+    finally:
+        server.shutdown()
+    assert final.Status == 0
+    assert len(received) == len(rt_patient.ct)
+"""
+    )
+    pytester.runpytest_inprocess().assert_outcomes(passed=1)
+
+
+def test_no_listening_socket_is_left_behind(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+def test_uses(simdaemon, simdaemon_shared):
+    with open("ports.txt", "w") as out:
+        out.write(f"{simdaemon.port} {simdaemon_shared.port} {simdaemon.test_entity.port}")
+"""
+    )
+    pytester.runpytest_inprocess().assert_outcomes(passed=1)
+    ports = [int(p) for p in pytester.path.joinpath("ports.txt").read_text().split()]
+    for port in ports:
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still listening"
+    with socket.socket() as probe:  # the reservation was released too
+        probe.bind(("127.0.0.1", ports[2]))
