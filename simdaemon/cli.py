@@ -13,6 +13,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,9 @@ LOGGER = logging.getLogger(__name__)
 
 #: Who ``serve --demo`` trusts unless told otherwise: a client on this machine.
 DEMO_CLIENT = {"ae_title": "SIMCLIENT", "ip": "127.0.0.1", "port": 51403}
+
+#: How many synthetic patients ``serve --demo`` starts with.
+DEMO_PATIENTS = 3
 
 EXIT_CONFIG = 2
 EXIT_RUNTIME = 1
@@ -58,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--demo",
         action="store_true",
-        help="fresh temporary archive; trusts SIMCLIENT@127.0.0.1:51403 unless --trust is given",
+        help="fresh temporary archive with three synthetic patients; trusts "
+        "SIMCLIENT@127.0.0.1:51403 unless --trust is given",
     )
     serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
 
@@ -75,6 +80,16 @@ def _parser() -> argparse.ArgumentParser:
         metavar="AE",
         help="import as this AE: a trusted entity's import charset applies (default LOCAL)",
     )
+
+    seed = commands.add_parser(
+        "seed", help="fill an archive with synthetic RT patients through the import rules"
+    )
+    seed.add_argument("--patients", type=int, default=3, help="how many (default 3)")
+    seed.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    seed.add_argument("--slices", type=int, default=100, help="CT slices each (default 100)")
+    seed.add_argument("--matrix", type=int, default=512, help="CT rows and columns (512)")
+    seed.add_argument("--config", type=Path, help="TOML configuration file")
+    seed.add_argument("--archive", type=Path, help="archive folder ([daemon] archive)")
 
     patients = commands.add_parser("patients", help="list the patients an archive holds")
     patients.add_argument("--config", type=Path, help="TOML configuration file")
@@ -136,6 +151,8 @@ def serve(args: argparse.Namespace) -> int:
         _config.LOG_RESPONSE_IDENTIFIERS = False
     with tempfile.TemporaryDirectory(prefix="simdaemon-demo-") as scratch:
         config = build_config(args, Path(scratch) if args.demo else None)
+        if args.demo:  # something to query and move: three synthetic patients
+            local.seed_patients(config, DEMO_PATIENTS, 0, slices=20, matrix=256)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
@@ -182,6 +199,27 @@ def import_command(args: argparse.Namespace) -> int:
     return EXIT_RUNTIME if summary.failed else 0
 
 
+def seed_command(args: argparse.Namespace) -> int:
+    """Seed synthetic patients; print a summary (and each failure)."""
+    config = build_config(args, None)
+    if args.patients < 1 or args.slices < 1 or args.matrix < 8:
+        print("simdaemon: --patients and --slices must be 1 or more, --matrix 8 or more",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_CONFIG
+    started = time.perf_counter()
+    summary = local.seed_patients(
+        config, args.patients, args.seed, slices=args.slices, matrix=args.matrix
+    )
+    for label, result in summary.failed:
+        print(f"FAILED 0x{result.status:04X} {label}: {result.detail}")
+    stored = len(summary.results) - len(summary.failed)
+    print(
+        f"seeded {args.patients} patient(s), {stored} object(s), into {config.daemon.archive} "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
+    return EXIT_RUNTIME if summary.failed else 0
+
+
 def patients_command(args: argparse.Namespace) -> int:
     """Print the patients the configured archive holds."""
     config = build_config(args, None)
@@ -212,6 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return import_command(args)
         if args.command == "patients":
             return patients_command(args)
+        if args.command == "seed":
+            return seed_command(args)
         return show_config(args)
     except ConfigError as error:
         print(f"simdaemon: configuration error: {error}", file=sys.stderr)

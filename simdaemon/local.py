@@ -1,4 +1,4 @@
-"""Local import and inspection: ``simdaemon import`` and ``simdaemon patients``.
+"""Local import and inspection: ``simdaemon import``, ``seed`` and ``patients``.
 
 Files from disk run through the same :class:`~simdaemon.importer.Importer` as C-STORE, so a
 folder imported here meets the same rules, gets the same reasons and is audited the same way
@@ -12,6 +12,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydicom import dcmwrite
+from pydicom.filebase import DicomBytesIO
+
 from simdaemon import status
 from simdaemon.archive import Archive, PatientRow
 from simdaemon.audit import AuditTrail
@@ -20,8 +23,9 @@ from simdaemon.importer import Importer, ImportResult, Received
 from simdaemon.investigation import Investigator
 from simdaemon.part10 import split
 from simdaemon.progress import Progress
+from simdaemon.synthetic import synthetic_patient
 
-__all__ = ["ImportSummary", "dicom_files", "format_patients", "import_files"]
+__all__ = ["ImportSummary", "dicom_files", "format_patients", "import_files", "seed_patients"]
 
 
 @dataclass
@@ -109,6 +113,60 @@ def import_files(
             summary.results.append((path, result))
             progress.advance(failed=not result.stored)
     progress.close()
+    return summary
+
+
+def seed_patients(
+    config: Config,
+    patients: int,
+    seed: int,
+    *,
+    slices: int = 100,
+    matrix: int = 512,
+    calling_ae: str = "SEED",
+) -> ImportSummary:
+    """Fill the configured archive with synthetic patients through the import pipeline.
+
+    Patient ``n`` is built from seed ``seed + n``, so the same arguments give the same
+    archive contents.
+    """
+    summary = ImportSummary()
+    with Archive(config.daemon.archive, sql_trace=config.investigation.sql_trace) as archive:
+        importer = Importer(config, archive, Investigator(config.investigation))
+        audit = AuditTrail(sink=archive.record_audit)
+        progress = Progress(patients * (slices + 6), "seeding")
+        for number in range(patients):
+            patient = synthetic_patient(seed + number, slices=slices, matrix=matrix)
+            for dataset in patient.datasets():
+                encoded = DicomBytesIO()
+                dcmwrite(encoded, dataset, enforce_file_format=True)
+                meta, data = split(encoded.getvalue())
+                started = time.perf_counter()
+                result = importer.run(
+                    Received(
+                        dataset=data,
+                        transfer_syntax=str(meta.TransferSyntaxUID),
+                        calling_ae=calling_ae,
+                        sop_class_uid=str(dataset.SOPClassUID),
+                        sop_instance_uid=str(dataset.SOPInstanceUID),
+                    ),
+                    config.entity(calling_ae),
+                )
+                audit.record(
+                    "import",
+                    calling_ae=calling_ae,
+                    called_ae=config.daemon.ae_title,
+                    peer="local",
+                    outcome=status.outcome(result.answered),
+                    detail=f"synthetic patient {patient.patient_id}: {result.detail}",
+                    rule=result.rule,
+                    status=result.answered,
+                    duration_ms=(time.perf_counter() - started) * 1000,
+                )
+                label = Path(f"{patient.patient_id}/{dataset.Modality}/{dataset.SOPInstanceUID}")
+                summary.results.append((label, result))
+                progress.advance(failed=not result.stored)
+        progress.close()
     return summary
 
 

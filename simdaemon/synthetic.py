@@ -131,10 +131,11 @@ class _Builder:
         return start + timedelta(days=self.random.randrange(span_days))
 
 
-def _name(builder: _Builder) -> tuple[str, str]:
+def _name(builder: _Builder, sex: str) -> tuple[str, str]:
     """A person name in the builder's locale and the character set that writes it."""
     charset = CHARSETS[builder.locale]
-    name = f"{builder.faker.last_name()}^{builder.faker.first_name()}"
+    first = builder.faker.first_name_female() if sex == "F" else builder.faker.first_name_male()
+    name = f"{builder.faker.last_name()}^{first}"
     try:
         name.encode(_PYTHON_CODECS[charset])
     except UnicodeEncodeError:
@@ -211,7 +212,8 @@ def synthetic_patient(
     if slices < 1 or matrix < 8:
         raise ValueError("a synthetic CT needs at least 1 slice and a matrix of 8 or more")
     builder = _Builder(seed, locale)
-    name, charset = _name(builder)
+    sex = builder.random.choice(["F", "M"])
+    name, charset = _name(builder, sex)
     birth = builder.day(date(1935, 1, 1), 365 * 60)
     treatment = builder.day(date(2025, 1, 1), 365)
     patient = Dataset()
@@ -219,7 +221,7 @@ def synthetic_patient(
     patient.PatientID = patient_id or f"SYN{seed:06d}"
     patient.PatientName = name
     patient.PatientBirthDate = f"{birth:%Y%m%d}"
-    patient.PatientSex = builder.random.choice(["F", "M"])
+    patient.PatientSex = sex
     study_uid, frame_uid = builder.uid(), builder.uid()
     course = f"C{builder.random.randint(1, 3)}"
     patient.StudyInstanceUID = study_uid

@@ -7,14 +7,16 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pydicom.dataset import Dataset
 
 from simdaemon import config
 from simdaemon.archive import Archive
 from simdaemon.progress import Progress
-from tests import objects
+from tests import objects, scu
 from tests.conftest import find_dcmtk
 
 LISTENING = "listening on "
@@ -246,3 +248,43 @@ def test_progress_bar_draws_on_a_terminal_only() -> None:
     quiet.advance()
     quiet.close()
     assert piped.getvalue() == ""
+
+
+def test_seed_fills_an_archive_with_synthetic_patients_reproducibly(tmp_path: Path) -> None:
+    def seed(folder: Path) -> list[str]:
+        done = subprocess.run(
+            simdaemon("seed", "--patients", "2", "--seed", "5", "--slices", "4", "--matrix",
+                      "32", "--archive", str(folder)),
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"seeded 2 patient(s), 20 object(s), into {folder}")
+        with Archive(folder) as archive:
+            return [f"{p.patient_id} {p.name} {p.instances}" for p in archive.patients()]
+
+    first, second = seed(tmp_path / "a"), seed(tmp_path / "b")
+    assert first == second
+    assert [line.split()[0] for line in first] == ["SYN000005", "SYN000006"]
+    assert all(line.endswith(" 10") for line in first)
+
+
+def test_demo_archive_holds_synthetic_patients(served: list[Served]) -> None:
+    server = Served("--demo")
+    served.append(server)
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "PATIENT"
+    identifier.PatientID = ""
+    identifier.PatientName = ""
+    listening = _Listening("127.0.0.1", server.port, "VMSDBD")
+    found, final = scu.find(listening, identifier, "patient")
+    code, _, _ = server.stop()
+    assert final.Status == 0
+    assert sorted(str(ds.PatientID) for ds in found) == ["SYN000000", "SYN000001", "SYN000002"]
+    assert code == 0
+
+
+@dataclass
+class _Listening:
+    host: str
+    port: int
+    ae_title: str
