@@ -9,8 +9,10 @@ Fixtures (in the style of pytest-postgresql: a factory, and defaults built from 
     Function-scoped. ``simdaemon_factory(**options)`` starts a daemon on 127.0.0.1 and an
     ephemeral port with a temporary archive; ``[daemon]`` fields as keywords, other tables as
     dicts (``patient_creation={"automatic": False}``), ``trusted=[...]`` to replace the trusted
-    entities. Every daemon trusts the test entity unless ``trusted`` says otherwise; all are
-    stopped at teardown, and an exception on one of their threads fails the test.
+    entities, ``folder=`` to put the archive (and relative investigation folders) in a folder
+    of the caller's - daemons given the same folder share one archive. Every daemon trusts
+    the test entity unless ``trusted`` says otherwise; all are stopped at teardown, and an
+    exception on one of their threads fails the test.
 ``simdaemon``
     A fresh daemon from the factory, configured by the ``@pytest.mark.simdaemon(...)`` marker.
     ``simdaemon.test_entity`` is the trusted entity a test calls as: AE title, 127.0.0.1 and a
@@ -203,9 +205,10 @@ def simdaemon_factory(
     request.node.stash[_DAEMONS] = started
     request.node.stash[_FOLDERS] = folders
 
-    def make(**options: Any) -> TestDaemon:
-        folder = tmp_path_factory.mktemp("simdaemon")
-        folders.append(folder)
+    def make(*, folder: Path | None = None, **options: Any) -> TestDaemon:
+        if folder is None:
+            folder = tmp_path_factory.mktemp("simdaemon")
+            folders.append(folder)  # ours to delete; a folder given by the caller is not
         config = _config(dict(options), folder, simdaemon_settings.host, entity)
         daemon = TestDaemon(config, entity).start()
         started.append(daemon)

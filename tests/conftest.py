@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from simdaemon import Daemon
-from simdaemon.config import from_mapping
 
 MakeDaemon = Callable[..., Daemon]
 
@@ -21,31 +20,21 @@ CLIENT = {"ae_title": "SIMCLIENT", "ip": "127.0.0.1", "port": 51403}
 
 
 @pytest.fixture
-def make_daemon(tmp_path: Path) -> Iterator[MakeDaemon]:
-    """Start daemons on port 0 with ``[daemon]`` fields as keywords, other tables as dicts.
+def make_daemon(tmp_path: Path, simdaemon_factory: Callable[..., Daemon]) -> MakeDaemon:
+    """The plugin's ``simdaemon_factory`` with this suite's defaults.
 
-    ``trusted`` defaults to SIMCLIENT from 127.0.0.1. Every daemon is stopped at teardown,
-    and an exception on any of its threads fails the test.
+    ``[daemon]`` fields as keywords, other tables as dicts; ``trusted`` defaults to SIMCLIENT
+    from 127.0.0.1. Every daemon of a test shares one archive in ``tmp_path`` (so a test can
+    seed it under one configuration and query it under another) and relative folders such as
+    ``failed`` and ``iods`` resolve there. The factory stops the daemons at teardown, and an
+    exception on any of their threads fails the test.
     """
-    started: list[Daemon] = []
 
     def make(**overrides: Any) -> Daemon:
-        data: dict[str, Any] = {"daemon": {"port": 0, "archive": str(tmp_path / "archive")}}
-        data["trusted"] = overrides.pop("trusted", [CLIENT])
-        for key, value in overrides.items():
-            if isinstance(value, dict):
-                data[key] = value
-            else:
-                data["daemon"][key] = value
-        daemon = Daemon(from_mapping(data, tmp_path)).start()
-        started.append(daemon)
-        return daemon
+        overrides.setdefault("trusted", [CLIENT])
+        return simdaemon_factory(folder=tmp_path, **overrides)
 
-    yield make
-    for daemon in started:
-        daemon.stop()
-    for daemon in started:
-        daemon.raise_errors()
+    return make
 
 
 @pytest.fixture
