@@ -416,27 +416,11 @@ class Transaction:
         attributes: bytes,
     ) -> int:
         """Insert an instance row; its staged file is moved to ``final`` before commit."""
-        cursor = self._db.execute(
-            "INSERT INTO instances (series, sop_instance_uid, sop_class_uid, instance_number, "
-            "content_date, content_time, file, transfer_syntax, charset, calling_ae, received, "
-            "attributes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                series,
-                values["sop_instance_uid"],
-                values["sop_class_uid"],
-                values.get("instance_number", ""),
-                values.get("content_date", ""),
-                values.get("content_time", ""),
-                final.relative_to(self._archive.folder).as_posix(),
-                values["transfer_syntax"],
-                values.get("charset", ""),
-                values.get("calling_ae", ""),
-                _now(),
-                attributes,
-            ),
+        key = self.index_instance(
+            series, values, final.relative_to(self._archive.folder).as_posix(), attributes
         )
         self._renames.append((staged, final))
-        return int(cursor.lastrowid or 0)
+        return key
 
     def index_instance(
         self, series: int, values: dict[str, str], file: str, attributes: bytes

@@ -23,7 +23,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
-from pydicom.filewriter import write_dataset
+from pydicom.filewriter import dcmwrite, write_dataset
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
@@ -34,10 +34,10 @@ from simdaemon.charset import UTF8, Decoded, decode_dataset
 from simdaemon.config import Config, TrustedEntity
 from simdaemon.investigation import Investigator
 from simdaemon.matching import Demographics, Match, MatchKind, enabled, match
-from simdaemon.part10 import header, wrap
+from simdaemon.part10 import header, split, wrap
 from simdaemon.validation import is_valid_uid, validate
 
-__all__ = ["ImportResult", "Importer", "Received"]
+__all__ = ["ImportResult", "Importer", "Received", "received_from"]
 
 LOGGER = logging.getLogger(__name__)
 
@@ -95,6 +95,20 @@ class ImportResult:
     def stored(self) -> bool:
         """The object is in the archive (success or warning)."""
         return status.outcome(self.status) in ("success", "warning")
+
+
+def received_from(dataset: Dataset, calling_ae: str) -> Received:
+    """An in-memory data set as if it had arrived: encoded, Explicit VR Little Endian."""
+    out = DicomBytesIO()
+    dcmwrite(out, dataset, enforce_file_format=True)
+    meta, data = split(out.getvalue())
+    return Received(
+        dataset=data,
+        transfer_syntax=str(meta.TransferSyntaxUID),
+        calling_ae=calling_ae,
+        sop_class_uid=str(dataset.SOPClassUID),
+        sop_instance_uid=str(dataset.SOPInstanceUID),
+    )
 
 
 def _comment(text: str) -> str:

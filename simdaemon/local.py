@@ -12,14 +12,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydicom import dcmwrite
-from pydicom.filebase import DicomBytesIO
-
 from simdaemon import status
 from simdaemon.archive import Archive, PatientRow
 from simdaemon.audit import AuditTrail
-from simdaemon.config import Config
-from simdaemon.importer import Importer, ImportResult, Received
+from simdaemon.config import Config, TrustedEntity
+from simdaemon.importer import Importer, ImportResult, Received, received_from
 from simdaemon.investigation import Investigator
 from simdaemon.part10 import split
 from simdaemon.progress import Progress
@@ -44,6 +41,31 @@ class ImportSummary:
     def warnings(self) -> list[tuple[Path, ImportResult]]:
         """Files imported with a warning."""
         return [(p, r) for p, r in self.results if r.stored and r.status != status.SUCCESS]
+
+
+def _run(
+    importer: Importer,
+    audit: AuditTrail,
+    config: Config,
+    received: Received,
+    entity: TrustedEntity | None,
+    what: str,
+) -> ImportResult:
+    """Import one object and record it in the audit trail (operation ``import``)."""
+    started = time.perf_counter()
+    result = importer.run(received, entity)
+    audit.record(
+        "import",
+        calling_ae=received.calling_ae,
+        called_ae=config.daemon.ae_title,
+        peer="local",
+        outcome=status.outcome(result.answered),
+        detail=f"{what}: {result.detail}",
+        rule=result.rule,
+        status=result.answered,
+        duration_ms=(time.perf_counter() - started) * 1000,
+    )
+    return result
 
 
 def _looks_like_dicom(path: Path) -> bool:
@@ -87,29 +109,15 @@ def import_files(
                 summary.skipped.append((path, f"cannot read it: {error.strerror}"))
                 progress.advance(failed=True)
                 continue
-            started = time.perf_counter()
-            result = importer.run(
-                Received(
-                    dataset=dataset,
-                    transfer_syntax=str(meta.TransferSyntaxUID),
-                    calling_ae=calling_ae,
-                    peer="local",
-                    sop_class_uid=str(meta.get("MediaStorageSOPClassUID", "")),
-                    sop_instance_uid=str(meta.get("MediaStorageSOPInstanceUID", "")),
-                ),
-                entity,
-            )
-            audit.record(
-                "import",
+            received = Received(
+                dataset=dataset,
+                transfer_syntax=str(meta.TransferSyntaxUID),
                 calling_ae=calling_ae,
-                called_ae=config.daemon.ae_title,
                 peer="local",
-                outcome=status.outcome(result.answered),
-                detail=f"{path}: {result.detail}",
-                rule=result.rule,
-                status=result.answered,
-                duration_ms=(time.perf_counter() - started) * 1000,
+                sop_class_uid=str(meta.get("MediaStorageSOPClassUID", "")),
+                sop_instance_uid=str(meta.get("MediaStorageSOPInstanceUID", "")),
             )
+            result = _run(importer, audit, config, received, entity, str(path))
             summary.results.append((path, result))
             progress.advance(failed=not result.stored)
     progress.close()
@@ -138,31 +146,9 @@ def seed_patients(
         for number in range(patients):
             patient = synthetic_patient(seed + number, slices=slices, matrix=matrix)
             for dataset in patient.datasets():
-                encoded = DicomBytesIO()
-                dcmwrite(encoded, dataset, enforce_file_format=True)
-                meta, data = split(encoded.getvalue())
-                started = time.perf_counter()
-                result = importer.run(
-                    Received(
-                        dataset=data,
-                        transfer_syntax=str(meta.TransferSyntaxUID),
-                        calling_ae=calling_ae,
-                        sop_class_uid=str(dataset.SOPClassUID),
-                        sop_instance_uid=str(dataset.SOPInstanceUID),
-                    ),
-                    config.entity(calling_ae),
-                )
-                audit.record(
-                    "import",
-                    calling_ae=calling_ae,
-                    called_ae=config.daemon.ae_title,
-                    peer="local",
-                    outcome=status.outcome(result.answered),
-                    detail=f"synthetic patient {patient.patient_id}: {result.detail}",
-                    rule=result.rule,
-                    status=result.answered,
-                    duration_ms=(time.perf_counter() - started) * 1000,
-                )
+                received = received_from(dataset, calling_ae)
+                result = _run(importer, audit, config, received, config.entity(calling_ae),
+                              f"synthetic patient {patient.patient_id}")  # fmt: skip
                 label = Path(f"{patient.patient_id}/{dataset.Modality}/{dataset.SOPInstanceUID}")
                 summary.results.append((label, result))
                 progress.advance(failed=not result.stored)

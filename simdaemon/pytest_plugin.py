@@ -48,12 +48,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydicom import dcmwrite
-from pydicom.filebase import DicomBytesIO
 
 from simdaemon.config import Config, from_mapping
-from simdaemon.importer import Received
-from simdaemon.part10 import split
+from simdaemon.importer import received_from
 from simdaemon.server import Daemon
 from simdaemon.synthetic import SyntheticPatient
 from simdaemon.synthetic import synthetic_patient as build_patient
@@ -259,20 +256,8 @@ def simdaemon_shared(request: pytest.FixtureRequest, _simdaemon_session: TestDae
 
 def import_patient(daemon: Daemon, patient: SyntheticPatient) -> SyntheticPatient:
     """Store a synthetic patient in ``daemon`` through its import pipeline; return it."""
-    importer = daemon.importer
     for dataset in patient.datasets():
-        out = DicomBytesIO()
-        dcmwrite(out, dataset, enforce_file_format=True)
-        meta, data = split(out.getvalue())
-        result = importer.run(
-            Received(
-                dataset=data,
-                transfer_syntax=str(meta.TransferSyntaxUID),
-                calling_ae=TEST_AE_TITLE,
-                sop_class_uid=str(dataset.SOPClassUID),
-                sop_instance_uid=str(dataset.SOPInstanceUID),
-            )
-        )
+        result = daemon.importer.run(received_from(dataset, TEST_AE_TITLE))
         if not result.stored:
             raise RuntimeError(f"synthetic object not imported: {result.detail}")
     return patient
