@@ -1,0 +1,545 @@
+"""Benchmark: what the pytest plugin's daemons cost per test, and what pytest-xdist gains.
+
+The plugin promises a fresh daemon per test cheap enough to be the default (``simdaemon``),
+a cheaper shared one for tests that do not configure theirs (``simdaemon_shared``, reset
+before each test), and suites that run in parallel under pytest-xdist without sharing
+anything. This script writes test files into a temporary folder, runs each in a pytest
+subprocess (``python -m pytest`` from that folder, whose own ``pytest.ini`` keeps the
+project's settings out; the plugin loads through its ``pytest11`` entry point) and measures,
+in one run:
+
+* fixture overhead. Each file holds ``--tests`` tests (default 200) and is run ``--rounds``
+  times (default 3) with ``-n 0``, the files interleaved round by round:
+
+  - ``baseline``: no fixture, each test ``assert n >= 0``;
+  - ``simdaemon``: each test takes ``simdaemon`` and asserts its port;
+  - ``simdaemon_shared``: the same with ``simdaemon_shared``;
+  - ``simdaemon + patient`` and ``simdaemon_shared + patient``: each test imports the same
+    small synthetic patient (5 CT slices of 32 x 32, 11 objects, built once per file) with
+    :func:`simdaemon.pytest_plugin.import_patient` and checks the archive holds just it, so
+    every daemon is torn down (or reset) with rows and files in its archive.
+
+  A conftest records each test's setup and teardown durations as pytest reports them
+  (``pytest_runtest_logreport``). A test's fixture overhead is its setup + teardown less the
+  baseline's median setup + teardown (pytest's own cost per test, about 0.1 ms); for the
+  shared daemon, that is the reset. The first and the last test of each file are left out:
+  they pay one-time costs (the shared daemon's start and stop, lazy imports). Median, p90
+  (nearest rank) and mean over all rounds are printed: the median is what a typical test
+  pays, the mean what a suite pays per test. For the trivial files the wall-clock
+  cross-check ``(t(file) - t(baseline)) / tests`` (median subprocess wall times) is printed
+  too: it includes everything pytest does around a test, and should match the mean.
+
+* speed-up. A realistic suite of ``--tests`` tests: each takes ``synthetic_patient`` (so a
+  fresh ``simdaemon``), imports its own patient (``seed=n``, 5 slices of 32 x 32), then
+  opens one association as ``simdaemon.test_entity``: C-ECHO, and a Study Root C-FIND by the
+  patient's ID that must return its one study. It runs with ``-n 0`` and ``-n 2``
+  alternately, ``--rounds`` times each; speed-up = median wall time with ``-n 0`` / median
+  with ``-n 2``, the subprocess's whole wall time (interpreter start-up, collection, the
+  workers' start) as a developer waits for it. The baseline file is run with ``-n 2`` in
+  the same rounds, so that xdist's fixed cost (starting the workers, each importing pytest,
+  its plugins and the test file) can be told apart: it is printed, with the speed-up of
+  the part that grows with the tests, ``(suite - baseline) at -n 0 / (suite - baseline) at
+  -n 2``. The target is judged on the whole wall time.
+
+* seed. ``python -m simdaemon seed --patients 10`` (the defaults: 100 CT slices of
+  512 x 512 each) into an empty temporary archive: the subprocess's wall time; its summary
+  must say 10 patients and name no failure. It runs last, so that the 500 MB it writes do
+  not slow the disk during the other measurements.
+
+Targets (the acceptance criterion): ``simdaemon`` overhead <= 30 ms per test and
+``simdaemon_shared`` + reset <= 5 ms per test, both judged on the MEDIAN of the in-run
+durations (the reset on both shared files); the mean and the wall-clock figures are printed
+beside them without a target, since they also carry the disk's occasional stalls. Speed-up
+>= 1.6x with 2 workers (on 2 cores); seed <= 20 s for 10 patients.
+
+The archives live in pytest's ``--basetemp`` inside the temporary folder (``$TMPDIR``, else
+/tmp). A fresh daemon costs two to three times more on a disk file system than on tmpfs
+(creating the SQLite database in WAL mode, its checkpoint at close, creating and removing
+folders), so the file system is printed with the figures. Every pytest process and xdist
+worker imports pytest, its plugins and simdaemon anew; where ``PYTHONDONTWRITEBYTECODE`` is
+set, nothing of that is cached (assertion rewriting included), which costs about a second
+per process and so weighs on the speed-up. ``--pycache`` caches bytecode in the temporary
+folder (``PYTHONPYCACHEPREFIX``) after one warm-up run, as a developer's machine would; the
+report says which applied. Only 127.0.0.1 is used. Run by hand:
+``python benchmarks/fixtures.py [--tests N] [--rounds N] [--patients N] [--pycache]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import importlib.util
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+FRESH_TARGET_MS = 30.0
+RESET_TARGET_MS = 5.0
+SPEEDUP_TARGET = 1.6
+SPEEDUP_WORKERS = 2
+SEED_TARGET_S = 20.0
+SEED_PATIENTS = 10
+#: Longest any one subprocess may run before it (and its process group) is killed.
+TIMEOUT_S = 900
+DURATIONS_ENV = "SIMDAEMON_BENCH_DURATIONS"
+#: Environment variables that would change how the pytest subprocesses run.
+DROPPED_ENV = ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+
+PYTEST_INI = "[pytest]\n"
+
+CONFTEST = f'''"""Per-test setup, call and teardown durations, for benchmarks/fixtures.py."""
+import json
+import os
+
+DURATIONS = {{}}
+
+
+def pytest_runtest_logreport(report):
+    DURATIONS.setdefault(report.nodeid, {{}})[report.when] = report.duration
+
+
+def pytest_sessionfinish(session):
+    path = os.environ.get("{DURATIONS_ENV}")
+    if path and not hasattr(session.config, "workerinput"):
+        with open(path, "w", encoding="utf-8") as out:
+            json.dump(DURATIONS, out)
+'''
+
+PATIENT_HEADER = """from simdaemon.pytest_plugin import import_patient
+from simdaemon.synthetic import synthetic_patient
+
+PATIENT = synthetic_patient(0, slices=5, matrix=32)
+"""
+
+PATIENT_TEST = """
+
+def test_{n}({fixture}):
+    import_patient({fixture}, PATIENT)
+    assert [p.patient_id for p in {fixture}.archive.patients()] == [PATIENT.patient_id]
+"""
+
+SUITE_HEADER = """from pydicom.dataset import Dataset
+from pynetdicom import AE
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind, Verification
+
+from simdaemon.reactor import keep_responses
+
+FIND = StudyRootQueryRetrieveInformationModelFind
+
+
+def echo_and_find(daemon, patient):
+    ae = AE(ae_title=daemon.test_entity.ae_title)
+    ae.acse_timeout = ae.connection_timeout = ae.dimse_timeout = 30
+    ae.add_requested_context(Verification)
+    ae.add_requested_context(FIND)
+    assoc = ae.associate(daemon.host, daemon.port, ae_title=daemon.ae_title)
+    assert assoc.is_established
+    keep_responses(assoc)  # pynetdicom #875, see simdaemon.reactor
+    try:
+        assert assoc.send_c_echo().Status == 0x0000
+        query = Dataset()
+        query.QueryRetrieveLevel = "STUDY"
+        query.PatientID = patient.patient_id
+        query.StudyInstanceUID = ""
+        statuses, studies = [], []
+        for status, identifier in assoc.send_c_find(query, FIND):
+            statuses.append(status.Status)
+            if status.Status in (0xFF00, 0xFF01):
+                studies.append(identifier.StudyInstanceUID)
+        assert statuses[-1] == 0x0000
+        assert studies == [patient.study_uid]
+    finally:
+        assoc.release()
+"""
+
+SUITE_TEST = """
+
+def test_{n}(simdaemon, synthetic_patient):
+    echo_and_find(simdaemon, synthetic_patient(seed={n}, slices=5, matrix=32))
+"""
+
+#: Per test node id, its phases' durations in seconds, as the conftest wrote them.
+Durations = dict[str, dict[str, float]]
+Row = tuple[str, str, str, str]
+
+
+@dataclass(frozen=True)
+class TestFile:
+    """A generated test file of the fixture measurements."""
+
+    name: str
+    label: str
+    text: Callable[[int], str]
+
+
+def trivial(fixture: str | None) -> Callable[[int], str]:
+    """Tests that do next to nothing, with ``fixture`` (or none for the baseline)."""
+    if fixture is None:
+        return lambda tests: "".join(
+            f"\n\ndef test_{n}():\n    assert {n} >= 0\n" for n in range(tests)
+        )
+    return lambda tests: "".join(
+        f"\n\ndef test_{n}({fixture}):\n    assert {fixture}.port > 0\n" for n in range(tests)
+    )
+
+
+def with_patient(fixture: str) -> Callable[[int], str]:
+    """Tests that import the file's small synthetic patient into ``fixture``."""
+    return lambda tests: (
+        PATIENT_HEADER + "".join(PATIENT_TEST.format(n=n, fixture=fixture) for n in range(tests))
+    )
+
+
+def suite(tests: int) -> str:
+    """The realistic suite of the speed-up measurement."""
+    return SUITE_HEADER + "".join(SUITE_TEST.format(n=n) for n in range(tests))
+
+
+BASELINE = TestFile("baseline", "baseline (no fixture)", trivial(None))
+FRESH = TestFile("fresh", "`simdaemon`", trivial("simdaemon"))
+SHARED = TestFile("shared", "`simdaemon_shared`", trivial("simdaemon_shared"))
+FRESH_PATIENT = TestFile("fresh_patient", "`simdaemon` + patient", with_patient("simdaemon"))
+SHARED_PATIENT = TestFile(
+    "shared_patient", "`simdaemon_shared` + patient", with_patient("simdaemon_shared")
+)
+FIXTURE_FILES = (BASELINE, FRESH, SHARED, FRESH_PATIENT, SHARED_PATIENT)
+SUITE = TestFile("suite", "realistic suite", suite)
+
+
+@dataclass
+class Runs:
+    """A test file's runs: wall times in seconds, and per-test durations pooled over runs."""
+
+    walls: list[float]
+    setup_ms: list[float]
+    call_ms: list[float]
+    teardown_ms: list[float]
+
+    @property
+    def overhead_ms(self) -> list[float]:
+        """Setup + teardown of each test (first and last of each run left out), in ms."""
+        return [s + t for s, t in zip(self.setup_ms, self.teardown_ms, strict=True)]
+
+
+def p90(values: Sequence[float]) -> float:
+    """Nearest-rank 90th percentile."""
+    ordered = sorted(values)
+    return ordered[max(math.ceil(0.9 * len(ordered)) - 1, 0)]
+
+
+def run_bounded(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+    """Run ``command`` in its own session; kill its process group after ``TIMEOUT_S``."""
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        output, _ = process.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # the group of the child started above
+        process.communicate()
+        raise RuntimeError(f"{' '.join(command)} ran longer than {TIMEOUT_S} s") from None
+    return process.returncode, output
+
+
+@dataclass(frozen=True)
+class Bench:
+    """Where the subprocesses run, with which environment, and how many tests per file."""
+
+    folder: Path
+    env: dict[str, str]
+    tests: int
+
+
+def child_env(pycache: Path | None) -> dict[str, str]:
+    """This process's environment without what would change how pytest runs.
+
+    With ``pycache``, bytecode is cached there (``PYTHONPYCACHEPREFIX``) even when
+    ``PYTHONDONTWRITEBYTECODE`` is set, as on a developer's machine.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in (*DROPPED_ENV, DURATIONS_ENV)}
+    if pycache is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    return env
+
+
+def bytecode_caching(env: dict[str, str]) -> str:
+    """How the subprocesses cache bytecode, for the report."""
+    if "PYTHONPYCACHEPREFIX" in env and "PYTHONDONTWRITEBYTECODE" not in env:
+        return f"on, in {env['PYTHONPYCACHEPREFIX']}"
+    if env.get("PYTHONDONTWRITEBYTECODE"):
+        return (
+            "OFF (PYTHONDONTWRITEBYTECODE is set: every pytest process and xdist worker "
+            "compiles and assertion-rewrites what it imports anew; --pycache turns it on)"
+        )
+    return "on, in __pycache__ folders"
+
+
+def run_pytest(
+    bench: Bench, test_file: TestFile, workers: int, runs: Runs, *, record: bool
+) -> None:
+    """Run ``test_<name>.py`` once; add its wall time (and its durations) to ``runs``."""
+    folder, tests = bench.folder, bench.tests
+    durations = folder / f"durations-{test_file.name}.json"
+    command = [
+        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+        "-n", str(workers), f"--basetemp={folder / f'basetemp-{test_file.name}'}",
+        f"test_{test_file.name}.py",
+    ]  # fmt: skip
+    env = dict(bench.env)
+    if record:
+        env[DURATIONS_ENV] = str(durations)
+    begin = time.perf_counter()
+    code, output = run_bounded(command, folder, env)
+    runs.walls.append(time.perf_counter() - begin)
+    if code != 0 or f"{tests} passed" not in output:
+        tail = "\n".join(output.splitlines()[-30:])
+        raise RuntimeError(f"{test_file.label} with -n {workers} failed:\n{tail}")
+    if record:
+        measured: Durations = json.loads(durations.read_text(encoding="utf-8"))
+        durations.unlink()
+        per_test = list(measured.values())[1:-1]
+        runs.setup_ms.extend(d["setup"] * 1000.0 for d in per_test)
+        runs.call_ms.extend(d["call"] * 1000.0 for d in per_test)
+        runs.teardown_ms.extend(d["teardown"] * 1000.0 for d in per_test)
+
+
+def run_seed(bench: Bench, patients: int) -> tuple[float, str]:
+    """Time ``simdaemon seed --patients N`` into an empty archive; return it and the summary."""
+    archive = bench.folder / "seed-archive"
+    command = [sys.executable, "-m", "simdaemon", "seed", "--patients", str(patients)]
+    command += ["--archive", str(archive)]
+    begin = time.perf_counter()
+    code, output = run_bounded(command, bench.folder, bench.env)
+    wall = time.perf_counter() - begin
+    shutil.rmtree(archive, ignore_errors=True)
+    summary = re.search(r"^seeded (\d+) patient\(s\), (\d+) object\(s\).*$", output, re.M)
+    if code != 0 or summary is None or int(summary[1]) != patients or "FAILED" in output:
+        raise RuntimeError(f"simdaemon seed failed (exit {code}):\n{output[-3000:]}")
+    return wall, summary[0]
+
+
+def file_system(path: Path) -> str:
+    """The type of the file system holding ``path``, from /proc/mounts where there is one."""
+    try:
+        mounts = Path("/proc/mounts").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return "unknown"
+    resolved, best, kind = str(path.resolve()), "", "unknown"
+    for line in mounts:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = resolved == point or resolved.startswith(point.rstrip("/") + "/")
+        if inside and len(point) > len(best):
+            best, kind = point, fields[2]
+    return f"{kind} ({best})" if best else kind
+
+
+def cpu_counts() -> str:
+    """Logical CPUs, and those this process may run on."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    total = os.cpu_count()
+    return f"{total} logical" + (f", {usable} usable by this process" if usable else "")
+
+
+def version(distribution: str) -> str:
+    """An installed distribution's version, or "?"."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "?"
+
+
+def verdict(met: bool) -> str:
+    """The table's "met?" cell."""
+    return "yes" if met else "**NO**"
+
+
+def overhead_rows(label: str, runs: Runs, pytest_ms: float, target: float | None) -> list[Row]:
+    """Median (judged when ``target`` is given), p90 and mean fixture overhead per test."""
+    values = [v - pytest_ms for v in runs.overhead_ms]
+    median = statistics.median(values)
+    met = verdict(median <= target) if target is not None else "-"
+    goal = f"<= {target:.0f} ms" if target is not None else "-"
+    return [
+        (f"{label}: overhead per test, median", f"{median:.2f} ms", goal, met),
+        (f"{label}: overhead per test, p90", f"{p90(values):.2f} ms", "-", "-"),
+        (f"{label}: overhead per test, mean", f"{statistics.mean(values):.2f} ms", "-", "-"),
+    ]
+
+
+def wall_row(label: str, runs: Runs, baseline: Runs, tests: int) -> Row:
+    """The wall-clock cross-check: median wall time over the baseline's, per test."""
+    extra = (statistics.median(runs.walls) - statistics.median(baseline.walls)) / tests
+    return (f"{label}: overhead per test, wall clock", f"{extra * 1000.0:.2f} ms", "-", "-")
+
+
+def walls(runs: Runs) -> str:
+    """The wall times of the runs, in order, for the table."""
+    return "(" + ", ".join(f"{w:.1f}" for w in runs.walls) + " s)"
+
+
+def print_markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A Markdown table, columns padded to their widest cell."""
+    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(f"{c:<{w}}" for c, w in zip(cells, widths, strict=True)) + " |"
+
+    print(line(header))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        print(line(row))
+
+
+def progress(message: str) -> None:
+    """A progress line on stderr, so stdout holds only the report."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--tests", type=int, default=200, help="tests per generated file")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each file")
+    parser.add_argument(
+        "--patients", type=int, default=SEED_PATIENTS, help="patients to seed (0: skip)"
+    )
+    parser.add_argument(
+        "--pycache",
+        action="store_true",
+        help="cache bytecode in the temporary folder even if PYTHONDONTWRITEBYTECODE is set",
+    )
+    args = parser.parse_args()
+    if args.tests < 3 or args.rounds < 1 or args.patients < 0:
+        parser.error("--tests must be at least 3, --rounds at least 1, --patients 0 or more")
+    if importlib.util.find_spec("xdist") is None:
+        parser.error("pytest-xdist is not installed: pip install -e '.[test]'")
+    started = time.perf_counter()
+
+    with tempfile.TemporaryDirectory(prefix="simdaemon-fixtures-") as name:
+        folder = Path(name)
+        (folder / "pytest.ini").write_text(PYTEST_INI, encoding="utf-8")
+        (folder / "conftest.py").write_text(CONFTEST, encoding="utf-8")
+        for test_file in (*FIXTURE_FILES, SUITE):
+            path = folder / f"test_{test_file.name}.py"
+            path.write_text(test_file.text(args.tests), encoding="utf-8")
+        where = file_system(folder)
+        bench = Bench(folder, child_env(folder / "pycache" if args.pycache else None), args.tests)
+        if args.pycache:
+            progress("warm-up: filling the bytecode cache")
+            run_pytest(bench, BASELINE, 0, Runs([], [], [], []), record=False)
+
+        runs = {f.name: Runs([], [], [], []) for f in FIXTURE_FILES}
+        for round_number in range(1, args.rounds + 1):
+            progress(f"fixture overhead: round {round_number}/{args.rounds}")
+            for test_file in FIXTURE_FILES:
+                run_pytest(bench, test_file, 0, runs[test_file.name], record=True)
+        serial, parallel = Runs([], [], [], []), Runs([], [], [], [])
+        baseline_parallel = Runs([], [], [], [])
+        for round_number in range(1, args.rounds + 1):
+            progress(f"speed-up: round {round_number}/{args.rounds}")
+            run_pytest(bench, SUITE, 0, serial, record=False)
+            run_pytest(bench, SUITE, SPEEDUP_WORKERS, parallel, record=False)
+            run_pytest(bench, BASELINE, SPEEDUP_WORKERS, baseline_parallel, record=False)
+        seeded: tuple[float, str] | None = None
+        if args.patients:
+            progress(f"seed: {args.patients} patient(s)")
+            seeded = run_seed(bench, args.patients)
+
+    baseline = runs[BASELINE.name]
+    pytest_ms = statistics.median(baseline.overhead_ms)
+    rows: list[Row] = []
+    rows += overhead_rows(FRESH.label, runs[FRESH.name], pytest_ms, FRESH_TARGET_MS)
+    rows.append(wall_row(FRESH.label, runs[FRESH.name], baseline, args.tests))
+    rows += overhead_rows(SHARED.label + " + reset", runs[SHARED.name], pytest_ms, RESET_TARGET_MS)
+    rows.append(wall_row(SHARED.label + " + reset", runs[SHARED.name], baseline, args.tests))
+    rows += overhead_rows(
+        SHARED_PATIENT.label + " + reset", runs[SHARED_PATIENT.name], pytest_ms, RESET_TARGET_MS
+    )
+    rows += overhead_rows(FRESH_PATIENT.label, runs[FRESH_PATIENT.name], pytest_ms, None)[:1]
+    workers = SPEEDUP_WORKERS
+    serial_s, parallel_s = statistics.median(serial.walls), statistics.median(parallel.walls)
+    speedup = serial_s / parallel_s
+    fixed_0 = statistics.median(baseline.walls)
+    fixed_n = statistics.median(baseline_parallel.walls)
+    growing = (serial_s - fixed_0) / (parallel_s - fixed_n)
+    rows += [
+        (f"realistic suite, -n 0, wall {walls(serial)}", f"{serial_s:.2f} s", "-", "-"),
+        (f"realistic suite, -n {workers}, wall {walls(parallel)}", f"{parallel_s:.2f} s", "-", "-"),
+        (
+            f"speed-up -n {workers} vs -n 0",
+            f"{speedup:.2f}x",
+            f">= {SPEEDUP_TARGET}x",
+            verdict(speedup >= SPEEDUP_TARGET),
+        ),
+        (
+            f"baseline file, -n 0 / -n {workers}, wall (fixed cost of a run)",
+            f"{fixed_0:.2f} s / {fixed_n:.2f} s",
+            "-",
+            "-",
+        ),
+        (f"speed-up of the per-test part, -n {workers} vs -n 0", f"{growing:.2f}x", "-", "-"),
+    ]
+    if seeded is not None:
+        judged = args.patients == SEED_PATIENTS
+        rows.append(
+            (
+                f"`simdaemon seed --patients {args.patients}` (100 x 512^2 CT each), wall",
+                f"{seeded[0]:.2f} s",
+                f"<= {SEED_TARGET_S:.0f} s" if judged else f"- (target is for {SEED_PATIENTS})",
+                verdict(seeded[0] <= SEED_TARGET_S) if judged else "-",
+            )
+        )
+
+    print(f"CPUs: {cpu_counts()}")
+    print(
+        f"Python {sys.version.split()[0]}, pytest {version('pytest')}, "
+        f"pytest-xdist {version('pytest-xdist')}, pynetdicom {version('pynetdicom')}"
+    )
+    print(f"archives on: {where}; {args.tests} tests per file, {args.rounds} round(s)")
+    print(f"bytecode caching of the subprocesses: {bytecode_caching(bench.env)}")
+    print(f"pytest's own setup + teardown per test (baseline median): {pytest_ms:.3f} ms")
+    print()
+    print_markdown(("measurement", "value", "target", "met?"), rows)
+    print()
+    details: list[tuple[str, ...]] = []
+    for test_file in FIXTURE_FILES:
+        measured = runs[test_file.name]
+        details.append(
+            (
+                test_file.label,
+                f"{statistics.median(measured.walls):.2f}",
+                f"{statistics.median(measured.setup_ms):.2f}",
+                f"{statistics.median(measured.call_ms):.2f}",
+                f"{statistics.median(measured.teardown_ms):.2f}",
+            )
+        )
+    header = ("file (-n 0)", "wall s", "setup ms", "call ms", "teardown ms")
+    print_markdown(header, details)
+    print("(wall: median per run; setup, call, teardown: median per test over all runs)")
+    if seeded is not None:
+        print(f"seed said: {seeded[1]}")
+    print(f"benchmark took {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
