@@ -8,6 +8,7 @@ logged to stderr. Configuration errors exit with status 2 and the message, no tr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
@@ -149,8 +150,13 @@ def serve(args: argparse.Namespace) -> int:
         # it: a tenth of the time of a C-FIND response. This process is the daemon's alone.
         _config.LOG_REQUEST_IDENTIFIERS = False
         _config.LOG_RESPONSE_IDENTIFIERS = False
-    with tempfile.TemporaryDirectory(prefix="simdaemon-demo-") as scratch:
-        config = build_config(args, Path(scratch) if args.demo else None)
+    with contextlib.ExitStack() as cleanup:
+        scratch = (
+            Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="simdaemon-demo-")))
+            if args.demo
+            else None
+        )
+        config = build_config(args, scratch)
         if args.demo:  # something to query and move: three synthetic patients
             local.seed_patients(config, DEMO_PATIENTS, 0, slices=20, matrix=256)
         stop = threading.Event()
