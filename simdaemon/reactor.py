@@ -346,13 +346,17 @@ def keep_responses(assoc: Association) -> Association:
     C-STORE-RSP service message" and drops it, and ``send_c_store`` waits out the DIMSE
     timeout (pynetdicom issue #875). A peer that answers within microseconds - this daemon,
     on a loaded machine - makes the window real. Responses the loop takes are put back for the
-    ``send_*`` call waiting on the queue. Returns ``assoc``.
+    ``send_*`` call waiting on the queue, in front of any that came after them. Returns
+    ``assoc``.
     """
     serve = assoc._serve_request
 
     def serve_or_put_back(msg: Any, context_id: int) -> None:
         if msg.is_valid_response:
-            assoc.dimse.msg_queue.put((context_id, msg))
+            waiting = assoc.dimse.msg_queue
+            with waiting.mutex:  # back at the front: responses stay in the order they came
+                waiting.queue.appendleft((context_id, msg))
+                waiting.not_empty.notify()
             return
         serve(msg, context_id)
 
