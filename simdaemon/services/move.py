@@ -267,7 +267,6 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
     destination_ae = str(request.MoveDestination or "").strip()
     model = "patient" if request.AffectedSOPClassUID == PATIENT_ROOT_MOVE else "study"
     summary = "(identifier not decoded)"
-    outcome = {"status": status.SUCCESS, "detail": ""}
 
     def finish(
         code: int,
@@ -278,7 +277,6 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
     ) -> None:
         if answer:
             respond.send(code, counts, comment=comment)
-        outcome["status"], outcome["detail"] = code, detail
         log = LOGGER.info if status.outcome(code) in ("success", "cancel") else LOGGER.warning
         log("C-MOVE from '%s' to '%s': %s", peer.calling_ae, destination_ae, detail)
         service.audit.record(
