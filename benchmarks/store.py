@@ -13,12 +13,13 @@ DCMTK's ``storescu`` achieves when it sends ``--slices`` CT slices (512 x 512, 1
   whose C-STORE handler answers 0x0000 without decoding the data set: the floor that
   pynetdicom's network layer alone costs.
 
-The slices are generated once with pydicom (one patient, study and series; Explicit VR Little
-Endian Part-10 files) into a temporary folder. Time is the wall clock of the ``storescu``
-process from start to exit; images/second = slices / time. Starting and stopping the SCPs is
-not timed. One untimed warm-up round per target comes first, then daemon and bare alternate
-round by round so machine noise hits both alike. The p90 is taken over the times (the slow
-tail), so its images/second is the rate that nine rounds in ten met or beat.
+The slices are a synthetic patient's CT (``simdaemon.synthetic``; one patient, study and
+series; Explicit VR Little Endian Part-10 files), written once into a temporary folder. Time
+is the wall clock of the ``storescu`` process from start to exit; images/second = slices /
+time. Starting and stopping the SCPs is not timed. One untimed warm-up round per target comes
+first, then daemon and bare alternate round by round so machine noise hits both alike. The
+p90 is taken over the times (the slow tail), so its images/second is the rate that nine
+rounds in ten met or beat.
 
 Targets: daemon >= 0.8 x bare and daemon >= 300 images/second (medians).
 
@@ -35,24 +36,21 @@ import shutil
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-from array import array
 from pathlib import Path
 
-from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
     CTImageStorage,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
-    generate_uid,
 )
 from pynetdicom import AE, evt
 from pynetdicom.transport import ThreadedAssociationServer
 
 from simdaemon import Daemon
 from simdaemon.config import from_mapping
+from simdaemon.synthetic import synthetic_patient
 
 HOST = "127.0.0.1"
 CLIENT_AE = "STORESCU"
@@ -65,82 +63,16 @@ RATIO_TARGET = 0.8
 RATE_TARGET = 300.0
 
 
-def phantom(size: int) -> bytes:
-    """Little-endian signed 16-bit pixels: a water disc (0 HU) in air (-1000 HU), as stored.
-
-    With Rescale Intercept -1024 the stored values are HU + 1024.
-    """
-    air, water = -1000 + 1024, 0 + 1024
-    radius = size * 0.4
-    centre = (size - 1) / 2
-    pixels = array("h")
-    for row in range(size):
-        dy = row - centre
-        half = math.sqrt(radius * radius - dy * dy) if abs(dy) < radius else 0.0
-        start, stop = round(centre - half), round(centre + half)
-        if half == 0.0:
-            start = stop = 0
-        pixels.extend([air] * start + [water] * (stop - start) + [air] * (size - stop))
-    if pixels.itemsize != 2:
-        raise RuntimeError("array('h') is not 16 bit on this platform")
-    if sys.byteorder != "little":
-        pixels.byteswap()
-    return pixels.tobytes()
-
-
 def write_series(folder: Path, slices: int) -> list[Path]:
-    """Write ``slices`` CT Image Storage files of one patient, study and series; return them."""
-    pixel_data = phantom(SIZE)
-    study, series, frame = generate_uid(), generate_uid(), generate_uid()
-    thickness = 2.0
-    paths: list[Path] = []
-    for index in range(slices):
-        ds = Dataset()
-        ds.SOPClassUID = CTImageStorage
-        ds.SOPInstanceUID = generate_uid()
-        ds.SpecificCharacterSet = "ISO_IR 100"
-        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-        ds.PatientID = "BENCH001"
-        ds.PatientName = "Bench^Store"
-        ds.PatientBirthDate = "19600101"
-        ds.PatientSex = "O"
-        ds.StudyInstanceUID = study
-        ds.StudyID = "1"
-        ds.StudyDate = ds.SeriesDate = ds.ContentDate = "20260101"
-        ds.StudyTime = ds.SeriesTime = ds.ContentTime = "120000"
-        ds.AccessionNumber = ""
-        ds.ReferringPhysicianName = ""
-        ds.Manufacturer = "simdaemon benchmark"
-        ds.Modality = "CT"
-        ds.SeriesInstanceUID = series
-        ds.SeriesNumber = 1
-        ds.InstanceNumber = index + 1
-        ds.FrameOfReferenceUID = frame
-        ds.PositionReferenceIndicator = ""
-        ds.PatientPosition = "HFS"
-        z = index * thickness
-        ds.ImagePositionPatient = [-(SIZE - 1) / 2, -(SIZE - 1) / 2, z]
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.SliceLocation = z
-        ds.SliceThickness = thickness
-        ds.PixelSpacing = [1, 1]
-        ds.KVP = 120
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.Rows = ds.Columns = SIZE
-        ds.BitsAllocated = ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = 1
-        ds.RescaleIntercept = -1024
-        ds.RescaleSlope = 1
-        ds.RescaleType = "HU"
-        ds.PixelData = pixel_data
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = ds.SOPClassUID
-        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.file_meta = meta
-        path = folder / f"CT{index + 1:04d}.dcm"
+    """Write ``slices`` CT Image Storage files of one patient, study and series; return them.
+
+    The slices are the CT of a synthetic patient (:mod:`simdaemon.synthetic`: a water
+    phantom, seed 0, an English name in ISO_IR 100), the same data the tests and ``seed`` use.
+    """
+    patient = synthetic_patient(0, slices=slices, matrix=SIZE, locale="en_US")
+    paths = []
+    for index, ds in enumerate(patient.ct, start=1):
+        path = folder / f"CT{index:04d}.dcm"
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
