@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from pynetdicom import AE
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataset import Dataset
 from pynetdicom.association import Association
 
 from client.errors import (
@@ -13,10 +15,35 @@ from client.errors import (
     ConnectionTimeout,
     DaemonStatusError,
 )
+from client.results import ImageResult, PatientResult, SeriesResult, StudyResult
+from client.transport import open_association
 
 __all__ = ["DaemonClient", "Entity"]
 
 VERIFICATION = "1.2.840.10008.1.1"
+FIND_MODELS = {
+    "study": "1.2.840.10008.5.1.4.1.2.2.1",
+    "patient": "1.2.840.10008.5.1.4.1.2.1.1",
+}
+#: The return keys Evil DICOM's CFinder asks for at each level.
+PATIENT_KEYS = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex")
+STUDY_KEYS = ("StudyInstanceUID", "StudyID", "StudyDate", "StudyTime", "StudyDescription",
+              "AccessionNumber", "PatientID", "PatientName")  # fmt: skip
+SERIES_KEYS = ("SeriesInstanceUID", "StudyInstanceUID", "Modality", "SeriesNumber",
+               "SeriesDescription")  # fmt: skip
+IMAGE_KEYS = ("SOPInstanceUID", "SOPClassUID", "SeriesInstanceUID", "InstanceNumber")
+#: Evil DICOM's modality-specific image keys.
+MODALITY_KEYS: dict[str, tuple[str, ...]] = {
+    "CT": ("ImagePositionPatient", "SliceLocation"),
+    "MR": ("ImagePositionPatient", "SliceLocation"),
+    "PT": ("ImagePositionPatient", "SliceLocation"),
+    "RTIMAGE": ("RTImageLabel", "ReferencedRTPlanSequence"),
+    "RTPLAN": ("RTPlanLabel", "RTPlanName", "RTPlanDate", "RTPlanTime", "NumberOfBeams",
+               "ApprovalStatus", "ReferencedRTPlanSequence"),
+    "RTDOSE": ("DoseSummationType", "ReferencedRTPlanSequence"),
+    "RTRECORD": ("TreatmentDate", "TreatmentTime", "ReferencedRTPlanSequence"),
+    "RTSTRUCT": ("StructureSetLabel", "StructureSetDate"),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -45,14 +72,15 @@ class DaemonClient:
         self.idle_timeout = idle_timeout
 
     def _associate(self, contexts: list[str]) -> Association:
-        ae = AE(ae_title=self.local.ae_title)
-        ae.connection_timeout = self.connect_timeout
-        ae.acse_timeout = self.connect_timeout
-        ae.network_timeout = self.idle_timeout
-        ae.dimse_timeout = self.idle_timeout
-        for context in contexts:
-            ae.add_requested_context(context)
-        assoc = ae.associate(self.daemon.host, self.daemon.port, ae_title=self.daemon.ae_title)
+        assoc = open_association(
+            self.local.ae_title,
+            self.daemon.host,
+            self.daemon.port,
+            self.daemon.ae_title,
+            contexts,
+            connect_timeout=self.connect_timeout,
+            idle_timeout=self.idle_timeout,
+        )
         if assoc.is_established:
             return assoc
         if assoc.is_rejected and assoc.acceptor.primitive is not None:
@@ -78,6 +106,72 @@ class DaemonClient:
         if status.Status != 0x0000:
             comment = str(status.get("ErrorComment", ""))
             raise DaemonStatusError("C-ECHO", int(status.Status), comment)
+
+    def find(self, level: str, model: str = "study", **keys: Any) -> list[Dataset]:
+        """C-FIND at ``level``; ``keys`` are attributes by keyword (``""`` asks for a key).
+
+        Returns the identifiers of every pending response; a failure or cancel status raises
+        :class:`DaemonStatusError` with the daemon's comment, a lost daemon
+        :class:`ConnectionTimeout` - never an empty list instead of an answer.
+        """
+        sop_class = FIND_MODELS[model]
+        identifier = Dataset()
+        identifier.QueryRetrieveLevel = level
+        for keyword, value in keys.items():
+            if value is None:  # a return key without a value: empty, or a sequence of none
+                value = [] if dictionary_VR(tag_for_keyword(keyword) or 0) == "SQ" else ""
+            setattr(identifier, keyword, value)
+        assoc = self._associate([sop_class])
+        found: list[Dataset] = []
+        final: Dataset | None = None
+        try:
+            for status, answer in assoc.send_c_find(identifier, sop_class):
+                if "Status" not in status:
+                    break
+                if status.Status in (0xFF00, 0xFF01):
+                    if answer is not None:
+                        found.append(answer)
+                    continue
+                final = status
+        finally:
+            if assoc.is_established:
+                assoc.release()
+        if final is None:
+            raise ConnectionTimeout("the daemon stopped answering the C-FIND")
+        if final.Status != 0x0000:
+            raise DaemonStatusError("C-FIND", int(final.Status), str(final.get("ErrorComment", "")))
+        return found
+
+    def find_patients(self, patient_id: str = "", name: str = "") -> list[PatientResult]:
+        """Patients by ID and/or name (wildcards allowed), Patient Root."""
+        keys = dict.fromkeys(PATIENT_KEYS, "")
+        keys.update(PatientID=patient_id, PatientName=name)
+        return [PatientResult.of(i) for i in self.find("PATIENT", "patient", **keys)]
+
+    def find_studies(self, patient_id: str) -> list[StudyResult]:
+        """The studies (courses) of a patient, as Evil DICOM's FindStudies asks."""
+        keys = dict.fromkeys(STUDY_KEYS, "")
+        keys["PatientID"] = patient_id
+        return [StudyResult.of(i) for i in self.find("STUDY", **keys)]
+
+    def find_series(
+        self, study: StudyResult | str, modality: str | None = None
+    ) -> list[SeriesResult]:
+        """The series of a study (a result or its UID), of one modality when given."""
+        keys = dict.fromkeys(SERIES_KEYS, "")
+        keys["StudyInstanceUID"] = study if isinstance(study, str) else study.study_uid
+        keys["Modality"] = modality or ""
+        return [SeriesResult.of(i) for i in self.find("SERIES", **keys)]
+
+    def find_images(self, series: SeriesResult) -> list[ImageResult]:
+        """The instances of a series with the keys Evil DICOM asks for its modality."""
+        keys: dict[str, Any] = dict.fromkeys(IMAGE_KEYS, "")
+        for keyword in MODALITY_KEYS.get(series.modality, ()):
+            keys[keyword] = None
+        if series.modality == "RTPLAN":
+            keys["NumberOfBeams"] = "0"  # as Evil DICOM sends it; the daemon ignores it
+        keys["SeriesInstanceUID"] = series.series_uid
+        return [ImageResult.of(i) for i in self.find("IMAGE", **keys)]
 
     def ping(self) -> bool:
         """Return True only when a C-ECHO response with success arrives."""

@@ -1,0 +1,124 @@
+"""Typed C-FIND results: the key fields of each level, and the whole identifier beside them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydicom.dataset import Dataset
+
+__all__ = ["ImageResult", "PatientResult", "SeriesResult", "StudyResult", "text"]
+
+
+def text(identifier: Dataset, keyword: str) -> str:
+    """A key's value as text; ``""`` when absent or empty (multiple values joined by ``\\``)."""
+    value = identifier.get(keyword)
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\\\".join(str(v) for v in value)
+    return str(value)
+
+
+@dataclass(frozen=True)
+class PatientResult:
+    """A patient as the daemon lists it."""
+
+    patient_id: str
+    name: str
+    birth_date: str
+    sex: str
+    identifier: Dataset = field(repr=False, compare=False)
+
+    @classmethod
+    def of(cls, identifier: Dataset) -> PatientResult:
+        return cls(
+            text(identifier, "PatientID"),
+            text(identifier, "PatientName"),
+            text(identifier, "PatientBirthDate"),
+            text(identifier, "PatientSex"),
+            identifier,
+        )
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """A study (an ARIA course; ``study_id`` is the course ID)."""
+
+    study_uid: str
+    study_id: str
+    date: str
+    time: str
+    description: str
+    patient_id: str
+    identifier: Dataset = field(repr=False, compare=False)
+
+    @classmethod
+    def of(cls, identifier: Dataset) -> StudyResult:
+        return cls(
+            text(identifier, "StudyInstanceUID"),
+            text(identifier, "StudyID"),
+            text(identifier, "StudyDate"),
+            text(identifier, "StudyTime"),
+            text(identifier, "StudyDescription"),
+            text(identifier, "PatientID"),
+            identifier,
+        )
+
+
+@dataclass(frozen=True)
+class SeriesResult:
+    """A series of a study."""
+
+    series_uid: str
+    study_uid: str
+    modality: str
+    number: str
+    description: str
+    identifier: Dataset = field(repr=False, compare=False)
+
+    @classmethod
+    def of(cls, identifier: Dataset) -> SeriesResult:
+        return cls(
+            text(identifier, "SeriesInstanceUID"),
+            text(identifier, "StudyInstanceUID"),
+            text(identifier, "Modality"),
+            text(identifier, "SeriesNumber"),
+            text(identifier, "SeriesDescription"),
+            identifier,
+        )
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """An instance of a series; modality-specific keys are in ``identifier``.
+
+    ``label`` is the RT Plan Label, Structure Set Label or RT Image Label, whichever the
+    object has; ``referenced_plan`` the SOP Instance UID a dose or image references.
+    """
+
+    sop_instance_uid: str
+    sop_class_uid: str
+    series_uid: str
+    instance_number: str
+    label: str
+    referenced_plan: str
+    identifier: Dataset = field(repr=False, compare=False)
+
+    @classmethod
+    def of(cls, identifier: Dataset) -> ImageResult:
+        label = next(
+            (text(identifier, k) for k in ("RTPlanLabel", "StructureSetLabel", "RTImageLabel")
+             if text(identifier, k)),
+            "",
+        )  # fmt: skip
+        plans = identifier.get("ReferencedRTPlanSequence") or []
+        referenced = str(plans[0].get("ReferencedSOPInstanceUID", "")) if len(plans) else ""
+        return cls(
+            text(identifier, "SOPInstanceUID"),
+            text(identifier, "SOPClassUID"),
+            text(identifier, "SeriesInstanceUID"),
+            text(identifier, "InstanceNumber"),
+            label,
+            referenced,
+            identifier,
+        )
