@@ -1,13 +1,21 @@
 """A Python client for the ARIA DB Daemon, verified against simdaemon; never imports it.
 
-What Evil DICOM's DICOMSCU offers, in Python: so far ping/echo (a refusal explained in words)
-and the queries (patients, studies, series, images with their modality's keys, and a generic
-find); moves, stores and plan export follow.
+What Evil DICOM's DICOMSCU offers, in Python: so far ping/echo (a refusal explained in words),
+the queries (patients, studies, series, images with their modality's keys, and a generic
+find), move with counts and progress, and store; retrieve and plan export follow.
 """
 
 from client.daemon_client import DaemonClient, Entity
 from client.errors import AssociationRejected, ClientError, ConnectionTimeout, DaemonStatusError
-from client.results import ImageResult, PatientResult, SeriesResult, StudyResult
+from client.results import (
+    ImageResult,
+    MoveResult,
+    PatientResult,
+    SeriesResult,
+    StoredObject,
+    StoreResult,
+    StudyResult,
+)
 
 __all__ = [
     "AssociationRejected",
@@ -17,7 +25,10 @@ __all__ = [
     "DaemonStatusError",
     "Entity",
     "ImageResult",
+    "MoveResult",
     "PatientResult",
     "SeriesResult",
+    "StoreResult",
+    "StoredObject",
     "StudyResult",
 ]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from pydicom import dcmread
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 from pynetdicom.association import Association
@@ -15,7 +18,15 @@ from client.errors import (
     ConnectionTimeout,
     DaemonStatusError,
 )
-from client.results import ImageResult, PatientResult, SeriesResult, StudyResult
+from client.results import (
+    ImageResult,
+    MoveResult,
+    PatientResult,
+    SeriesResult,
+    StoredObject,
+    StoreResult,
+    StudyResult,
+)
 from client.transport import open_association
 
 __all__ = ["DaemonClient", "Entity"]
@@ -25,6 +36,12 @@ FIND_MODELS = {
     "study": "1.2.840.10008.5.1.4.1.2.2.1",
     "patient": "1.2.840.10008.5.1.4.1.2.1.1",
 }
+MOVE_MODELS = {
+    "study": "1.2.840.10008.5.1.4.1.2.2.2",
+    "patient": "1.2.840.10008.5.1.4.1.2.1.2",
+}
+#: What a move can be given: a result of one of the find_* calls.
+Target = PatientResult | StudyResult | SeriesResult | ImageResult
 #: The return keys Evil DICOM's CFinder asks for at each level.
 PATIENT_KEYS = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex")
 STUDY_KEYS = ("StudyInstanceUID", "StudyID", "StudyDate", "StudyTime", "StudyDescription",
@@ -173,6 +190,79 @@ class DaemonClient:
         keys["SeriesInstanceUID"] = series.series_uid
         return [ImageResult.of(i) for i in self.find("IMAGE", **keys)]
 
+    def move(
+        self,
+        target: Target,
+        destination_ae: str,
+        *,
+        progress: Callable[[int, int, int, int], None] | None = None,
+    ) -> MoveResult:
+        """C-MOVE a patient, study, series or image (a find_* result) to a trusted entity.
+
+        ``progress(remaining, completed, failed, warning)`` is called on each pending
+        response. Returns the counts; a refusal of the whole move (unknown destination
+        0xA801, unreachable 0xA702, bad identifier) raises :class:`DaemonStatusError`.
+        """
+        level, keys = _move_keys(target)
+        identifier = Dataset()
+        identifier.QueryRetrieveLevel = level
+        for keyword, value in keys.items():
+            setattr(identifier, keyword, value)
+        sop_class = MOVE_MODELS["study" if level != "PATIENT" else "patient"]
+        assoc = self._associate([sop_class])
+        final: Dataset | None = None
+        failed_uids: tuple[str, ...] = ()
+        try:
+            for status, answer in assoc.send_c_move(identifier, destination_ae, sop_class):
+                if "Status" not in status:
+                    break
+                counts = _counts(status)
+                if status.Status == 0xFF00:
+                    if progress is not None:
+                        progress(int(status.get("NumberOfRemainingSuboperations", 0)), *counts)
+                    continue
+                final = status
+                if answer is not None and "FailedSOPInstanceUIDList" in answer:
+                    listed = answer.FailedSOPInstanceUIDList
+                    failed_uids = (listed,) if isinstance(listed, str) else tuple(listed)
+        finally:
+            if assoc.is_established:
+                assoc.release()
+        if final is None:
+            raise ConnectionTimeout("the daemon stopped answering the C-MOVE")
+        code = int(final.Status)
+        comment = str(final.get("ErrorComment", ""))
+        if code not in (0x0000, 0xB000, 0xFE00):
+            raise DaemonStatusError("C-MOVE", code, comment)
+        completed, failed, warning = _counts(final)
+        return MoveResult(code, completed, failed, warning, failed_uids, comment)
+
+    def store(self, objects: Sequence[Dataset | Path | str]) -> StoreResult:
+        """C-STORE data sets or files over one association; the answer for each, in order."""
+        datasets = [o if isinstance(o, Dataset) else dcmread(o) for o in objects]
+        classes = list(dict.fromkeys(str(ds.SOPClassUID) for ds in datasets))
+        assoc = self._associate(classes)
+        answers: list[StoredObject] = []
+        try:
+            for ds in datasets:
+                status = assoc.send_c_store(ds)
+                if "Status" not in status:
+                    raise ConnectionTimeout(
+                        f"no answer to the C-STORE of {ds.SOPInstanceUID} within "
+                        f"{self.idle_timeout} s"
+                    )
+                answers.append(
+                    StoredObject(
+                        str(ds.SOPInstanceUID),
+                        int(status.Status),
+                        str(status.get("ErrorComment", "")),
+                    )
+                )
+        finally:
+            if assoc.is_established:
+                assoc.release()
+        return StoreResult(tuple(answers))
+
     def ping(self) -> bool:
         """Return True only when a C-ECHO response with success arrives."""
         try:
@@ -180,3 +270,26 @@ class DaemonClient:
         except ClientError:
             return False
         return True
+
+
+def _counts(status: Dataset) -> tuple[int, int, int]:
+    return (
+        int(status.get("NumberOfCompletedSuboperations", 0)),
+        int(status.get("NumberOfFailedSuboperations", 0)),
+        int(status.get("NumberOfWarningSuboperations", 0)),
+    )
+
+
+def _move_keys(target: Target) -> tuple[str, dict[str, str]]:
+    """The level and unique keys that name ``target`` (Study Root, or Patient Root)."""
+    if isinstance(target, PatientResult):
+        return "PATIENT", {"PatientID": target.patient_id}
+    if isinstance(target, StudyResult):
+        return "STUDY", {"StudyInstanceUID": target.study_uid}
+    if isinstance(target, SeriesResult):
+        return "SERIES", {"StudyInstanceUID": target.study_uid,
+                          "SeriesInstanceUID": target.series_uid}  # fmt: skip
+    keys = {"SOPInstanceUID": target.sop_instance_uid}
+    if target.series_uid:
+        keys["SeriesInstanceUID"] = target.series_uid
+    return "IMAGE", keys

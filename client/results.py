@@ -6,7 +6,16 @@ from dataclasses import dataclass, field
 
 from pydicom.dataset import Dataset
 
-__all__ = ["ImageResult", "PatientResult", "SeriesResult", "StudyResult", "text"]
+__all__ = [
+    "ImageResult",
+    "MoveResult",
+    "PatientResult",
+    "SeriesResult",
+    "StoreResult",
+    "StoredObject",
+    "StudyResult",
+    "text",
+]
 
 
 def text(identifier: Dataset, keyword: str) -> str:
@@ -122,3 +131,51 @@ class ImageResult:
             referenced,
             identifier,
         )
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    """What a C-MOVE did: the final status and sub-operation counts, and what failed."""
+
+    status: int
+    completed: int
+    failed: int
+    warning: int
+    failed_uids: tuple[str, ...] = ()
+    comment: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Every sub-operation completed."""
+        return self.status == 0x0000
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """The daemon's answer to one C-STORE."""
+
+    sop_instance_uid: str
+    status: int
+    comment: str = ""
+
+    @property
+    def stored(self) -> bool:
+        """Success, or a warning (stored with coercion)."""
+        return self.status == 0x0000 or self.status & 0xF000 == 0xB000
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    """The answers to a batch of C-STOREs, in the order sent."""
+
+    objects: tuple[StoredObject, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Every object was stored (warnings included)."""
+        return all(o.stored for o in self.objects)
+
+    @property
+    def failed(self) -> tuple[StoredObject, ...]:
+        """The objects the daemon refused."""
+        return tuple(o for o in self.objects if not o.stored)

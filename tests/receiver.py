@@ -34,6 +34,8 @@ class Receiver:
 
     ae_title: str = "DEST"
     refuse: Iterable[str] = ()
+    #: 0 asks the kernel for a port; a test entity's reserved port is taken over.
+    bind_port: int = 0
     #: Called in the C-STORE handler with the number of objects received so far.
     on_store: Callable[[int], None] | None = None
     received: list[Received] = field(default_factory=list)
@@ -49,7 +51,9 @@ class Receiver:
         for sop_class in VARIAN_PRIVATE:
             ae.add_supported_context(sop_class)
         self._server = ae.start_server(
-            ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, self._store)]
+            ("127.0.0.1", self.bind_port),
+            block=False,
+            evt_handlers=[(evt.EVT_C_STORE, self._store)],
         )
         return self
 
