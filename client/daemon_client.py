@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydicom import dcmread
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
+from pynetdicom import evt
 from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_STORE
 
 from client.errors import (
     AssociationRejected,
@@ -27,7 +31,7 @@ from client.results import (
     StoreResult,
     StudyResult,
 )
-from client.transport import open_association
+from client.transport import open_association, start_receiver
 
 __all__ = ["DaemonClient", "Entity"]
 
@@ -262,6 +266,87 @@ class DaemonClient:
             if assoc.is_established:
                 assoc.release()
         return StoreResult(tuple(answers))
+
+    def retrieve(self, target: Target, into: Path | None = None) -> list[Any]:
+        """Move ``target`` to this client itself and return what arrived.
+
+        A storage receiver listens on ``local.port`` for the duration (the daemon connects
+        back to the trusted entity's port). With ``into`` each object is written there as a
+        Part-10 file, byte for byte as received, and the paths are returned; without, the
+        data sets. A partial move raises :class:`DaemonStatusError` naming the failed UIDs.
+        """
+        received: list[tuple[str, bytes]] = []
+        lock = threading.Lock()
+
+        def on_store(event: evt.Event) -> int:
+            data = event.encoded_dataset()
+            with lock:
+                received.append((str(cast(C_STORE, event.request).AffectedSOPInstanceUID), data))
+            return 0x0000
+
+        server = start_receiver(self.local, on_store)
+        try:
+            result = self.move(target, self.local.ae_title)
+        finally:
+            server.shutdown()
+        if not result.ok:
+            failed = ", ".join(result.failed_uids) or "none listed"
+            raise DaemonStatusError(
+                "C-MOVE to self", result.status, f"{result.failed} failed ({failed})"
+            )
+        if into is None:
+            return [dcmread(BytesIO(data)) for _, data in received]
+        into.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for uid, data in received:
+            path = into / f"{uid}.dcm"
+            path.write_bytes(data)
+            paths.append(path)
+        return paths
+
+    def export_plan(self, patient_id: str, plan: str, into: Path) -> list[Path]:
+        """Write a plan and everything it references: structure set, its images, the doses.
+
+        ``plan`` is the RT Plan's SOP Instance UID or its label. The references are followed
+        in the retrieved objects themselves, as a planning system would: the plan's
+        Referenced Structure Set, that structure set's referenced image series, and every
+        RT Dose of the patient's studies that references the plan.
+        """
+        studies = self.find_studies(patient_id)
+        plans = [
+            image
+            for study in studies
+            for series in self.find_series(study, modality="RTPLAN")
+            for image in self.find_images(series)
+            if plan in (image.sop_instance_uid, image.label)
+        ]
+        if len(plans) != 1:
+            raise ClientError(
+                f"{len(plans)} RT Plans of patient '{patient_id}' have UID or label '{plan}'; "
+                "expected exactly one"
+            )
+        (found,) = plans
+        files = self.retrieve(found, into)
+        stored_plan = dcmread(files[0])
+        structure_uid = str(stored_plan.ReferencedStructureSetSequence[0].ReferencedSOPInstanceUID)
+        (structure_set,) = [ImageResult.of(i) for i in self.find(
+            "IMAGE", SOPInstanceUID=structure_uid, SeriesInstanceUID=None, SOPClassUID=None,
+            StudyInstanceUID=None)]  # fmt: skip
+        files += self.retrieve(structure_set, into)
+        stored_structures = dcmread(files[-1])
+        for frame in stored_structures.get("ReferencedFrameOfReferenceSequence", []):
+            for study in frame.get("RTReferencedStudySequence", []):
+                for series in study.get("RTReferencedSeriesSequence", []):
+                    images = self.find("SERIES", SeriesInstanceUID=series.SeriesInstanceUID,
+                                       StudyInstanceUID=None, Modality=None)  # fmt: skip
+                    for image_series in images:
+                        files += self.retrieve(SeriesResult.of(image_series), into)
+        for study in studies:
+            for series in self.find_series(study, modality="RTDOSE"):
+                for dose in self.find_images(series):
+                    if dose.referenced_plan == found.sop_instance_uid:
+                        files += self.retrieve(dose, into)
+        return files
 
     def ping(self) -> bool:
         """Return True only when a C-ECHO response with success arrives."""

@@ -6,10 +6,13 @@ import socket
 from collections.abc import Sequence
 from typing import Any
 
-from pynetdicom import AE, evt
+from pynetdicom import AE, StoragePresentationContexts, evt
 from pynetdicom.association import Association
+from pynetdicom.service_class import ServiceClass, StorageServiceClass
+from pynetdicom.sop_class import register_uid, uid_to_service_class
+from pynetdicom.transport import ThreadedAssociationServer
 
-__all__ = ["open_association"]
+__all__ = ["open_association", "start_receiver"]
 
 UNCOMPRESSED = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"]
 
@@ -64,3 +67,26 @@ def open_association(
     assoc = ae.associate(host, port, ae_title=called, evt_handlers=[(evt.EVT_CONN_OPEN, _no_delay)])
     _keep_responses(assoc)
     return assoc
+
+
+#: Varian's private storage classes, which ARIA sends; pynetdicom does not know them.
+VARIAN_PRIVATE_STORAGE = ("1.2.246.352.70.1.10", "1.2.246.352.70.1.70")
+
+
+def start_receiver(local: Any, on_store: Any) -> ThreadedAssociationServer:
+    """A storage SCP as ``local`` (its AE title, host and port) for every storage class."""
+    for uid in VARIAN_PRIVATE_STORAGE:  # so pynetdicom answers their C-STOREs
+        if uid_to_service_class(uid) is ServiceClass:
+            register_uid(uid, f"PrivateStorage_{uid.replace('.', '_')}", StorageServiceClass)
+    ae = AE(ae_title=local.ae_title)
+    for context in StoragePresentationContexts:
+        ae.add_supported_context(str(context.abstract_syntax), UNCOMPRESSED)
+    for uid in VARIAN_PRIVATE_STORAGE:
+        ae.add_supported_context(uid, UNCOMPRESSED)
+    server = ae.start_server(
+        (local.host, local.port),
+        block=False,
+        evt_handlers=[(evt.EVT_C_STORE, on_store), (evt.EVT_CONN_OPEN, _no_delay)],
+    )
+    assert server is not None  # block=False always returns the server
+    return server

@@ -22,6 +22,8 @@ Fixtures (in the style of pytest-postgresql: a factory, and defaults built from 
 ``simdaemon_shared``
     One daemon for the session, reset (archive, audit, trusted entities) before each test
     that uses it: cheaper than a fresh daemon, for tests that do not configure it.
+``daemon_client``
+    A :class:`client.DaemonClient` whose local entity is ``simdaemon.test_entity``.
 ``synthetic_patient`` / ``rt_patient``
     ``synthetic_patient(seed=..., **options)`` builds a patient with
     :func:`simdaemon.synthetic.synthetic_patient` and imports it into ``simdaemon`` through the
@@ -49,6 +51,7 @@ from typing import Any
 
 import pytest
 
+from client import DaemonClient, Entity
 from simdaemon.config import Config, from_mapping
 from simdaemon.importer import received_from
 from simdaemon.server import Daemon
@@ -277,3 +280,13 @@ def synthetic_patient(simdaemon: TestDaemon) -> Callable[..., SyntheticPatient]:
 def rt_patient(synthetic_patient: Callable[..., SyntheticPatient]) -> SyntheticPatient:
     """One synthetic RT patient (seed 0, 20 CT slices of 128 x 128) in ``simdaemon``."""
     return synthetic_patient(0, slices=20, matrix=128)
+
+
+@pytest.fixture
+def daemon_client(simdaemon: TestDaemon) -> DaemonClient:
+    """A :class:`client.DaemonClient` calling ``simdaemon`` as its test entity."""
+    entity = simdaemon.test_entity
+    return DaemonClient(
+        Entity(entity.ae_title, entity.host, entity.port),
+        Entity(simdaemon.ae_title, simdaemon.host, simdaemon.port),
+    )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from pydicom import dcmread
 
 from client import DaemonClient, DaemonStatusError, Entity
 from simdaemon.pytest_plugin import TestDaemon
@@ -14,6 +16,7 @@ from tests.receiver import Receiver
 
 
 def client_for(daemon: TestDaemon) -> DaemonClient:
+    """What the plugin's ``daemon_client`` fixture gives, for tests that make their own."""
     entity = daemon.test_entity
     return DaemonClient(
         Entity(entity.ae_title, entity.host, entity.port),
@@ -75,9 +78,9 @@ def test_a_move_to_an_unknown_destination_raises(
     assert "not a trusted entity" in str(refused.value)
 
 
-def test_store_reports_each_object(simdaemon: TestDaemon) -> None:
+def test_store_reports_each_object(daemon_client: DaemonClient) -> None:
     patient = synthetic_patient(4, slices=3, matrix=16)
-    client = client_for(simdaemon)
+    client = daemon_client
     result = client.store(patient.datasets())
     assert result.ok
     assert len(result.objects) == len(patient.datasets())
@@ -87,3 +90,44 @@ def test_store_reports_each_object(simdaemon: TestDaemon) -> None:
     (failed,) = second.failed
     assert (failed.sop_instance_uid, failed.status) == (clash.SOPInstanceUID, 0xC002)
     assert failed.comment.startswith("Patient ID conflict")
+
+
+def test_retrieve_to_memory_and_to_a_folder(
+    simdaemon: TestDaemon, rt_patient: SyntheticPatient, tmp_path: Path
+) -> None:
+    client = client_for(simdaemon)
+    (plans,) = client.find_series(rt_patient.study_uid, modality="RTPLAN")
+    (plan,) = client.find_images(plans)
+    (in_memory,) = client.retrieve(plan)
+    assert in_memory.SOPInstanceUID == rt_patient.plan_uid
+    (ct,) = client.find_series(rt_patient.study_uid, modality="CT")
+    files = client.retrieve(ct, into=tmp_path / "ct")
+    assert sorted(str(dcmread(p).SOPInstanceUID) for p in files) == sorted(
+        str(ds.SOPInstanceUID) for ds in rt_patient.ct
+    )
+
+
+def test_export_plan_writes_the_plan_and_everything_it_references(
+    simdaemon: TestDaemon, rt_patient: SyntheticPatient, tmp_path: Path
+) -> None:
+    other = synthetic_patient(8, slices=3, matrix=16, patient_id=rt_patient.patient_id + "X")
+    client = client_for(simdaemon)
+    assert client.store(other.datasets()).ok  # another patient's objects stay out
+    files = client.export_plan(rt_patient.patient_id, rt_patient.plan_label, tmp_path / "out")
+    written = {str(dcmread(p).SOPInstanceUID): dcmread(p) for p in files}
+    expected = {str(ds.SOPInstanceUID) for ds in [*rt_patient.ct, rt_patient.structure_set,
+                                                   rt_patient.plan, rt_patient.dose]}  # fmt: skip
+    assert set(written) == expected
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in files)
+    plan = written[rt_patient.plan_uid]
+    structures = plan.ReferencedStructureSetSequence[0].ReferencedSOPInstanceUID
+    assert structures in written
+    contours = {
+        str(image.ReferencedSOPInstanceUID)
+        for roi in written[structures].ROIContourSequence
+        for contour in roi.ContourSequence
+        for image in contour.ContourImageSequence
+    }
+    assert contours <= set(written)
+    (dose,) = [ds for ds in written.values() if ds.Modality == "RTDOSE"]
+    assert dose.ReferencedRTPlanSequence[0].ReferencedSOPInstanceUID == rt_patient.plan_uid
