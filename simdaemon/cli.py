@@ -34,8 +34,8 @@ LOGGER = logging.getLogger(__name__)
 #: Who ``serve --demo`` trusts unless told otherwise: a client on this machine.
 DEMO_CLIENT = {"ae_title": "SIMCLIENT", "ip": "127.0.0.1", "port": 51403}
 
-#: How many synthetic patients ``serve --demo`` starts with.
-DEMO_PATIENTS = 3
+#: The synthetic patients ``serve --demo`` starts with: how many, CT slices and matrix.
+DEMO_PATIENTS, DEMO_SLICES, DEMO_MATRIX = 3, 20, 256
 
 EXIT_CONFIG = 2
 EXIT_RUNTIME = 1
@@ -158,7 +158,7 @@ def serve(args: argparse.Namespace) -> int:
         )
         config = build_config(args, scratch)
         if args.demo:  # something to query and move: three synthetic patients
-            local.seed_patients(config, DEMO_PATIENTS, 0, slices=20, matrix=256)
+            local.seed_patients(config, DEMO_PATIENTS, 0, slices=DEMO_SLICES, matrix=DEMO_MATRIX)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
