@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +14,9 @@ import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
+from client import DaemonClient, Entity
 from simdaemon import Daemon
+from simdaemon.synthetic import synthetic_patient
 from tests import known, objects, scu
 from tests.conftest import CLIENT, MakeDaemon
 from tests.scu import associate
@@ -314,3 +317,58 @@ def test_movescu_to_dcmtk_storescp_delivers_the_study_unchanged(
     event = daemon.audit.events("move")[-1]
     assert event.status == 0
     assert "8 completed, 0 failed" in event.detail
+
+
+def _reserve_port() -> socket.socket:
+    """A bound, non-listening SO_REUSEADDR socket: its port is ours until a server takes it."""
+    reservation = socket.socket()
+    reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    reservation.bind(("127.0.0.1", 0))
+    return reservation
+
+
+def test_the_client_works_against_dcmtk_dcmqrscp(
+    dcmtk: Callable[[str], str], tmp_path: Path
+) -> None:
+    """find_studies and retrieve against a server that is not simdaemon."""
+    patient = synthetic_patient(3, slices=4, matrix=32, locale="en_US")
+    storage = tmp_path / "storage"
+    files = patient.write(storage)
+    indexed = subprocess.run([dcmtk("dcmqridx"), str(storage), *map(str, files)],
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert indexed.returncode == 0, indexed.stderr
+    with _reserve_port() as server_port, _reserve_port() as client_port:
+        config = tmp_path / "dcmqrscp.cfg"
+        config.write_text(
+            f"NetworkTCPPort = {server_port.getsockname()[1]}\nMaxPDUSize = 16384\n"
+            "MaxAssociations = 16\n"
+            f"HostTable BEGIN\nclient = (SIMTEST, 127.0.0.1, {client_port.getsockname()[1]})\n"
+            "HostTable END\nVendorTable BEGIN\nVendorTable END\n"
+            f"AETable BEGIN\nARCHIVE {storage} RW (200, 1024mb) ANY\nAETable END\n"
+        )
+        command = [dcmtk("dcmqrscp"), "-c", str(config)]
+        server = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        try:
+            client = DaemonClient(
+                Entity("SIMTEST", "127.0.0.1", client_port.getsockname()[1]),
+                Entity("ARCHIVE", "127.0.0.1", server_port.getsockname()[1]),
+                connect_timeout=2,
+            )
+            # dcmqrscp says nothing when it listens: wait for its first answer, bounded.
+            deadline = time.monotonic() + 20
+            while not client.ping():
+                assert server.poll() is None, server.communicate()[0]
+                assert time.monotonic() < deadline, "dcmqrscp never answered"
+                time.sleep(0.05)
+            (study,) = client.find_studies(patient.patient_id)
+            assert study.study_uid == patient.study_uid
+            (ct,) = client.find_series(study, modality="CT")
+            retrieved = client.retrieve(ct, into=tmp_path / "retrieved")
+        finally:
+            server.terminate()
+            server.communicate(timeout=30)
+    assert sorted(str(dcmread(p).SOPInstanceUID) for p in retrieved) == sorted(
+        str(ds.SOPInstanceUID) for ds in patient.ct
+    )
