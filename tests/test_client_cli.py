@@ -70,3 +70,14 @@ def test_a_daemon_that_is_down_times_out() -> None:
                               connect_timeout=1)  # fmt: skip
         with pytest.raises(ConnectionTimeout, match="no association with VMSDBD"):
             client.find_studies("P1")
+
+
+def test_the_client_never_imports_simdaemon() -> None:
+    """So code verified against simdaemon carries nothing of it to the real daemon."""
+    check = (
+        "import sys, client, client.cli, client.transport\n"
+        "leaked = sorted(m for m in sys.modules if m.split('.')[0] == 'simdaemon')\n"
+        "assert not leaked, leaked\n"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
