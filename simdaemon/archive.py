@@ -772,26 +772,32 @@ class Archive:
 
     def audit_events(self) -> list[AuditEvent]:
         """The persisted audit trail, oldest first (it outlives the daemon process)."""
+        return self.audit_after(0)[0]
+
+    def audit_after(self, row: int) -> tuple[list[AuditEvent], int]:
+        """The audit events recorded after row ``row``, and the last row read (to follow)."""
         with self.reading() as db:
             rows = db.execute(
-                "SELECT time, operation, calling_ae, called_ae, peer, outcome, detail, rule, "
-                "status, duration_ms FROM audit ORDER BY id"
+                "SELECT id, time, operation, calling_ae, called_ae, peer, outcome, detail, rule, "
+                "status, duration_ms FROM audit WHERE id > ? ORDER BY id",
+                (row,),
             ).fetchall()
-        return [
+        events = [
             AuditEvent(
-                time=datetime.fromisoformat(row[0]),
-                operation=row[1],
-                calling_ae=row[2],
-                called_ae=row[3],
-                peer=row[4],
-                outcome=row[5],
-                detail=row[6],
-                rule=row[7],
-                status=row[8],
-                duration_ms=row[9],
+                time=datetime.fromisoformat(r[1]),
+                operation=r[2],
+                calling_ae=r[3],
+                called_ae=r[4],
+                peer=r[5],
+                outcome=r[6],
+                detail=r[7],
+                rule=r[8],
+                status=r[9],
+                duration_ms=r[10],
             )
-            for row in rows
+            for r in rows
         ]
+        return events, (rows[-1][0] if rows else row)
 
     # --- consistency -----------------------------------------------------------------------
 

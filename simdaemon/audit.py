@@ -36,6 +36,21 @@ class AuditEvent:
     status: int | None = None
     duration_ms: float = 0.0
 
+    def as_dict(self) -> dict[str, object]:
+        """The event as JSON-ready values (time in ISO 8601, UTC)."""
+        return {
+            "time": self.time.isoformat(),
+            "operation": self.operation,
+            "calling_ae": self.calling_ae,
+            "called_ae": self.called_ae,
+            "peer": self.peer,
+            "outcome": self.outcome,
+            "status": self.status,
+            "rule": self.rule,
+            "detail": self.detail,
+            "duration_ms": round(self.duration_ms, 3),
+        }
+
     def describe(self) -> str:
         """Return the event as one line a trainee can read."""
         status = f" status 0x{self.status:04X}" if self.status is not None else ""
@@ -96,8 +111,15 @@ class AuditTrail:
         *,
         calling_ae: str | None = None,
         outcome: str | None = None,
+        status: int | None = None,
+        since: datetime | None = None,
     ) -> list[AuditEvent]:
-        """Return the events so far, oldest first, filtered by the given fields."""
+        """Return the events so far, oldest first, filtered by the given fields.
+
+        ``outcome`` is the status class for requests (``"success"``, ``"warning"``,
+        ``"failure"``, ``"cancel"``) and ``"accepted"``/``"rejected"`` for associations;
+        ``since`` keeps events at or after that (timezone-aware) time.
+        """
         with self._lock:
             snapshot = list(self._events)
         return [
@@ -106,7 +128,29 @@ class AuditTrail:
             if (operation is None or e.operation == operation)
             and (calling_ae is None or e.calling_ae == calling_ae)
             and (outcome is None or e.outcome == outcome)
+            and (status is None or e.status == status)
+            and (since is None or e.time >= since)
         ]
+
+    def assert_stored(self, sop_instance_uid: str) -> AuditEvent:
+        """Return the C-STORE that stored this instance; fail with the trail in words if none."""
+        for event in self.events("store"):
+            if event.outcome in ("success", "warning") and sop_instance_uid in event.detail:
+                return event
+        raise AssertionError(
+            f"the daemon did not store SOP Instance {sop_instance_uid}; what it saw:\n"
+            + self.describe()
+        )
+
+    def assert_rejected(self, calling_ae: str) -> AuditEvent:
+        """Return the rejected association of ``calling_ae``; fail with the trail if none."""
+        rejected = self.events("associate", calling_ae=calling_ae, outcome="rejected")
+        if not rejected:
+            raise AssertionError(
+                f"the daemon rejected no association from '{calling_ae}'; what it saw:\n"
+                + self.describe()
+            )
+        return rejected[-1]
 
     def clear(self) -> None:
         """Forget every event (a fresh trail for the next test)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import signal
 import sys
@@ -36,6 +37,9 @@ DEMO_CLIENT = {"ae_title": "SIMCLIENT", "ip": "127.0.0.1", "port": 51403}
 
 #: The synthetic patients ``serve --demo`` starts with: how many, CT slices and matrix.
 DEMO_PATIENTS, DEMO_SLICES, DEMO_MATRIX = 3, 20, 256
+
+#: How often ``audit --follow`` looks for new events.
+AUDIT_POLL_S = 0.5
 
 EXIT_CONFIG = 2
 EXIT_RUNTIME = 1
@@ -91,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--matrix", type=int, default=512, help="CT rows and columns (512)")
     seed.add_argument("--config", type=Path, help="TOML configuration file")
     seed.add_argument("--archive", type=Path, help="archive folder ([daemon] archive)")
+
+    audit = commands.add_parser("audit", help="print an archive's audit trail, one event a line")
+    audit.add_argument("--config", type=Path, help="TOML configuration file")
+    audit.add_argument("--archive", type=Path, help="archive folder ([daemon] archive)")
+    audit.add_argument("--follow", action="store_true", help="keep printing new events")
+    audit.add_argument("--json", action="store_true", help="one JSON object per line")
 
     patients = commands.add_parser("patients", help="list the patients an archive holds")
     patients.add_argument("--config", type=Path, help="TOML configuration file")
@@ -226,6 +236,30 @@ def seed_command(args: argparse.Namespace) -> int:
     return EXIT_RUNTIME if summary.failed else 0
 
 
+def audit_command(args: argparse.Namespace) -> int:
+    """Print the audit trail of a running or stopped daemon's archive; follow it on request."""
+    config = build_config(args, None)
+    if not (config.daemon.archive / "archive.sqlite").exists():
+        print(f"simdaemon: no archive at {config.daemon.archive}", file=sys.stderr)
+        return EXIT_RUNTIME
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with Archive(config.daemon.archive) as archive:
+        row = 0
+        while True:
+            events, row = archive.audit_after(row)
+            for event in events:
+                line = (
+                    json.dumps(event.as_dict(), ensure_ascii=False)
+                    if args.json
+                    else (event.describe())
+                )
+                print(line, flush=True)
+            if not args.follow or stop.wait(AUDIT_POLL_S):
+                return 0
+
+
 def patients_command(args: argparse.Namespace) -> int:
     """Print the patients the configured archive holds."""
     config = build_config(args, None)
@@ -258,6 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return patients_command(args)
         if args.command == "seed":
             return seed_command(args)
+        if args.command == "audit":
+            return audit_command(args)
         return show_config(args)
     except ConfigError as error:
         print(f"simdaemon: configuration error: {error}", file=sys.stderr)
