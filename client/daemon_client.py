@@ -86,11 +86,14 @@ class DaemonClient:
         *,
         connect_timeout: float = 3.0,
         idle_timeout: float = 60.0,
+        max_pdu: int = 16382,
     ) -> None:
         self.local = local
         self.daemon = daemon
         self.connect_timeout = connect_timeout
         self.idle_timeout = idle_timeout
+        #: The largest PDU this client receives (0: no limit); pynetdicom's default.
+        self.max_pdu = max_pdu
 
     def _associate(self, contexts: list[str]) -> Association:
         assoc = open_association(
@@ -101,6 +104,7 @@ class DaemonClient:
             contexts,
             connect_timeout=self.connect_timeout,
             idle_timeout=self.idle_timeout,
+            max_pdu=self.max_pdu,
         )
         if assoc.is_established:
             return assoc

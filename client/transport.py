@@ -55,6 +55,7 @@ def open_association(
     *,
     connect_timeout: float,
     idle_timeout: float,
+    max_pdu: int = 16382,
 ) -> Association:
     """Request an association proposing ``contexts`` (uncompressed syntaxes)."""
     ae = AE(ae_title=calling)

@@ -69,3 +69,15 @@ def test_generic_find_and_failure_statuses(
 def test_an_untrusted_caller_is_told_why(simdaemon: TestDaemon) -> None:
     with pytest.raises(AssociationRejected, match="calling AE title not recognized"):
         client_for(simdaemon, calling="STRANGER").find_patients()
+
+
+def test_the_client_offers_its_maximum_pdu(simdaemon: TestDaemon) -> None:
+    entity = simdaemon.test_entity
+    client = DaemonClient(Entity(entity.ae_title, entity.host, entity.port),
+                          Entity(simdaemon.ae_title, simdaemon.host, simdaemon.port),
+                          max_pdu=4096)  # fmt: skip
+    assoc = client._associate(["1.2.840.10008.1.1"])
+    try:
+        assert assoc.requestor.maximum_length == 4096  # what the A-ASSOCIATE-RQ offered
+    finally:
+        assoc.release()
