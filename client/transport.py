@@ -65,7 +65,13 @@ def open_association(
     ae.dimse_timeout = idle_timeout
     for context in contexts:
         ae.add_requested_context(context, UNCOMPRESSED)
-    assoc = ae.associate(host, port, ae_title=called, evt_handlers=[(evt.EVT_CONN_OPEN, _no_delay)])
+    assoc = ae.associate(
+        host,
+        port,
+        ae_title=called,
+        max_pdu=max_pdu,
+        evt_handlers=[(evt.EVT_CONN_OPEN, _no_delay)],
+    )
     _keep_responses(assoc)
     return assoc
 
