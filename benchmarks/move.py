@@ -45,10 +45,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import socket
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -61,7 +59,7 @@ from pynetdicom.association import Association
 from pynetdicom.transport import ThreadedAssociationServer
 
 # store.py sits next to this script, and a script's folder is first on sys.path.
-from store import SIZE, write_series
+from store import SIZE, print_table, write_series
 
 from simdaemon import Daemon
 from simdaemon.config import Config, from_mapping
@@ -198,30 +196,6 @@ def round_ceiling(port: int, files: list[Path], received: list[int]) -> float:
     return elapsed
 
 
-def p90(values: list[float]) -> float:
-    """Nearest-rank 90th percentile."""
-    ordered = sorted(values)
-    return ordered[max(math.ceil(0.9 * len(ordered)) - 1, 0)]
-
-
-def print_table(slices: int, move_s: list[float], ceiling_s: list[float]) -> tuple[float, float]:
-    """A Markdown table of times and rates; return the median rates (move, ceiling)."""
-    print("| target | rounds | time med (ms) | time p90 (ms) | img/s med | img/s p90 |")
-    print("|---|---:|---:|---:|---:|---:|")
-    rates: list[float] = []
-    for name, seconds in (("move (daemon)", move_s), ("ceiling (C-STORE client)", ceiling_s)):
-        med, slow = statistics.median(seconds), p90(seconds)
-        rates.append(slices / med)
-        print(
-            f"| {name} | {len(seconds)} | {med * 1000:.0f} | {slow * 1000:.0f} "
-            f"| {slices / med:.0f} | {slices / slow:.0f} |"
-        )
-    med_ratio = rates[0] / rates[1]
-    p90_ratio = p90(ceiling_s) / p90(move_s)
-    print(f"| ratio move/ceiling (img/s) | | | | {med_ratio:.2f} | {p90_ratio:.2f} |")
-    return rates[0], rates[1]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds per target")
@@ -275,7 +249,12 @@ def main() -> None:
         + (f" ({affinity} usable)" if affinity is not None else "")
     )
     print()
-    move_rate, ceiling_rate = print_table(args.slices, move_s, ceiling_s)
+    move_rate, ceiling_rate = print_table(
+        args.slices,
+        ("move (daemon)", move_s),
+        ("ceiling (C-STORE client)", ceiling_s),
+        "move/ceiling",
+    )
     ratio = move_rate / ceiling_rate
     print()
     print(

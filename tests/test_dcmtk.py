@@ -3,6 +3,7 @@ with storescp as the Move Destination."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import threading
@@ -356,12 +357,15 @@ def test_the_client_works_against_dcmtk_dcmqrscp(
                 Entity("ARCHIVE", "127.0.0.1", server_port.getsockname()[1]),
                 connect_timeout=2,
             )
-            # dcmqrscp says nothing when it listens: wait for its first answer, bounded.
+            # dcmqrscp says nothing when it listens: poll it with C-ECHO until it answers,
+            # within a deadline, waiting between tries on the process itself (if it exits
+            # instead of listening, the wait ends at once and says why).
             deadline = time.monotonic() + 20
             while not client.ping():
-                assert server.poll() is None, server.communicate()[0]
                 assert time.monotonic() < deadline, "dcmqrscp never answered"
-                time.sleep(0.05)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    server.wait(0.05)
+                    pytest.fail(f"dcmqrscp exited: {server.communicate()[0]}")
             (study,) = client.find_studies(patient.patient_id)
             assert study.study_uid == patient.study_uid
             (ct,) = client.find_series(study, modality="CT")
