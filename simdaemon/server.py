@@ -12,6 +12,8 @@ the first one in the caller, so a bug in a handler fails the test that triggered
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import selectors
 import socket
@@ -22,6 +24,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
+from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_MOVE
@@ -34,11 +37,16 @@ from simdaemon.access import (
     STORAGE,
     TRANSFER_SYNTAXES,
     AssociationRequest,
+    Reason,
+    Rejection,
+    Result,
+    Source,
     decide,
 )
 from simdaemon.archive import Archive, ArchiveError, Consistency
 from simdaemon.audit import AuditTrail
 from simdaemon.config import Config, TrustedEntity, normalize_ae_title
+from simdaemon.faults import Faults, Firing
 from simdaemon.importer import Importer
 from simdaemon.investigation import Investigator
 from simdaemon.query import Shape
@@ -141,6 +149,8 @@ class Daemon:
         self.investigator = Investigator(self.config.investigation)
         #: What the start-up consistency check found (and repaired), once started.
         self.consistency: Consistency | None = None
+        #: Injected faults (``daemon.faults.add(operation=..., ...)``).
+        self.faults = Faults()
         self._ae = self._make_ae()
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -159,15 +169,15 @@ class Daemon:
         handlers: list[Any] = [
             (evt.EVT_CONN_OPEN, self._guard(self._on_connection)),
             (evt.EVT_REQUESTED, self._guard(self._on_requested)),
-            (evt.EVT_C_ECHO, self._guard(handle_echo), [self.audit]),
+            (evt.EVT_C_ECHO, self._guard(self._faulty("echo", handle_echo)), [self.audit]),
             (
                 evt.EVT_C_STORE,
-                self._guard(handle_store),
+                self._guard(self._faulty("store", handle_store)),
                 [self._get_importer, self._entity, self.audit],
             ),
             (
                 evt.EVT_C_FIND,
-                self._guard(handle_find),
+                self._guard(self._faulty("find", handle_find)),
                 [lambda: self.archive, self._entity, self.audit, self.ae_title, self._shape()],
             ),
         ]
@@ -228,13 +238,14 @@ class Daemon:
         self.stop()
 
     def reset(self) -> None:
-        """Empty the archive and the audit trail and trust the configured entities again.
+        """Empty the archive, the audit trail and the faults; trust the configured entities.
 
         What a session-wide daemon needs between tests to look freshly started, in a few
         milliseconds instead of a restart.
         """
         self.archive.clear()
         self.audit.clear()
+        self.faults.clear()
         with self._lock:
             self._trusted = {e.ae_title: e for e in self.config.trusted}
 
@@ -289,6 +300,52 @@ class Daemon:
         except Exception as error:  # noqa: BLE001 - kept for raise_errors; the peer is answered
             self._keep_error(error)
             fail_move(assoc, request, context_id)
+
+    def _fire(self, operation: str, event: evt.Event, what: dict[str, str]) -> Firing | None:
+        """Fire a matching fault: record it, wait its delay; the caller does the rest."""
+        firing = self.faults.fire(operation, **what)
+        if firing is None:
+            return None
+        peer = describe_peer(event.assoc)
+        self.audit.record(
+            "fault",
+            calling_ae=peer.calling_ae,
+            called_ae=peer.called_ae,
+            peer=peer.address,
+            outcome="fired",
+            detail=f"injected: {firing.fault.describe()}",
+            rule=operation,
+            status=firing.status,
+        )
+        if firing.delay_s:
+            time.sleep(firing.delay_s)  # the injected slowness itself
+        return firing
+
+    def _faulty(self, operation: str, handler: _F) -> _F:
+        """Wrap a DIMSE handler so faults for ``operation`` can delay it or answer for it."""
+
+        def faulty(event: evt.Event, *args: Any) -> Any:
+            request = event.request
+            what = {
+                "calling_ae": describe_peer(event.assoc).calling_ae,
+                "sop_class_uid": str(getattr(request, "AffectedSOPClassUID", "") or ""),
+            }
+            if operation == "find":
+                with contextlib.suppress(Exception):  # a bad identifier is find's to answer
+                    what["level"] = str(event.identifier.get("QueryRetrieveLevel", ""))
+            firing = self._fire(operation, event, what)
+            if firing is None or firing.status is None:
+                return handler(event, *args)
+            answer = Dataset()
+            answer.Status = firing.status
+            if firing.comment:
+                answer.ErrorComment = firing.comment[:64]
+            if operation == "find":
+                return iter([(answer, None)])
+            return answer
+
+        faulty.__name__ = getattr(handler, "__name__", "handler")
+        return faulty  # type: ignore[return-value]
 
     def _shape(self) -> Shape:
         quirks = self.config.quirks
@@ -419,6 +476,19 @@ class Daemon:
             active=active,
             limit=self.config.daemon.max_associations,
         )
+        if decision.accepted:
+            firing = self._fire("associate", event, {"calling_ae": peer.calling_ae})
+            if firing is not None and firing.refuse:
+                decision = dataclasses.replace(
+                    decision,
+                    rule="fault",
+                    explanation=f"refused by an injected fault ({firing.fault.describe()})",
+                    rejection=Rejection(
+                        Result.REJECTED_TRANSIENT,
+                        Source.SERVICE_PROVIDER_PRESENTATION,
+                        Reason.NO_REASON,
+                    ),
+                )
         # Record before answering: a client that has its answer can already read the audit.
         self.audit.record(
             "associate",

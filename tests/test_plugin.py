@@ -100,6 +100,7 @@ def test_one(simdaemon_shared):
     PORTS.add(simdaemon_shared.port)
     import_patient(simdaemon_shared, synthetic_patient(1, slices=2, matrix=16))
     simdaemon_shared.trust(TrustedEntity("EXTRA", "127.0.0.1", 104))
+    simdaemon_shared.faults.add("echo", status=0xC000)
     assert len(simdaemon_shared.archive.patients()) == 1
 
 def test_two(simdaemon_shared):
@@ -109,6 +110,7 @@ def test_two(simdaemon_shared):
     assert simdaemon_shared.archive.count() == 0
     assert len(simdaemon_shared.audit) == 0
     assert [e.ae_title for e in simdaemon_shared.trusted] == ["SIMTEST"]
+    assert len(simdaemon_shared.faults) == 0
     assert list(simdaemon_shared.archive.files.glob("*/*/*.dcm")) == []
 """
     )
