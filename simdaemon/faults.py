@@ -4,9 +4,11 @@ A rule names an operation (``associate``, ``echo``, ``find``, ``store``, ``move`
 what it must match (calling AE, SOP class, patient ID, level), an action and how often it
 fires: always, the first ``times`` matches, or with ``probability`` from a ``seed`` - the same
 seed fires on the same matches in every run. So far the actions are a delay (``delay_ms``),
-an answer (``status`` with ``comment``) and, for ``associate``, a transient refusal
-(``refuse``). Every firing is an audit event (operation ``fault``), so a test can tell an
-injected failure from a real one.
+an answer (``status`` with ``comment``), for ``associate`` a transient refusal (``refuse``),
+and for ``move`` dropping a fraction of the sub-operations (``drop_fraction``), silently - the
+move reports fewer, as the real daemon "sometimes only sends a partial list" - or counted
+failed (``drop_as="failed"``). Every firing is an audit event (operation ``fault``), so a
+test can tell an injected failure from a real one.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import threading
 from dataclasses import dataclass, field
 
 __all__ = ["OPERATIONS", "Fault", "FaultError", "Faults", "Firing"]
+
 
 OPERATIONS = ("associate", "echo", "find", "store", "move")
 
@@ -33,6 +36,8 @@ class Fault:
     status: int | None = None
     comment: str = ""
     refuse: bool = False
+    drop_fraction: float = 0.0
+    drop_as: str = "silent"
     times: int | None = None
     probability: float = 1.0
     seed: int = 0
@@ -42,6 +47,7 @@ class Fault:
     level: str | None = None
     fired: int = 0
     _random: random.Random = field(init=False, repr=False)
+    _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         if self.operation not in OPERATIONS:
@@ -50,8 +56,14 @@ class Fault:
             raise FaultError("refuse=True applies to operation 'associate' only")
         if self.status is not None and self.operation == "associate":
             raise FaultError("an association has no status; use refuse=True")
-        if not (self.refuse or self.status is not None or self.delay_ms > 0):
-            raise FaultError("a fault needs an action: delay_ms, status or refuse")
+        if not 0.0 <= self.drop_fraction <= 1.0:
+            raise FaultError(f"drop_fraction = {self.drop_fraction}: expected 0 to 1")
+        if self.drop_fraction and self.operation != "move":
+            raise FaultError("drop_fraction applies to operation 'move' only")
+        if self.drop_as not in ("silent", "failed"):
+            raise FaultError(f"drop_as = {self.drop_as!r}: expected 'silent' or 'failed'")
+        if not (self.refuse or self.status is not None or self.delay_ms > 0 or self.drop_fraction):
+            raise FaultError("a fault needs an action: delay_ms, status, refuse or drop_fraction")
         if not 0.0 <= self.probability <= 1.0:
             raise FaultError(f"probability = {self.probability}: expected 0 to 1")
         if self.times is not None and self.times < 1:
@@ -77,6 +89,11 @@ class Fault:
         self.fired += 1
         return True
 
+    def drops(self, count: int) -> list[bool]:
+        """For each of ``count`` sub-operations, whether this rule drops it (seeded)."""
+        with self._lock:
+            return [self._random.random() < self.drop_fraction for _ in range(count)]
+
     def describe(self) -> str:
         """The rule in words."""
         actions = []
@@ -88,6 +105,9 @@ class Fault:
             )
         if self.refuse:
             actions.append("refuse transiently")
+        if self.drop_fraction:
+            reported = "silently" if self.drop_as == "silent" else "as failed"
+            actions.append(f"drop {self.drop_fraction:g} of the sub-operations {reported}")
         how = f"the first {self.times} time(s)" if self.times else "every time"
         if self.probability < 1.0:
             how += f" with probability {self.probability:g} (seed {self.seed})"

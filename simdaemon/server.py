@@ -53,7 +53,7 @@ from simdaemon.query import Shape
 from simdaemon.reactor import EventDrivenRequestHandler, end_association, force_close, is_serving
 from simdaemon.services.echo import handle_echo
 from simdaemon.services.find import handle_find
-from simdaemon.services.move import MoveService, fail_move, serve_move
+from simdaemon.services.move import MoveService, answer_fault, fail_move, serve_move
 from simdaemon.services.peer import describe_peer
 from simdaemon.services.store import handle_store
 
@@ -286,6 +286,12 @@ class Daemon:
 
     def _serve_move(self, assoc: Association, request: C_MOVE, context_id: int) -> None:
         quirks = self.config.quirks
+        calling = describe_peer(assoc).calling_ae
+        firing = self._fire("move", assoc, {"calling_ae": calling})
+        if firing is not None and firing.status is not None:
+            answer_fault(assoc, request, context_id, firing.status, firing.comment)
+            return
+        dropping = firing.fault if firing is not None and firing.fault.drop_fraction else None
         service = MoveService(
             archive=lambda: self.archive,
             entity=self._entity,
@@ -294,6 +300,8 @@ class Daemon:
             shape=self._shape(),
             investigator=self.investigator,
             image_move_requires_series_uid=quirks.image_move_requires_series_uid,
+            drops=dropping.drops if dropping is not None else None,
+            drops_counted_failed=dropping is not None and dropping.drop_as == "failed",
         )
         try:
             serve_move(service, assoc, request, context_id)
@@ -301,12 +309,12 @@ class Daemon:
             self._keep_error(error)
             fail_move(assoc, request, context_id)
 
-    def _fire(self, operation: str, event: evt.Event, what: dict[str, str]) -> Firing | None:
+    def _fire(self, operation: str, assoc: Association, what: dict[str, str]) -> Firing | None:
         """Fire a matching fault: record it, wait its delay; the caller does the rest."""
         firing = self.faults.fire(operation, **what)
         if firing is None:
             return None
-        peer = describe_peer(event.assoc)
+        peer = describe_peer(assoc)
         self.audit.record(
             "fault",
             calling_ae=peer.calling_ae,
@@ -333,7 +341,7 @@ class Daemon:
             if operation == "find":
                 with contextlib.suppress(Exception):  # a bad identifier is find's to answer
                     what["level"] = str(event.identifier.get("QueryRetrieveLevel", ""))
-            firing = self._fire(operation, event, what)
+            firing = self._fire(operation, event.assoc, what)
             if firing is None or firing.status is None:
                 return handler(event, *args)
             answer = Dataset()
@@ -477,7 +485,7 @@ class Daemon:
             limit=self.config.daemon.max_associations,
         )
         if decision.accepted:
-            firing = self._fire("associate", event, {"calling_ae": peer.calling_ae})
+            firing = self._fire("associate", assoc, {"calling_ae": peer.calling_ae})
             if firing is not None and firing.refuse:
                 decision = dataclasses.replace(
                     decision,

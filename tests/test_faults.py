@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 
 from client import AssociationRejected, DaemonClient, DaemonStatusError, Entity
 from simdaemon.faults import FaultError
 from simdaemon.pytest_plugin import TestDaemon
 from tests import objects
+from tests.receiver import Receiver
 
 
 def client_for(daemon: TestDaemon) -> DaemonClient:
@@ -79,6 +83,7 @@ def test_a_seed_gives_the_same_faults_in_the_same_places(
     [
         ("fly", {"delay_ms": 1}, "operation 'fly': expected one of"),
         ("echo", {}, "a fault needs an action"),
+        ("echo", {"drop_fraction": 0.5}, "drop_fraction applies to operation 'move' only"),
         ("echo", {"refuse": True}, "refuse=True applies to operation 'associate' only"),
         ("associate", {"status": 1}, "an association has no status"),
         ("echo", {"status": 1, "probability": 2}, "probability = 2: expected 0 to 1"),
@@ -96,3 +101,38 @@ def test_a_delay_still_answers(simdaemon: TestDaemon) -> None:
     assert client_for(simdaemon).ping()
     (fault,) = simdaemon.audit.events("fault")
     assert "delay 50 ms" in fault.detail
+
+
+@pytest.fixture
+def own_receiver(simdaemon: TestDaemon) -> Iterator[Receiver]:
+    entity = simdaemon.test_entity
+    started = Receiver(ae_title=entity.ae_title, bind_port=entity.port).start()
+    yield started
+    started.stop()
+
+
+@pytest.mark.parametrize("drop_as", ["silent", "failed"])
+def test_a_move_drops_a_seeded_fraction_of_its_suboperations(
+    simdaemon: TestDaemon, synthetic_patient: Any, own_receiver: Receiver, drop_as: str
+) -> None:
+    patient = synthetic_patient(seed=5, slices=20, matrix=16)
+    simdaemon.faults.add("move", drop_fraction=0.3, drop_as=drop_as, seed=7)
+    client = client_for(simdaemon)
+    (ct,) = client.find_series(patient.study_uid, modality="CT")
+    result = client.move(ct, simdaemon.test_entity.ae_title)
+    arrived = len(own_receiver.uids())
+    assert 0 < arrived < 20, "about 30 % of the 20 slices are dropped"
+    if drop_as == "silent":  # the real daemon's partial list: fewer, and success
+        assert (result.status, result.completed, result.failed) == (0x0000, arrived, 0)
+    else:
+        assert (result.status, result.completed, result.failed) == (0xB000, arrived, 20 - arrived)
+        assert len(result.failed_uids) == 20 - arrived
+
+
+def test_a_move_fault_answers_its_status(simdaemon: TestDaemon, synthetic_patient: Any) -> None:
+    patient = synthetic_patient(seed=6, slices=2, matrix=16)
+    simdaemon.faults.add("move", status=0xA702, comment="out of resources (injected)")
+    client = client_for(simdaemon)
+    (study,) = client.find_studies(patient.patient_id)
+    with pytest.raises(DaemonStatusError, match="0xA702: out of resources"):
+        client.move(study, simdaemon.test_entity.ae_title)

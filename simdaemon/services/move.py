@@ -51,7 +51,7 @@ from simdaemon.query import Level, QueryError, Shape, compile_query, describe
 from simdaemon.reactor import keep_responses, quiet_standard_logging
 from simdaemon.services.peer import describe_peer
 
-__all__ = ["MoveService", "fail_move", "serve_move"]
+__all__ = ["MoveService", "answer_fault", "fail_move", "serve_move"]
 
 LOGGER = logging.getLogger(__name__)
 
@@ -88,6 +88,10 @@ class MoveService:
     shape: Shape
     investigator: Investigator
     image_move_requires_series_uid: bool = False
+    #: An injected fault dropping sub-operations: for n of them, which to drop; and whether
+    #: dropped ones are counted failed (else the move silently reports fewer).
+    drops: Callable[[int], list[bool]] | None = None
+    drops_counted_failed: bool = False
 
 
 @dataclass
@@ -339,6 +343,13 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
         )
         return
 
+    dropped: set[str] = set()
+    if service.drops is not None:
+        chosen = service.drops(len(instances))
+        dropped = {i.uid for i, drop in zip(instances, chosen, strict=True) if drop}
+        if not service.drops_counted_failed:  # "sometimes only sends a partial list"
+            instances = [i for i in instances if i.uid not in dropped]
+            dropped = set()
     counts = _Counts(remaining=len(instances))
     if len(instances) > MAX_SUBOPERATIONS:
         finish(
@@ -389,13 +400,23 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
             if respond.cancelled():
                 finish(CANCELLED, f"cancelled after {counts.describe()}", counts)
                 return
-            _suboperation(service, store, instance, entity, accepted, counts, request, peer)
+            if instance.uid in dropped:
+                counts.fail(instance.uid)  # an injected fault: counted failed, never sent
+            else:
+                _suboperation(service, store, instance, entity, accepted, counts, request, peer)
             respond.send(PENDING, counts, final=False)
     finally:
         if store.is_established:
             store.release()
     code = status.SUCCESS if not (counts.failed or counts.warning) else SUBOPERATIONS_FAILED
     finish(code, f"{len(instances)} sub-operation(s) to {where}: {counts.describe()}", counts)
+
+
+def answer_fault(
+    assoc: Association, request: C_MOVE, context_id: int, code: int, comment: str
+) -> None:
+    """Answer a C-MOVE with an injected fault's status, before any sub-operation."""
+    _Responder(assoc, request, context_id).send(code, _Counts(remaining=0), comment=comment)
 
 
 def fail_move(assoc: Association, request: C_MOVE, context_id: int) -> None:
