@@ -56,6 +56,7 @@ __all__ = [
     "force_close",
     "is_serving",
     "keep_responses",
+    "no_delay",
     "quiet_standard_logging",
 ]
 
@@ -105,6 +106,16 @@ def _recv_exactly(self: Any, nr_bytes: int) -> bytearray:
         received += count
     view.release()
     return buffer
+
+
+def no_delay(event: evt.Event) -> None:
+    """An EVT_CONN_OPEN handler: send each PDU at once, not after Nagle's algorithm's wait.
+
+    Small PDUs (responses, command sets) would otherwise wait for the peer's delayed ACK.
+    """
+    sock = event.assoc.dul.socket
+    if sock is not None and sock.socket is not None:
+        sock.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _quick_ack(raw: socket.socket) -> None:

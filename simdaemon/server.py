@@ -50,7 +50,13 @@ from simdaemon.faults import Faults, Firing
 from simdaemon.importer import Importer
 from simdaemon.investigation import Investigator
 from simdaemon.query import Shape
-from simdaemon.reactor import EventDrivenRequestHandler, end_association, force_close, is_serving
+from simdaemon.reactor import (
+    EventDrivenRequestHandler,
+    end_association,
+    force_close,
+    is_serving,
+    no_delay,
+)
 from simdaemon.services.echo import handle_echo
 from simdaemon.services.find import handle_find
 from simdaemon.services.move import MoveService, answer_fault, fail_move, serve_move
@@ -167,7 +173,7 @@ class Daemon:
         else:
             LOGGER.warning("archive check at start: %s (repaired)", self.consistency.describe())
         handlers: list[Any] = [
-            (evt.EVT_CONN_OPEN, self._guard(self._on_connection)),
+            (evt.EVT_CONN_OPEN, self._guard(no_delay)),
             (evt.EVT_REQUESTED, self._guard(self._on_requested)),
             (evt.EVT_C_ECHO, self._guard(self._faulty("echo", handle_echo)), [self.audit]),
             (
@@ -458,13 +464,6 @@ class Daemon:
 
         guarded.__name__ = getattr(handler, "__name__", "handler")
         return guarded  # type: ignore[return-value]
-
-    def _on_connection(self, event: evt.Event) -> None:
-        """Send each PDU at once: small responses must not wait for Nagle's algorithm."""
-        assoc = event.assoc
-        raw = assoc.dul.socket.socket if assoc.dul.socket else None
-        if raw is not None:
-            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _on_requested(self, event: evt.Event) -> None:
         """Accept or reject an A-ASSOCIATE-RQ by the rules of :mod:`simdaemon.access`."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -21,7 +20,7 @@ from pynetdicom.sop_class import (
 )
 
 from simdaemon import Daemon
-from simdaemon.reactor import keep_responses
+from simdaemon.reactor import keep_responses, no_delay
 
 
 class Listening(Protocol):
@@ -53,16 +52,9 @@ def associate(
         daemon.port,
         ae_title=called if called is not None else daemon.ae_title,
         bind_address=bind_address,
-        evt_handlers=[(evt.EVT_CONN_OPEN, _no_delay)],
+        evt_handlers=[(evt.EVT_CONN_OPEN, no_delay)],
     )
     return keep_responses(assoc)  # pynetdicom #875: see simdaemon.reactor
-
-
-def _no_delay(event: evt.Event) -> None:
-    """Send each PDU at once, as the daemon does, so small requests do not wait 40 ms."""
-    sock = event.assoc.dul.socket
-    if sock is not None and sock.socket is not None:
-        sock.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def rejection(assoc: Association) -> tuple[int, int, int]:

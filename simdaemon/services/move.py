@@ -18,7 +18,6 @@ List.
 from __future__ import annotations
 
 import logging
-import socket
 import struct
 import time
 from collections.abc import Callable
@@ -48,7 +47,7 @@ from simdaemon.config import TrustedEntity
 from simdaemon.investigation import Investigator
 from simdaemon.part10 import split, wrap
 from simdaemon.query import Level, QueryError, Shape, compile_query, describe
-from simdaemon.reactor import keep_responses, quiet_standard_logging
+from simdaemon.reactor import keep_responses, no_delay, quiet_standard_logging
 from simdaemon.services.peer import describe_peer
 
 __all__ = ["MoveService", "answer_fault", "fail_move", "serve_move"]
@@ -166,12 +165,6 @@ class _Responder:
         return False
 
 
-def _no_delay(event: evt.Event) -> None:
-    raw = event.assoc.dul.socket.socket if event.assoc.dul.socket else None
-    if raw is not None:
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
 def _destination_address(entity: TrustedEntity) -> str | None:
     """The single host a trusted entity's ``ip`` names; ``None`` for a CIDR block."""
     network = entity.network
@@ -192,7 +185,7 @@ def _connect(service: MoveService, entity: TrustedEntity, classes: list[str]) ->
         address,
         entity.port,
         ae_title=entity.ae_title,
-        evt_handlers=[(evt.EVT_CONN_OPEN, _no_delay)],
+        evt_handlers=[(evt.EVT_CONN_OPEN, no_delay)],
     )
     return quiet_standard_logging(keep_responses(store))
 
