@@ -6,7 +6,13 @@ find), move with counts and progress, and store; retrieve and plan export follow
 """
 
 from client.daemon_client import DaemonClient, Entity
-from client.errors import AssociationRejected, ClientError, ConnectionTimeout, DaemonStatusError
+from client.errors import (
+    AssociationAborted,
+    AssociationRejected,
+    ClientError,
+    ConnectionTimeout,
+    DaemonStatusError,
+)
 from client.results import (
     ImageResult,
     MoveResult,
@@ -18,6 +24,7 @@ from client.results import (
 )
 
 __all__ = [
+    "AssociationAborted",
     "AssociationRejected",
     "ClientError",
     "ConnectionTimeout",

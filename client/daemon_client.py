@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from io import BytesIO
@@ -17,6 +18,7 @@ from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE
 
 from client.errors import (
+    AssociationAborted,
     AssociationRejected,
     ClientError,
     ConnectionTimeout,
@@ -96,6 +98,8 @@ class DaemonClient:
         self.max_pdu = max_pdu
 
     def _associate(self, contexts: list[str]) -> Association:
+        started = time.monotonic()
+        connected = threading.Event()
         assoc = open_association(
             self.local.ae_title,
             self.daemon.host,
@@ -105,6 +109,7 @@ class DaemonClient:
             connect_timeout=self.connect_timeout,
             idle_timeout=self.idle_timeout,
             max_pdu=self.max_pdu,
+            on_connect=connected.set,
         )
         if assoc.is_established:
             return assoc
@@ -113,21 +118,36 @@ class DaemonClient:
             raise AssociationRejected(
                 answer.result or 0, answer.result_source or 0, answer.diagnostic or 0
             )
+        if connected.is_set() and time.monotonic() - started < self.connect_timeout:
+            raise AssociationAborted("association request")
         raise ConnectionTimeout(
             f"no association with {self.daemon.ae_title} at {self.daemon.host}:{self.daemon.port}"
-            f" within {self.connect_timeout} s (daemon down, wrong address, or it aborted)"
+            f" within {self.connect_timeout} s (daemon down, wrong address or not answering)"
+        )
+
+    def _lost(self, operation: str, since: float, partial: tuple[Any, ...] = ()) -> ClientError:
+        """The error for a request left unanswered: the daemon ended it, or it timed out.
+
+        pynetdicom reports both as a response without a status; a wait shorter than the
+        idle timeout means the association ended under it.
+        """
+        if time.monotonic() - since < self.idle_timeout:
+            return AssociationAborted(operation, partial)
+        return ConnectionTimeout(
+            f"the daemon did not answer the {operation} within {self.idle_timeout} s"
         )
 
     def echo(self) -> None:
         """Send a C-ECHO; raise unless the daemon answers success."""
         assoc = self._associate([VERIFICATION])
+        since = time.monotonic()
         try:
             status = assoc.send_c_echo()
         finally:
             if assoc.is_established:
                 assoc.release()
         if "Status" not in status:
-            raise ConnectionTimeout("the daemon did not answer the C-ECHO")
+            raise self._lost("C-ECHO", since)
         if status.Status != 0x0000:
             comment = str(status.get("ErrorComment", ""))
             raise DaemonStatusError("C-ECHO", int(status.Status), comment)
@@ -149,10 +169,12 @@ class DaemonClient:
         assoc = self._associate([sop_class])
         found: list[Dataset] = []
         final: Dataset | None = None
+        since = time.monotonic()
         try:
             for status, answer in assoc.send_c_find(identifier, sop_class):
                 if "Status" not in status:
                     break
+                since = time.monotonic()
                 if status.Status in (0xFF00, 0xFF01):
                     if answer is not None:
                         found.append(answer)
@@ -162,7 +184,7 @@ class DaemonClient:
             if assoc.is_established:
                 assoc.release()
         if final is None:
-            raise ConnectionTimeout("the daemon stopped answering the C-FIND")
+            raise self._lost("C-FIND", since, tuple(found))
         if final.Status != 0x0000:
             raise DaemonStatusError("C-FIND", int(final.Status), str(final.get("ErrorComment", "")))
         return found
@@ -220,12 +242,16 @@ class DaemonClient:
         assoc = self._associate([sop_class])
         final: Dataset | None = None
         failed_uids: tuple[str, ...] = ()
+        pending: tuple[MoveResult, ...] = ()
+        since = time.monotonic()
         try:
             for status, answer in assoc.send_c_move(identifier, destination_ae, sop_class):
                 if "Status" not in status:
                     break
+                since = time.monotonic()
                 counts = _counts(status)
                 if status.Status == 0xFF00:
+                    pending = (MoveResult(0xFF00, *counts),)
                     if progress is not None:
                         progress(int(status.get("NumberOfRemainingSuboperations", 0)), *counts)
                     continue
@@ -237,7 +263,7 @@ class DaemonClient:
             if assoc.is_established:
                 assoc.release()
         if final is None:
-            raise ConnectionTimeout("the daemon stopped answering the C-MOVE")
+            raise self._lost("C-MOVE", since, pending)
         code = int(final.Status)
         comment = str(final.get("ErrorComment", ""))
         if code not in (0x0000, 0xB000, 0xFE00):
@@ -253,12 +279,10 @@ class DaemonClient:
         answers: list[StoredObject] = []
         try:
             for ds in datasets:
+                since = time.monotonic()
                 status = assoc.send_c_store(ds)
                 if "Status" not in status:
-                    raise ConnectionTimeout(
-                        f"no answer to the C-STORE of {ds.SOPInstanceUID} within "
-                        f"{self.idle_timeout} s"
-                    )
+                    raise self._lost(f"C-STORE of {ds.SOPInstanceUID}", since, tuple(answers))
                 answers.append(
                     StoredObject(
                         str(ds.SOPInstanceUID),

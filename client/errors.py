@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["AssociationRejected", "ClientError", "ConnectionTimeout", "DaemonStatusError"]
+from typing import Any
+
+__all__ = [
+    "AssociationAborted",
+    "AssociationRejected",
+    "ClientError",
+    "ConnectionTimeout",
+    "DaemonStatusError",
+]
 
 _RESULTS = {1: "rejected-permanent", 2: "rejected-transient"}
 _SOURCES = {
@@ -58,3 +66,22 @@ class DaemonStatusError(ClientError):
 
 class ConnectionTimeout(ClientError):
     """The daemon did not answer in time, or could not be reached at all."""
+
+
+class AssociationAborted(ClientError):
+    """The daemon ended the association (A-ABORT, or the connection closed) before answering.
+
+    ``partial`` is what had arrived by then, so a caller can tell how far it got: the
+    identifiers of a C-FIND's pending responses, the answers of the C-STOREs before the one
+    left unanswered, or a C-MOVE's last pending counts as a :class:`~client.MoveResult`.
+    None of it is complete; the operation failed.
+    """
+
+    def __init__(self, operation: str, partial: tuple[Any, ...] = ()) -> None:
+        self.operation = operation
+        self.partial = partial
+        when = "before answering" if not partial else f"after {len(partial)} partial result(s)"
+        super().__init__(
+            f"the daemon ended the association during the {operation} {when} "
+            "(A-ABORT or connection closed); the operation did not complete"
+        )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pynetdicom import AE, StoragePresentationContexts, evt
@@ -56,8 +56,13 @@ def open_association(
     connect_timeout: float,
     idle_timeout: float,
     max_pdu: int = 16382,
+    on_connect: Callable[[], None] | None = None,
 ) -> Association:
-    """Request an association proposing ``contexts`` (uncompressed syntaxes)."""
+    """Request an association proposing ``contexts`` (uncompressed syntaxes).
+
+    ``on_connect`` is called once the TCP connection is open, so a caller can tell a daemon
+    that ended the association from one it never reached.
+    """
     ae = AE(ae_title=calling)
     ae.connection_timeout = connect_timeout
     ae.acse_timeout = connect_timeout
@@ -65,12 +70,18 @@ def open_association(
     ae.dimse_timeout = idle_timeout
     for context in contexts:
         ae.add_requested_context(context, UNCOMPRESSED)
+
+    def opened(event: evt.Event) -> None:
+        _no_delay(event)
+        if on_connect is not None:
+            on_connect()
+
     assoc = ae.associate(
         host,
         port,
         ae_title=called,
         max_pdu=max_pdu,
-        evt_handlers=[(evt.EVT_CONN_OPEN, _no_delay)],
+        evt_handlers=[(evt.EVT_CONN_OPEN, opened)],
     )
     _keep_responses(assoc)
     return assoc
