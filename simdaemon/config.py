@@ -24,6 +24,8 @@ from typing import Any
 
 from pydicom.charset import python_encoding
 
+from simdaemon.faults import Fault, FaultError
+
 __all__ = [
     "Config",
     "ConfigError",
@@ -304,6 +306,8 @@ class Config:
     storage: Storage = field(default_factory=Storage)
     quirks: Quirks = field(default_factory=Quirks)
     trusted: tuple[TrustedEntity, ...] = ()
+    #: ``[[faults]]``: injected faults in force from the start (see :mod:`simdaemon.faults`).
+    faults: tuple[Fault, ...] = ()
 
     def entity(self, ae_title: str) -> TrustedEntity | None:
         """Return the trusted entity with this AE title, if any."""
@@ -320,7 +324,7 @@ _TABLES: dict[str, type[Any]] = {
     "storage": Storage,
     "quirks": Quirks,
 }
-_LISTS: dict[str, type[Any]] = {"trusted": TrustedEntity}
+_LISTS: dict[str, type[Any]] = {"trusted": TrustedEntity, "faults": Fault}
 
 
 # --- loading --------------------------------------------------------------------------------
@@ -406,7 +410,21 @@ def from_mapping(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
                 "each trusted AE title must be unique",
             )
         trusted.append(entity)
-    return Config(**tables, trusted=tuple(trusted))
+    return Config(**tables, trusted=tuple(trusted), faults=_faults(data.get("faults", [])))
+
+
+def _faults(entries: object) -> tuple[Fault, ...]:
+    """``[[faults]]``: each table a rule in :mod:`simdaemon.faults`' vocabulary."""
+    if not isinstance(entries, list):
+        raise ConfigError("faults", entries, "expected [[faults]] tables")
+    rules = []
+    for number, entry in enumerate(entries, start=1):
+        try:
+            rules.append(Fault.from_mapping(entry))
+        except FaultError as error:
+            value = ABSENT if error.value is None else error.value
+            raise ConfigError(f"faults[{number}].{error.key}", value, error.allowed) from None
+    return tuple(rules)
 
 
 def _parse(text: str, where: str) -> dict[str, Any]:
@@ -471,6 +489,11 @@ def render(config: Config) -> str:
         lines += ["# [[trusted]] tables list the AEs allowed to call; none are trusted here.", ""]
     for entity in config.trusted:
         lines += [*_table_lines("[[trusted]]", entity), ""]
+    if config.faults:
+        lines += ["# [[faults]] tables inject faults from the start (see simdaemon.faults).", ""]
+    for rule in config.faults:
+        values = rule.as_mapping()
+        lines += ["[[faults]]", *(f"{k} = {_toml_value(v)}" for k, v in values.items()), ""]
     return "\n".join(lines)
 
 

@@ -1,41 +1,114 @@
 """Injected faults: make the daemon misbehave on purpose, deterministically (SPEC section 10).
 
-A rule names an operation (``associate``, ``echo``, ``find``, ``store``, ``move``), optionally
-what it must match (calling AE, SOP class, patient ID, level), an action and how often it
-fires: always, the first ``times`` matches, or with ``probability`` from a ``seed`` - the same
-seed fires on the same matches in every run. So far the actions are a delay (``delay_ms``),
-an answer (``status`` with ``comment``), for ``associate`` a transient refusal (``refuse``),
-and for ``move`` dropping a fraction of the sub-operations (``drop_fraction``), silently - the
-move reports fewer, as the real daemon "sometimes only sends a partial list" - or counted
-failed (``drop_as="failed"``). Every firing is an audit event (operation ``fault``), so a
-test can tell an injected failure from a real one.
+A rule (:class:`Fault`) names an operation (``associate``, ``echo``, ``find``, ``store``,
+``move``), optionally what a request must match (``calling_ae``, ``sop_class_uid``,
+``patient_id``, ``level``), one action, and how often it fires: always, the first ``times``
+matches, or with ``probability`` from a ``seed`` - the same seed fires on the same matches in
+every run. The actions:
+
+``delay_ms``
+    wait before serving (alone, or before any other action): the slow daemon;
+``status`` (with ``comment``)
+    answer that status instead of serving the request (not ``associate``);
+``refuse``
+    answer an A-ASSOCIATE-RQ with a transient A-ASSOCIATE-RJ (``associate`` only): the busy
+    daemon;
+``abort_after``
+    end the association with an A-ABORT after N units of the operation's work - or, with
+    ``abort_as="close"``, close the TCP connection without one. The unit: for ``associate``
+    the PDUs the peer sends after the A-ASSOCIATE-RQ (0: the request itself is answered by
+    the abort; N: the daemon aborts on receipt of P-DATA-TF PDU number N, before acting on
+    it, so a large C-STORE is cut off mid-object); for ``find`` the matches sent; for
+    ``move`` the sub-operations done; for ``store`` 0 (aborted before the object is
+    imported) or 1 (imported, then aborted instead of answered); for ``echo`` 0. When the
+    operation has fewer units than N, the abort replaces its final response;
+``drop_fraction`` (with ``drop_as``)
+    leave out a seeded fraction of a move's sub-operations (``move`` only): silently, so the
+    move reports fewer and succeeds - the real daemon "sometimes only sends a partial list" -
+    or counted failed and listed (``drop_as="failed"``).
+
+The same vocabulary serves Python (``daemon.faults.add(operation="echo", status=0x0211)``),
+the ``[[faults]]`` tables of the configuration and the pytest marker
+(``@pytest.mark.simdaemon(faults=[{...}])``). Every firing is an audit event (operation
+``fault``), so a test can tell an injected failure from a real one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["OPERATIONS", "Fault", "FaultError", "Faults", "Firing"]
 
 
 OPERATIONS = ("associate", "echo", "find", "store", "move")
+#: The largest ``abort_after`` each operation has a meaning for (None: no limit).
+_ABORT_LIMITS: dict[str, int | None] = {
+    "associate": None,
+    "echo": 0,
+    "find": None,
+    "store": 1,
+    "move": None,
+}
+_MATCH_KEYS = ("calling_ae", "sop_class_uid", "patient_id", "level")
+_LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
 
 
 class FaultError(ValueError):
-    """A fault rule that cannot work; the message says which field and why."""
+    """A fault rule that cannot work; names the key, the value given and what is allowed."""
+
+    def __init__(self, key: str, value: object, allowed: str) -> None:
+        self.key = key
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"{key} = {value!r} is not allowed: {allowed}")
 
 
-@dataclass
+def _number(key: str, value: object, low: float, high: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise FaultError(key, value, "expected a number")
+    if value < low or (high is not None and value > high):
+        span = f"from {low:g} to {high:g}" if high is not None else f"of {low:g} or more"
+        raise FaultError(key, value, f"expected a number {span}")
+    return float(value)
+
+
+def _integer(key: str, value: object, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FaultError(key, value, "expected an integer")
+    if value < low or (high is not None and value > high):
+        span = f"from {low} to {high}" if high is not None else f"of {low} or more"
+        raise FaultError(key, value, f"expected an integer {span}")
+    return value
+
+
+def _text(key: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise FaultError(key, value, "expected a string")
+    return value
+
+
+def _choice(key: str, value: object, *choices: str) -> str:
+    if value not in choices:
+        raise FaultError(key, value, f"expected one of {', '.join(map(repr, choices))}")
+    return str(value)
+
+
+@dataclass(frozen=True)
 class Fault:
-    """One rule; see the module docstring."""
+    """One rule, checked when made; see the module docstring for the vocabulary."""
 
     operation: str
     delay_ms: float = 0.0
     status: int | None = None
     comment: str = ""
     refuse: bool = False
+    abort_after: int | None = None
+    abort_as: str = "abort"
     drop_fraction: float = 0.0
     drop_as: str = "silent"
     times: int | None = None
@@ -45,54 +118,86 @@ class Fault:
     sop_class_uid: str | None = None
     patient_id: str | None = None
     level: str | None = None
-    fired: int = 0
-    _random: random.Random = field(init=False, repr=False)
-    _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        if self.operation not in OPERATIONS:
-            raise FaultError(f"operation {self.operation!r}: expected one of {OPERATIONS}")
-        if self.refuse and self.operation != "associate":
-            raise FaultError("refuse=True applies to operation 'associate' only")
-        if self.status is not None and self.operation == "associate":
-            raise FaultError("an association has no status; use refuse=True")
-        if not 0.0 <= self.drop_fraction <= 1.0:
-            raise FaultError(f"drop_fraction = {self.drop_fraction}: expected 0 to 1")
-        if self.drop_fraction and self.operation != "move":
-            raise FaultError("drop_fraction applies to operation 'move' only")
-        if self.drop_as not in ("silent", "failed"):
-            raise FaultError(f"drop_as = {self.drop_as!r}: expected 'silent' or 'failed'")
-        if not (self.refuse or self.status is not None or self.delay_ms > 0 or self.drop_fraction):
-            raise FaultError("a fault needs an action: delay_ms, status, refuse or drop_fraction")
-        if not 0.0 <= self.probability <= 1.0:
-            raise FaultError(f"probability = {self.probability}: expected 0 to 1")
-        if self.times is not None and self.times < 1:
-            raise FaultError(f"times = {self.times}: expected 1 or more")
-        self._random = random.Random(self.seed)
+        operation = _choice("operation", self.operation, *OPERATIONS)
+        set_ = object.__setattr__
+        set_(self, "delay_ms", _number("delay_ms", self.delay_ms, 0))
+        if self.status is not None:
+            _integer("status", self.status, 0, 0xFFFF)
+            if operation == "associate":
+                raise FaultError("status", self.status, "an association has no status; "
+                                 "use refuse = true or abort_after")  # fmt: skip
+        _text("comment", self.comment)
+        if not isinstance(self.refuse, bool):
+            raise FaultError("refuse", self.refuse, "expected true or false")
+        if self.refuse and operation != "associate":
+            raise FaultError("refuse", self.refuse, "applies to operation 'associate' only")
+        if self.abort_after is not None:
+            limit = _ABORT_LIMITS[operation]
+            _integer("abort_after", self.abort_after, 0, limit)
+        _choice("abort_as", self.abort_as, "abort", "close")
+        if self.abort_as != "abort" and self.abort_after is None:
+            raise FaultError("abort_as", self.abort_as, "needs abort_after (0: at once)")
+        set_(self, "drop_fraction", _number("drop_fraction", self.drop_fraction, 0, 1))
+        if self.drop_fraction and operation != "move":
+            raise FaultError("drop_fraction", self.drop_fraction,
+                             "applies to operation 'move' only")  # fmt: skip
+        _choice("drop_as", self.drop_as, "silent", "failed")
+        if self.times is not None:
+            _integer("times", self.times, 1)
+        set_(self, "probability", _number("probability", self.probability, 0, 1))
+        _integer("seed", self.seed, 0)
+        for key in _MATCH_KEYS:
+            value = getattr(self, key)
+            if value is not None:
+                _text(key, value)
+        if self.level is not None:
+            _choice("level", self.level, *_LEVELS)
+        actions = [
+            name
+            for name, on in (
+                ("status", self.status is not None),
+                ("refuse", self.refuse),
+                ("abort_after", self.abort_after is not None),
+                ("drop_fraction", self.drop_fraction > 0),
+            )
+            if on
+        ]
+        if len(actions) > 1:
+            raise FaultError(actions[1], getattr(self, actions[1]),
+                             f"a rule has one action besides delay_ms; this one has "
+                             f"{' and '.join(actions)}: make two rules")  # fmt: skip
+        if not actions and not self.delay_ms:
+            raise FaultError("operation", operation, "a fault needs an action: delay_ms, "
+                             "status, refuse, abort_after or drop_fraction")  # fmt: skip
 
-    def matches(self, what: dict[str, str]) -> bool:
-        """Whether a request with these values is one this rule is about."""
-        wanted = {
-            "calling_ae": self.calling_ae,
-            "sop_class_uid": self.sop_class_uid,
-            "patient_id": self.patient_id,
-            "level": self.level,
+    @classmethod
+    def from_mapping(cls, entry: Mapping[str, Any]) -> Fault:
+        """Make a rule from keywords, TOML or a marker's dict, checking every key."""
+        if not isinstance(entry, Mapping):
+            raise FaultError("(rule)", entry, "expected a table of keys such as operation")
+        known = [f.name for f in dataclasses.fields(cls)]
+        for key in entry:
+            if key not in known:
+                raise FaultError(key, entry[key], f"unknown key; a fault takes {', '.join(known)}")
+        if "operation" not in entry:
+            raise FaultError("operation", None, f"missing; expected one of {OPERATIONS}")
+        return cls(**entry)
+
+    def as_mapping(self) -> dict[str, Any]:
+        """The keys that differ from the defaults (what ``[[faults]]`` would say)."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name == "operation" or getattr(self, f.name) != f.default
         }
-        return all(v is None or what.get(k) == v for k, v in wanted.items())
 
-    def draw(self) -> bool:
-        """Decide whether this match fires (and count it when it does)."""
-        if self.times is not None and self.fired >= self.times:
-            return False
-        if self.probability < 1.0 and self._random.random() >= self.probability:
-            return False
-        self.fired += 1
-        return True
-
-    def drops(self, count: int) -> list[bool]:
-        """For each of ``count`` sub-operations, whether this rule drops it (seeded)."""
-        with self._lock:
-            return [self._random.random() < self.drop_fraction for _ in range(count)]
+    def matches(self, what: Mapping[str, str]) -> bool:
+        """Whether a request with these values is one this rule is about."""
+        return all(
+            getattr(self, key) is None or what.get(key) == getattr(self, key) for key in _MATCH_KEYS
+        )
 
     def describe(self) -> str:
         """The rule in words."""
@@ -105,13 +210,20 @@ class Fault:
             )
         if self.refuse:
             actions.append("refuse transiently")
+        if self.abort_after is not None:
+            how = "A-ABORT" if self.abort_as == "abort" else "close the connection (no A-ABORT)"
+            unit = {"associate": "PDU(s)", "find": "match(es)", "move": "sub-operation(s)"}
+            actions.append(f"{how} after {self.abort_after} {unit.get(self.operation, '')}"
+                           .rstrip())  # fmt: skip
         if self.drop_fraction:
             reported = "silently" if self.drop_as == "silent" else "as failed"
             actions.append(f"drop {self.drop_fraction:g} of the sub-operations {reported}")
-        how = f"the first {self.times} time(s)" if self.times else "every time"
+        matching = [f"{key} {getattr(self, key)!r}" for key in _MATCH_KEYS if getattr(self, key)]
+        when = f" when {', '.join(matching)}" if matching else ""
+        how_often = f"the first {self.times} time(s)" if self.times else "every time"
         if self.probability < 1.0:
-            how += f" with probability {self.probability:g} (seed {self.seed})"
-        return f"{self.operation}: {' and '.join(actions)}, {how}"
+            how_often += f" with probability {self.probability:g} (seed {self.seed})"
+        return f"{self.operation}{when}: {' and '.join(actions)}, {how_often}"
 
 
 @dataclass(frozen=True)
@@ -119,41 +231,112 @@ class Firing:
     """What an operation must do because a fault fired."""
 
     fault: Fault
-    delay_s: float
-    status: int | None
-    comment: str
-    refuse: bool
+    #: For n sub-operations of a move, which to drop (seeded); None unless drop_fraction.
+    drops: Callable[[int], list[bool]] | None = None
+
+    @property
+    def delay_s(self) -> float:
+        return self.fault.delay_ms / 1000.0
+
+    @property
+    def status(self) -> int | None:
+        return self.fault.status
+
+    @property
+    def comment(self) -> str:
+        return self.fault.comment
+
+    @property
+    def refuse(self) -> bool:
+        return self.fault.refuse
+
+    @property
+    def abort_after(self) -> int | None:
+        return self.fault.abort_after
+
+    @property
+    def close(self) -> bool:
+        """Whether the abort closes the connection without an A-ABORT."""
+        return self.fault.abort_as == "close"
+
+
+class _Live:
+    """A rule in force: how often it has fired, and its own seeded random stream."""
+
+    def __init__(self, fault: Fault) -> None:
+        self.fault = fault
+        self.fired = 0
+        self.random = random.Random(fault.seed)
+
+    def draw(self) -> bool:
+        """Decide whether a match fires (and count it when it does); the caller locks."""
+        if self.fault.times is not None and self.fired >= self.fault.times:
+            return False
+        if self.fault.probability < 1.0 and self.random.random() >= self.fault.probability:
+            return False
+        self.fired += 1
+        return True
 
 
 class Faults:
     """The faults in force on one daemon; thread-safe."""
 
-    def __init__(self) -> None:
-        self._rules: list[Fault] = []
+    def __init__(self, rules: tuple[Fault, ...] = ()) -> None:
         self._lock = threading.Lock()
+        self._live = [_Live(rule) for rule in rules]
 
-    def add(self, operation: str, **options: object) -> Fault:
-        """Add a rule (keywords as :class:`Fault`'s fields) and return it."""
-        rule = Fault(operation, **options)  # type: ignore[arg-type]
+    def add(self, operation: str, **options: Any) -> Fault:
+        """Add a rule (the keys of :class:`Fault`) and return it; raises :class:`FaultError`."""
+        rule = Fault.from_mapping({"operation": operation, **options})
         with self._lock:
-            self._rules.append(rule)
+            self._live.append(_Live(rule))
         return rule
 
     def clear(self) -> None:
         """Remove every rule."""
+        self.reset(())
+
+    def reset(self, rules: tuple[Fault, ...]) -> None:
+        """Put exactly ``rules`` in force, each as new: not yet fired, its seed restarted."""
         with self._lock:
-            self._rules.clear()
+            self._live = [_Live(rule) for rule in rules]
+
+    @property
+    def rules(self) -> tuple[Fault, ...]:
+        """The rules in force, in the order they are tried."""
+        with self._lock:
+            return tuple(live.fault for live in self._live)
+
+    def fired(self, rule: Fault) -> int:
+        """How often ``rule`` has fired."""
+        with self._lock:
+            return sum(live.fired for live in self._live if live.fault is rule)
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._rules)
+            return len(self._live)
 
-    def fire(self, operation: str, **what: str) -> Firing | None:
+    def covers(self, operation: str, key: str | None = None) -> bool:
+        """Whether any rule is about ``operation`` (and matches on ``key``, if given)."""
+        with self._lock:
+            return any(
+                live.fault.operation == operation
+                and (key is None or getattr(live.fault, key) is not None)
+                for live in self._live
+            )
+
+    def fire(self, operation: str, what: Mapping[str, str]) -> Firing | None:
         """The first rule for ``operation`` that matches ``what`` and fires, as an order."""
         with self._lock:
-            for rule in self._rules:
-                if rule.operation == operation and rule.matches(what) and rule.draw():
-                    return Firing(
-                        rule, rule.delay_ms / 1000.0, rule.status, rule.comment, rule.refuse
-                    )
+            for live in self._live:
+                rule = live.fault
+                if rule.operation == operation and rule.matches(what) and live.draw():
+                    return Firing(rule, self._dropper(live) if rule.drop_fraction else None)
         return None
+
+    def _dropper(self, live: _Live) -> Callable[[int], list[bool]]:
+        def drops(count: int) -> list[bool]:
+            with self._lock:
+                return [live.random.random() < live.fault.drop_fraction for _ in range(count)]
+
+        return drops

@@ -9,10 +9,11 @@ Fixtures (in the style of pytest-postgresql: a factory, and defaults built from 
     Function-scoped. ``simdaemon_factory(**options)`` starts a daemon on 127.0.0.1 and an
     ephemeral port with a temporary archive; ``[daemon]`` fields as keywords, other tables as
     dicts (``patient_creation={"automatic": False}``), ``trusted=[...]`` to replace the trusted
-    entities, ``folder=`` to put the archive (and relative investigation folders) in a folder
-    of the caller's - daemons given the same folder share one archive. Every daemon trusts
-    the test entity unless ``trusted`` says otherwise; all are stopped at teardown, and an
-    exception on one of their threads fails the test.
+    entities, ``faults=[{"operation": "echo", "status": 0xC000}, ...]`` for faults in force
+    from the start (:mod:`simdaemon.faults`), ``folder=`` to put the archive (and relative
+    investigation folders) in a folder of the caller's - daemons given the same folder share
+    one archive. Every daemon trusts the test entity unless ``trusted`` says otherwise; all
+    are stopped at teardown, and an exception on one of their threads fails the test.
 ``simdaemon``
     A fresh daemon from the factory, configured by the ``@pytest.mark.simdaemon(...)`` marker.
     ``simdaemon.test_entity`` is the trusted entity a test calls as: AE title, 127.0.0.1 and a
@@ -20,7 +21,7 @@ Fixtures (in the style of pytest-postgresql: a factory, and defaults built from 
     listening, so a receiver the test starts there - pynetdicom's servers reuse addresses -
     can take it, and nobody else can), so a C-MOVE to the test itself works.
 ``simdaemon_shared``
-    One daemon for the session, reset (archive, audit, trusted entities) before each test
+    One daemon for the session, reset (archive, audit, trusted entities, faults) before each test
     that uses it: cheaper than a fresh daemon, for tests that do not configure it.
 ``daemon_client``
     A :class:`client.DaemonClient` whose local entity is ``simdaemon.test_entity``.
@@ -127,6 +128,7 @@ def _reserve(host: str, ae_title: str = TEST_AE_TITLE) -> TestEntity:
 def _config(options: dict[str, Any], folder: Path, host: str, entity: TestEntity) -> Config:
     data: dict[str, Any] = {"daemon": {"port": 0, "host": host, "archive": str(folder / "archive")}}
     data["trusted"] = options.pop("trusted", [entity.trusted()])
+    data["faults"] = options.pop("faults", [])
     for key, value in options.items():
         if isinstance(value, dict):
             data.setdefault(key, {}).update(value)
@@ -153,7 +155,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "simdaemon(**options): configure the test's `simdaemon` daemon; [daemon] fields as "
-        "keywords, other tables as dicts, trusted=[...] for the trusted entities",
+        "keywords, other tables as dicts, trusted=[...] for the trusted entities, "
+        "faults=[{...}] for injected faults (the keys of simdaemon.faults.Fault)",
     )
 
 

@@ -53,6 +53,8 @@ __all__ = [
     "EventDrivenDUL",
     "EventDrivenRequestHandler",
     "end_association",
+    "fail_association",
+    "fail_on_pdu",
     "force_close",
     "is_serving",
     "keep_responses",
@@ -142,6 +144,13 @@ class _WakingQueue(queue.Queue[Any]):
         self._wake_event.set()
 
 
+class _Fail:
+    """A primitive of ours: end the association as a fault, after what is queued before it."""
+
+    def __init__(self, close: bool) -> None:
+        self.close = close
+
+
 class EventDrivenDUL(DULServiceProvider):
     """A DUL service provider that waits on its socket instead of sleeping."""
 
@@ -155,6 +164,9 @@ class EventDrivenDUL(DULServiceProvider):
         self._wake_w.setblocking(False)
         self._gave_up = False
         self.ending = False
+        #: An injected fault: ``(n, close)`` ends the association on the n-th P-DATA-TF PDU.
+        self.pdu_trap: tuple[int, bool] | None = None
+        self._pdata_received = 0
 
     def give_up_waiting_for_request(self) -> None:
         """Release an association thread still waiting for its A-ASSOCIATE-RQ.
@@ -175,7 +187,7 @@ class EventDrivenDUL(DULServiceProvider):
         :attr:`ending` *before* the peer can see it, so a peer that reconnects at once is
         never counted against the limit by its previous, still-closing association.
         """
-        if isinstance(primitive, (A_ABORT, A_P_ABORT)) or (
+        if isinstance(primitive, (A_ABORT, A_P_ABORT, _Fail)) or (
             isinstance(primitive, (A_RELEASE, A_ASSOCIATE)) and primitive.result not in (None, 0x00)
         ):
             self.ending = True
@@ -187,6 +199,55 @@ class EventDrivenDUL(DULServiceProvider):
         super().kill_dul()
         self._wake()
         self.user_wake.set()
+
+    def _process_recv_primitive(self) -> bool:
+        """Hand the next primitive to the state machine; carry out a :class:`_Fail` here."""
+        try:
+            primitive = self.to_provider_queue.queue[0]
+        except IndexError:
+            return False
+        if not isinstance(primitive, _Fail):
+            return bool(super()._process_recv_primitive())
+        self.to_provider_queue.get(block=False)
+        self._fail(primitive.close)
+        return True
+
+    def _fail(self, close: bool) -> None:
+        """End the association: an A-ABORT, or the connection closed without one.
+
+        The A-ABORT is the one a daemon application sends (source: service user), through
+        the state machine's own abort (AA-1, which then waits for the peer to close); the
+        association thread is told as it would be of a peer's abort. Closing the socket is
+        seen by the state machine as the peer going away (AA-4). Either way the association
+        ends as aborted.
+        """
+        if close:
+            if self.socket is not None:
+                self.socket.close()  # queues Evt17, "transport connection closed"
+            return
+        abort = A_ABORT()
+        abort.abort_source = 0x00
+        with self.to_provider_queue.mutex:  # AA-1 takes it from the front
+            self.to_provider_queue.queue.appendleft(abort)
+        self.event_queue.put("Evt15")
+        ended = A_P_ABORT()
+        ended.provider_reason = 0x00
+        self.to_user_queue.put(ended)
+
+    def _trapped(self, event: str) -> bool:
+        """Whether a received P-DATA-TF PDU springs :attr:`pdu_trap` (and is never acted on)."""
+        if event != "Evt10" or self.pdu_trap is None:
+            return False
+        self._pdata_received += 1
+        limit, close = self.pdu_trap
+        if self._pdata_received < limit:
+            return False
+        self.pdu_trap = None
+        with contextlib.suppress(queue.Empty):
+            self._recv_pdu.get(block=False)
+        self.assoc.is_established = False
+        self._fail(close)
+        return True
 
     def _wake(self) -> None:
         with contextlib.suppress(OSError):  # already awake (buffer full), or shutting down
@@ -250,6 +311,8 @@ class EventDrivenDUL(DULServiceProvider):
                     event = self.event_queue.get(block=False)
                 except queue.Empty:
                     idle = True
+                    continue
+                if self._trapped(event):
                     continue
                 self.state_machine.do_action(event)
                 idle = False
@@ -385,6 +448,28 @@ def end_association(assoc: Any) -> None:
         assoc.abort(block=False)
     elif isinstance(assoc.dul, EventDrivenDUL):
         assoc.dul.give_up_waiting_for_request()
+
+
+def fail_association(assoc: Any, close: bool = False) -> None:
+    """End an association the daemon serves, as an injected fault; from any thread.
+
+    An A-ABORT - or, with ``close``, the TCP connection closed without one - follows whatever
+    was already queued for the peer. The association stops counting as established at once,
+    so pynetdicom's service classes and the daemon's move send nothing more.
+    """
+    dul = assoc.dul
+    if not isinstance(dul, EventDrivenDUL):
+        raise TypeError("fail_association needs an association served with EventDrivenDUL")
+    assoc.is_established = False
+    dul.send_pdu(_Fail(close))
+
+
+def fail_on_pdu(assoc: Any, count: int, close: bool = False) -> None:
+    """Make the association end as a fault on receipt of its ``count``-th P-DATA-TF PDU."""
+    dul = assoc.dul
+    if not isinstance(dul, EventDrivenDUL):
+        raise TypeError("fail_on_pdu needs an association served with EventDrivenDUL")
+    dul.pdu_trap = (count, close)
 
 
 def force_close(assoc: Any) -> None:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import selectors
 import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -53,13 +54,21 @@ from simdaemon.query import Shape
 from simdaemon.reactor import (
     EventDrivenRequestHandler,
     end_association,
+    fail_association,
+    fail_on_pdu,
     force_close,
     is_serving,
     no_delay,
 )
 from simdaemon.services.echo import handle_echo
 from simdaemon.services.find import handle_find
-from simdaemon.services.move import MoveService, answer_fault, fail_move, serve_move
+from simdaemon.services.move import (
+    MoveService,
+    answer_fault,
+    decode_identifier,
+    fail_move,
+    serve_move,
+)
 from simdaemon.services.peer import describe_peer
 from simdaemon.services.store import handle_store
 
@@ -90,6 +99,35 @@ def _register_private_storage() -> None:
 
 
 _register_private_storage()
+
+
+def _identifier_facts(identifier: Dataset) -> dict[str, str]:
+    """The level and patient ID of a query or move identifier, for fault rules to match."""
+    facts = {"level": str(identifier.get("QueryRetrieveLevel", "") or "")}
+    if "PatientID" in identifier:
+        facts["patient_id"] = str(identifier.PatientID or "")
+    return facts
+
+
+def _abort_after_matches(
+    results: Iterator[Any], limit: int, fail: Callable[[], None]
+) -> Iterator[Any]:
+    """Pass on ``limit`` pending C-FIND responses, then end the association as a fault.
+
+    With fewer matches the abort replaces the final response; either way the client never
+    hears that its query finished.
+    """
+    try:
+        for _ in range(limit):
+            item = next(results, None)
+            if item is None or int(getattr(item[0], "Status", item[0])) not in (0xFF00, 0xFF01):
+                break
+            yield item
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
+    fail()
 
 
 class DaemonError(RuntimeError):
@@ -155,8 +193,8 @@ class Daemon:
         self.investigator = Investigator(self.config.investigation)
         #: What the start-up consistency check found (and repaired), once started.
         self.consistency: Consistency | None = None
-        #: Injected faults (``daemon.faults.add(operation=..., ...)``).
-        self.faults = Faults()
+        #: Injected faults (``daemon.faults.add(operation=..., ...)``); ``[[faults]]`` first.
+        self.faults = Faults(self.config.faults)
         self._ae = self._make_ae()
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -244,14 +282,14 @@ class Daemon:
         self.stop()
 
     def reset(self) -> None:
-        """Empty the archive, the audit trail and the faults; trust the configured entities.
+        """Empty the archive and the audit trail; configured trusted entities and faults only.
 
         What a session-wide daemon needs between tests to look freshly started, in a few
         milliseconds instead of a restart.
         """
         self.archive.clear()
         self.audit.clear()
-        self.faults.clear()
+        self.faults.reset(self.config.faults)
         with self._lock:
             self._trusted = {e.ae_title: e for e in self.config.trusted}
 
@@ -292,12 +330,15 @@ class Daemon:
 
     def _serve_move(self, assoc: Association, request: C_MOVE, context_id: int) -> None:
         quirks = self.config.quirks
-        calling = describe_peer(assoc).calling_ae
-        firing = self._fire("move", assoc, {"calling_ae": calling})
+        firing = None
+        if self.faults.covers("move"):
+            facts = {"calling_ae": describe_peer(assoc).calling_ae}
+            with contextlib.suppress(Exception):  # a bad identifier is the move's to answer
+                facts.update(_identifier_facts(decode_identifier(assoc, request, context_id)))
+            firing = self._fire("move", assoc, facts)
         if firing is not None and firing.status is not None:
             answer_fault(assoc, request, context_id, firing.status, firing.comment)
             return
-        dropping = firing.fault if firing is not None and firing.fault.drop_fraction else None
         service = MoveService(
             archive=lambda: self.archive,
             entity=self._entity,
@@ -306,8 +347,10 @@ class Daemon:
             shape=self._shape(),
             investigator=self.investigator,
             image_move_requires_series_uid=quirks.image_move_requires_series_uid,
-            drops=dropping.drops if dropping is not None else None,
-            drops_counted_failed=dropping is not None and dropping.drop_as == "failed",
+            drops=firing.drops if firing is not None else None,
+            drops_counted_failed=firing is not None and firing.fault.drop_as == "failed",
+            abort_after=firing.abort_after if firing is not None else None,
+            abort=functools.partial(fail_association, assoc, firing is not None and firing.close),
         )
         try:
             serve_move(service, assoc, request, context_id)
@@ -317,7 +360,7 @@ class Daemon:
 
     def _fire(self, operation: str, assoc: Association, what: dict[str, str]) -> Firing | None:
         """Fire a matching fault: record it, wait its delay; the caller does the rest."""
-        firing = self.faults.fire(operation, **what)
+        firing = self.faults.fire(operation, what)
         if firing is None:
             return None
         peer = describe_peer(assoc)
@@ -331,35 +374,52 @@ class Daemon:
             rule=operation,
             status=firing.status,
         )
+        LOGGER.warning("injected fault fired: %s", firing.fault.describe())
         if firing.delay_s:
             time.sleep(firing.delay_s)  # the injected slowness itself
         return firing
 
     def _faulty(self, operation: str, handler: _F) -> _F:
-        """Wrap a DIMSE handler so faults for ``operation`` can delay it or answer for it."""
+        """Wrap a DIMSE handler so faults for ``operation`` can delay, answer or abort it."""
 
         def faulty(event: evt.Event, *args: Any) -> Any:
-            request = event.request
-            what = {
-                "calling_ae": describe_peer(event.assoc).calling_ae,
-                "sop_class_uid": str(getattr(request, "AffectedSOPClassUID", "") or ""),
-            }
-            if operation == "find":
-                with contextlib.suppress(Exception):  # a bad identifier is find's to answer
-                    what["level"] = str(event.identifier.get("QueryRetrieveLevel", ""))
-            firing = self._fire(operation, event.assoc, what)
-            if firing is None or firing.status is None:
+            if not self.faults.covers(operation):
                 return handler(event, *args)
-            answer = Dataset()
-            answer.Status = firing.status
-            if firing.comment:
-                answer.ErrorComment = firing.comment[:64]
+            firing = self._fire(operation, event.assoc, self._facts(operation, event))
+            if firing is None:
+                return handler(event, *args)
+            if firing.status is not None:
+                answer = Dataset()
+                answer.Status = firing.status
+                if firing.comment:
+                    answer.ErrorComment = firing.comment[:64]
+                return iter([(answer, None)]) if operation == "find" else answer
+            if firing.abort_after is None:
+                return handler(event, *args)
+            fail = functools.partial(fail_association, event.assoc, firing.close)
             if operation == "find":
-                return iter([(answer, None)])
-            return answer
+                return _abort_after_matches(handler(event, *args), firing.abort_after, fail)
+            if firing.abort_after > 0:  # store: imported, then aborted instead of answered
+                handler(event, *args)
+            fail()
+            return 0x0000  # never sent: pynetdicom sees the association is no longer up
 
         faulty.__name__ = getattr(handler, "__name__", "handler")
         return faulty  # type: ignore[return-value]
+
+    def _facts(self, operation: str, event: evt.Event) -> dict[str, str]:
+        """What a fault rule for ``operation`` may match on in this request."""
+        request = event.request
+        facts = {
+            "calling_ae": describe_peer(event.assoc).calling_ae,
+            "sop_class_uid": str(getattr(request, "AffectedSOPClassUID", "") or ""),
+        }
+        with contextlib.suppress(Exception):  # bad data is the operation's to answer
+            if operation == "find":
+                facts.update(_identifier_facts(event.identifier))
+            elif operation == "store" and self.faults.covers("store", "patient_id"):
+                facts["patient_id"] = str(event.dataset.get("PatientID", ""))
+        return facts
 
     def _shape(self) -> Shape:
         quirks = self.config.quirks
@@ -483,6 +543,7 @@ class Daemon:
             active=active,
             limit=self.config.daemon.max_associations,
         )
+        firing = None
         if decision.accepted:
             firing = self._fire("associate", assoc, {"calling_ae": peer.calling_ae})
             if firing is not None and firing.refuse:
@@ -496,17 +557,33 @@ class Daemon:
                         Reason.NO_REASON,
                     ),
                 )
+        outcome = "accepted" if decision.accepted else "rejected"
+        if firing is not None and firing.abort_after == 0:
+            outcome = "aborted"
+            explanation = f"{decision.explanation}, then aborted by an injected fault"
+            decision = dataclasses.replace(
+                decision, rule="fault", explanation=f"{explanation} ({firing.fault.describe()})"
+            )
         # Record before answering: a client that has its answer can already read the audit.
         self.audit.record(
             "associate",
             calling_ae=peer.calling_ae,
             called_ae=peer.called_ae,
             peer=peer.address,
-            outcome="accepted" if decision.accepted else "rejected",
+            outcome=outcome,
             detail=decision.explanation,
             rule=decision.rule,
             duration_ms=(time.perf_counter() - started) * 1000,
         )
+        if firing is not None and firing.abort_after is not None:
+            if outcome != "aborted":
+                fail_on_pdu(assoc, firing.abort_after, firing.close)
+            else:  # the A-ASSOCIATE-RQ itself is answered by the abort
+                LOGGER.warning(decision.explanation)
+                fail_association(assoc, firing.close)
+                assoc.is_aborted = True  # so pynetdicom does not go on to accept it
+                assoc.kill()
+                return
         rejection = decision.rejection
         if rejection is None:
             LOGGER.info(decision.explanation)

@@ -1,27 +1,80 @@
-"""Injected faults (a first part of issue 8): delays, answers and refusals, deterministic."""
+"""Injected faults, seen through the client library: one test per action and operation.
+
+Each test switches a fault on, drives the daemon with :class:`client.DaemonClient` as a
+user's script would, and asserts what the client observes (a status, an abort with the
+partial results, a timeout, a partial move) and what the audit trail shows. The same faults
+driven by DCMTK's tools are in ``test_dcmtk_faults.py``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import random
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from pydicom.dataset import Dataset
+from pynetdicom import evt
+from pynetdicom.pdu_primitives import A_ABORT, A_P_ABORT
 
-from client import AssociationRejected, DaemonClient, DaemonStatusError, Entity
-from simdaemon.faults import FaultError
-from simdaemon.pytest_plugin import TestDaemon
-from tests import objects
+from client import (
+    AssociationAborted,
+    AssociationRejected,
+    ClientError,
+    ConnectionTimeout,
+    DaemonClient,
+    DaemonStatusError,
+    Entity,
+    MoveResult,
+)
+from simdaemon.config import ConfigError, loads, render
+from simdaemon.faults import Fault, FaultError
+from simdaemon.pytest_plugin import TestDaemon, import_patient
+from simdaemon.synthetic import SyntheticPatient
+from simdaemon.synthetic import synthetic_patient as build_patient
+from tests import objects, scu
 from tests.receiver import Receiver
 
+#: Long enough that a client with SHORT_TIMEOUT_S can never get its answer first.
+LONG_DELAY_MS = 800
+SHORT_TIMEOUT_S = 0.2
+ABORT_AS = pytest.mark.parametrize("abort_as", ["abort", "close"])
 
-def client_for(daemon: TestDaemon) -> DaemonClient:
+
+def client_for(daemon: TestDaemon, **timeouts: float) -> DaemonClient:
     entity = daemon.test_entity
     return DaemonClient(Entity(entity.ae_title, entity.host, entity.port),
-                        Entity(daemon.ae_title, daemon.host, daemon.port))  # fmt: skip
+                        Entity(daemon.ae_title, daemon.host, daemon.port), **timeouts)  # fmt: skip
 
 
-def test_an_echo_answers_the_injected_status_the_first_time_only(simdaemon: TestDaemon) -> None:
-    simdaemon.faults.add("echo", status=0x0211, comment="unrecognized operation", times=1)
+def the_fault(daemon: TestDaemon) -> str:
+    """The one fault event's words; fails unless exactly one fault fired."""
+    (fired,) = daemon.audit.events("fault")
+    assert fired.outcome == "fired"
+    return fired.detail
+
+
+@pytest.fixture
+def own_receiver(simdaemon: TestDaemon) -> Iterator[Receiver]:
+    """A storage SCP as the test entity, so ``client.move(..., test_entity)`` delivers."""
+    entity = simdaemon.test_entity
+    started = Receiver(ae_title=entity.ae_title, bind_port=entity.port).start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def patient(synthetic_patient: Callable[..., SyntheticPatient]) -> SyntheticPatient:
+    """A small patient: 10 CT slices of 16x16."""
+    return synthetic_patient(seed=5, slices=10, matrix=16)
+
+
+# --- status: the daemon answers a status of the test's choosing --------------------------
+
+
+def test_echo_answers_the_injected_status_the_first_time_only(simdaemon: TestDaemon) -> None:
+    simdaemon.faults.add(operation="echo", status=0x0211, comment="unrecognized operation",
+                         times=1)  # fmt: skip
     client = client_for(simdaemon)
     with pytest.raises(DaemonStatusError) as failed:
         client.echo()
@@ -30,6 +83,93 @@ def test_an_echo_answers_the_injected_status_the_first_time_only(simdaemon: Test
     (fault,) = simdaemon.audit.events("fault")
     assert fault.status == 0x0211
     assert "echo: answer 0x0211 'unrecognized operation', the first 1 time(s)" in fault.detail
+
+
+def test_store_answers_the_status_without_storing(simdaemon: TestDaemon) -> None:
+    simdaemon.faults.add("store", status=0xA700, comment="disk full (injected)",
+                         sop_class_uid=objects.CT)  # fmt: skip
+    ct, plan = objects.ct(), objects.rt_plan()
+    result = client_for(simdaemon).store([ct, plan])
+    assert [(o.status, o.comment) for o in result.objects] == [
+        (0xA700, "disk full (injected)"),
+        (0x0000, ""),
+    ]
+    assert simdaemon.archive.instance(ct.SOPInstanceUID) is None
+    simdaemon.audit.assert_stored(plan.SOPInstanceUID)
+    assert simdaemon.audit.events("store", status=0x0000)[0].status == 0x0000
+    assert f"store when sop_class_uid '{objects.CT}'" in the_fault(simdaemon)
+
+
+def test_find_answers_the_status_for_its_level_only(simdaemon: TestDaemon) -> None:
+    simdaemon.faults.add("find", status=0xA700, comment="busy", level="IMAGE")
+    client = client_for(simdaemon)
+    assert client.find_patients() == []  # PATIENT level: not matched
+    with pytest.raises(DaemonStatusError, match="0xA700: busy"):
+        client.find("IMAGE", SOPInstanceUID=None)
+    assert "find when level 'IMAGE': answer 0xA700 'busy'" in the_fault(simdaemon)
+
+
+def test_move_answers_the_status_before_any_suboperation(
+    simdaemon: TestDaemon, patient: SyntheticPatient, own_receiver: Receiver
+) -> None:
+    simdaemon.faults.add("move", status=0xA702, comment="out of resources (injected)")
+    client = client_for(simdaemon)
+    (study,) = client.find_studies(patient.patient_id)
+    with pytest.raises(DaemonStatusError, match="0xA702: out of resources"):
+        client.move(study, simdaemon.test_entity.ae_title)
+    assert own_receiver.uids() == []
+    assert "move: answer 0xA702" in the_fault(simdaemon)
+
+
+# --- delay: slow, or too slow for the client's timeout -----------------------------------
+
+
+def test_a_short_delay_still_answers(simdaemon: TestDaemon) -> None:
+    simdaemon.faults.add("echo", delay_ms=50)
+    assert client_for(simdaemon).ping()
+    assert "echo: delay 50 ms, every time" in the_fault(simdaemon)
+
+
+def test_an_association_delayed_past_the_clients_timeout_times_out(
+    simdaemon: TestDaemon,
+) -> None:
+    simdaemon.faults.add("associate", delay_ms=LONG_DELAY_MS)
+    with pytest.raises(ConnectionTimeout, match="no association"):
+        client_for(simdaemon, connect_timeout=SHORT_TIMEOUT_S).echo()
+    assert f"associate: delay {LONG_DELAY_MS} ms" in the_fault(simdaemon)
+
+
+def _echo(client: DaemonClient, patient: SyntheticPatient) -> object:
+    return client.echo()
+
+
+def _find(client: DaemonClient, patient: SyntheticPatient) -> object:
+    return client.find_studies(patient.patient_id)
+
+
+def _store(client: DaemonClient, patient: SyntheticPatient) -> object:
+    return client.store([objects.ct()])
+
+
+def _move(client: DaemonClient, patient: SyntheticPatient) -> object:
+    return client.move(client.find_studies(patient.patient_id)[0], "NOWHERE")
+
+
+CALLS = {"echo": _echo, "find": _find, "store": _store, "move": _move}
+
+
+@pytest.mark.parametrize("operation", list(CALLS))
+def test_a_request_delayed_past_the_clients_timeout_times_out(
+    simdaemon: TestDaemon, patient: SyntheticPatient, operation: str
+) -> None:
+    simdaemon.faults.add(operation, delay_ms=LONG_DELAY_MS)
+    client = client_for(simdaemon, idle_timeout=SHORT_TIMEOUT_S)
+    with pytest.raises(ConnectionTimeout, match=f"did not answer the C-{operation.upper()}"):
+        CALLS[operation](client, patient)
+    assert f"{operation}: delay {LONG_DELAY_MS} ms" in the_fault(simdaemon)
+
+
+# --- refuse: a transient A-ASSOCIATE-RJ --------------------------------------------------
 
 
 def test_an_association_is_refused_transiently(simdaemon: TestDaemon) -> None:
@@ -41,79 +181,141 @@ def test_an_association_is_refused_transiently(simdaemon: TestDaemon) -> None:
     assert client.ping()
     first = simdaemon.audit.events("associate")[0]
     assert (first.outcome, first.rule) == ("rejected", "fault")
+    assert "refused by an injected fault" in first.detail
 
 
-def test_a_store_fault_answers_without_storing(simdaemon: TestDaemon) -> None:
-    simdaemon.faults.add("store", status=0xA700, comment="disk full (injected)",
-                         sop_class_uid=objects.CT)  # fmt: skip
+# --- abort_after: A-ABORT, or the connection closed without one --------------------------
+
+
+@ABORT_AS
+def test_an_association_request_answered_by_an_abort(simdaemon: TestDaemon, abort_as: str) -> None:
+    simdaemon.faults.add("associate", abort_after=0, abort_as=abort_as, times=1)
     client = client_for(simdaemon)
-    ct, plan = objects.ct(), objects.rt_plan()
-    result = client.store([ct, plan])
-    assert [(o.status, o.comment) for o in result.objects] == [
-        (0xA700, "disk full (injected)"),
-        (0x0000, ""),
-    ]
+    with pytest.raises(AssociationAborted, match="during the association request"):
+        client.echo()
+    assert client.ping(), "the daemon goes on serving"
+    first = simdaemon.audit.events("associate")[0]
+    assert (first.outcome, first.rule) == ("aborted", "fault")
+
+
+@ABORT_AS
+def test_an_association_aborted_on_a_pdu_cuts_a_store_off_mid_object(
+    simdaemon: TestDaemon, abort_as: str
+) -> None:
+    slice_ = objects.ct(size=256)  # 128 KiB of pixels: 8 or more P-DATA-TF PDUs
+    simdaemon.faults.add("associate", abort_after=3, abort_as=abort_as)
+    with pytest.raises(AssociationAborted, match="during the C-STORE") as aborted:
+        client_for(simdaemon).store([slice_])
+    assert aborted.value.partial == ()
+    assert simdaemon.archive.instance(slice_.SOPInstanceUID) is None
+    assert simdaemon.audit.events("store") == [], "the object never reached the importer"
+    assert "after 3 PDU(s)" in the_fault(simdaemon)
+
+
+@ABORT_AS
+def test_an_echo_answered_by_an_abort(simdaemon: TestDaemon, abort_as: str) -> None:
+    simdaemon.faults.add("echo", abort_after=0, abort_as=abort_as)
+    with pytest.raises(AssociationAborted, match="during the C-ECHO before answering"):
+        client_for(simdaemon).echo()
+    assert simdaemon.audit.events("echo") == []
+
+
+@ABORT_AS
+def test_a_find_aborted_after_two_matches_returns_no_list(
+    simdaemon: TestDaemon, patient: SyntheticPatient, abort_as: str
+) -> None:
+    simdaemon.faults.add("find", abort_after=2, abort_as=abort_as, level="IMAGE")
+    client = client_for(simdaemon)
+    (ct,) = client.find_series(patient.study_uid, modality="CT")
+    with pytest.raises(AssociationAborted, match="after 2 partial result") as aborted:
+        client.find_images(ct)
+    partial = aborted.value.partial
+    assert len(partial) == 2
+    assert all(isinstance(ds, Dataset) for ds in partial)
+    assert {ds.SOPInstanceUID for ds in partial} <= {ds.SOPInstanceUID for ds in patient.ct}
+    assert "find when level 'IMAGE': " in the_fault(simdaemon)
+
+
+def test_a_find_with_fewer_matches_than_the_limit_is_still_aborted(
+    simdaemon: TestDaemon, patient: SyntheticPatient
+) -> None:
+    simdaemon.faults.add("find", abort_after=5, level="STUDY")
+    with pytest.raises(AssociationAborted) as aborted:
+        client_for(simdaemon).find_studies(patient.patient_id)
+    assert len(aborted.value.partial) == 1, "the one study, then the abort instead of success"
+
+
+@ABORT_AS
+def test_a_store_aborted_before_the_import_stores_nothing(
+    simdaemon: TestDaemon, abort_as: str
+) -> None:
+    ct = objects.ct()
+    simdaemon.faults.add("store", abort_after=0, abort_as=abort_as)
+    with pytest.raises(AssociationAborted, match="during the C-STORE"):
+        client_for(simdaemon).store([ct])
     assert simdaemon.archive.instance(ct.SOPInstanceUID) is None
-    assert simdaemon.archive.instance(plan.SOPInstanceUID) is not None
+    assert simdaemon.audit.events("store") == []
 
 
-def test_a_find_fault_matches_its_level(simdaemon: TestDaemon) -> None:
-    simdaemon.faults.add("find", status=0xA700, comment="busy", level="IMAGE")
+def test_a_store_aborted_after_the_import_kept_the_object(simdaemon: TestDaemon) -> None:
+    """The nasty one: the object is stored, but the client never hears so."""
+    first, second = objects.ct(), objects.ct()
+    simdaemon.faults.add("store", abort_after=1, times=1)
     client = client_for(simdaemon)
-    assert client.find_patients() == []  # PATIENT level: not matched
-    with pytest.raises(DaemonStatusError, match="0xA700: busy"):
-        client.find("IMAGE", SOPInstanceUID=None)
+    with pytest.raises(AssociationAborted) as aborted:
+        client.store([first, second])
+    assert aborted.value.partial == ()
+    simdaemon.audit.assert_stored(first.SOPInstanceUID)
+    assert simdaemon.archive.instance(second.SOPInstanceUID) is None
+    retried = client.store([first])  # a retry finds the object already there
+    assert retried.objects[0].status == 0xC004
 
 
-def test_a_seed_gives_the_same_faults_in_the_same_places(
-    simdaemon_factory: object,
+@ABORT_AS
+def test_a_move_aborted_after_three_suboperations_delivers_three(
+    simdaemon: TestDaemon, patient: SyntheticPatient, own_receiver: Receiver, abort_as: str
 ) -> None:
-    patterns = []
-    for _ in range(2):
-        daemon: TestDaemon = simdaemon_factory()  # type: ignore[operator]
-        daemon.faults.add("echo", status=0xC000, probability=0.5, seed=7)
-        client = client_for(daemon)
-        patterns.append([client.ping() for _ in range(16)])
-    assert patterns[0] == patterns[1]
-    assert 0 < sum(patterns[0]) < 16
+    simdaemon.faults.add("move", abort_after=3, abort_as=abort_as)
+    client = client_for(simdaemon)
+    (ct,) = client.find_series(patient.study_uid, modality="CT")
+    with pytest.raises(AssociationAborted, match="during the C-MOVE") as aborted:
+        client.move(ct, simdaemon.test_entity.ae_title)
+    (last,) = aborted.value.partial
+    assert isinstance(last, MoveResult)
+    assert (last.completed, last.failed) == (3, 0)
+    assert len(own_receiver.uids()) == 3
+    (move,) = simdaemon.audit.events("move")
+    assert "ended by an injected fault after 3 completed" in move.detail
 
 
-@pytest.mark.parametrize(
-    ("operation", "options", "message"),
-    [
-        ("fly", {"delay_ms": 1}, "operation 'fly': expected one of"),
-        ("echo", {}, "a fault needs an action"),
-        ("echo", {"drop_fraction": 0.5}, "drop_fraction applies to operation 'move' only"),
-        ("echo", {"refuse": True}, "refuse=True applies to operation 'associate' only"),
-        ("associate", {"status": 1}, "an association has no status"),
-        ("echo", {"status": 1, "probability": 2}, "probability = 2: expected 0 to 1"),
-    ],
-)
-def test_bad_rules_say_what_is_wrong(
-    simdaemon: TestDaemon, operation: str, options: dict[str, object], message: str
+@ABORT_AS
+def test_the_abort_is_an_a_abort_or_a_closed_connection_as_asked(
+    simdaemon: TestDaemon, abort_as: str
 ) -> None:
-    with pytest.raises(FaultError, match=message.replace("(", r"\(")):
-        simdaemon.faults.add(operation, **options)
+    """Tell the two apart at the protocol level: an A-ABORT arrives, or only the close."""
+    simdaemon.faults.add("echo", abort_after=0, abort_as=abort_as)
+    seen: list[object] = []
+    assoc = scu.associate(simdaemon, simdaemon.test_entity.ae_title)
+    assoc.bind(evt.EVT_ACSE_RECV, lambda event: seen.append(event.primitive))
+    assert "Status" not in assoc.send_c_echo()
+    assoc.join(5)
+    aborts = [type(p) for p in seen if isinstance(p, (A_ABORT, A_P_ABORT))]
+    if abort_as == "abort":  # from the daemon application: service-user source
+        assert aborts == [A_ABORT]
+        assert seen[-1].abort_source == 0  # type: ignore[attr-defined]
+    else:  # no A-ABORT PDU: pynetdicom reports the closed connection as a provider abort
+        assert aborts == [A_P_ABORT]
 
 
-def test_a_delay_still_answers(simdaemon: TestDaemon) -> None:
-    simdaemon.faults.add("echo", delay_ms=50)
-    assert client_for(simdaemon).ping()
-    (fault,) = simdaemon.audit.events("fault")
-    assert "delay 50 ms" in fault.detail
-
-
-@pytest.fixture
-def own_receiver(simdaemon: TestDaemon) -> Iterator[Receiver]:
-    entity = simdaemon.test_entity
-    started = Receiver(ae_title=entity.ae_title, bind_port=entity.port).start()
-    yield started
-    started.stop()
+# --- drop_fraction: the daemon "sometimes only sends a partial list" ---------------------
 
 
 @pytest.mark.parametrize("drop_as", ["silent", "failed"])
 def test_a_move_drops_a_seeded_fraction_of_its_suboperations(
-    simdaemon: TestDaemon, synthetic_patient: Any, own_receiver: Receiver, drop_as: str
+    simdaemon: TestDaemon,
+    synthetic_patient: Callable[..., SyntheticPatient],
+    own_receiver: Receiver,
+    drop_as: str,
 ) -> None:
     patient = synthetic_patient(seed=5, slices=20, matrix=16)
     simdaemon.faults.add("move", drop_fraction=0.3, drop_as=drop_as, seed=7)
@@ -127,12 +329,203 @@ def test_a_move_drops_a_seeded_fraction_of_its_suboperations(
     else:
         assert (result.status, result.completed, result.failed) == (0xB000, arrived, 20 - arrived)
         assert len(result.failed_uids) == 20 - arrived
+    assert "drop 0.3 of the sub-operations" in the_fault(simdaemon)
 
 
-def test_a_move_fault_answers_its_status(simdaemon: TestDaemon, synthetic_patient: Any) -> None:
-    patient = synthetic_patient(seed=6, slices=2, matrix=16)
-    simdaemon.faults.add("move", status=0xA702, comment="out of resources (injected)")
+# --- matching: which requests a rule is about --------------------------------------------
+
+
+def test_a_rule_for_another_calling_ae_does_not_fire(simdaemon: TestDaemon) -> None:
+    simdaemon.faults.add("echo", status=0xC000, calling_ae="SOMEONE_ELSE")
+    client_for(simdaemon).echo()
+    assert simdaemon.audit.events("fault") == []
+    simdaemon.faults.add("echo", status=0xC000, calling_ae=simdaemon.test_entity.ae_title)
+    with pytest.raises(DaemonStatusError):
+        client_for(simdaemon).echo()
+
+
+def test_rules_match_on_patient_id_for_store_find_and_move(
+    simdaemon: TestDaemon, patient: SyntheticPatient, own_receiver: Receiver
+) -> None:
     client = client_for(simdaemon)
-    (study,) = client.find_studies(patient.patient_id)
-    with pytest.raises(DaemonStatusError, match="0xA702: out of resources"):
-        client.move(study, simdaemon.test_entity.ae_title)
+    client.store([objects.ct(PatientID="OTHER-1")])
+    simdaemon.faults.add("store", status=0xC001, comment="no", patient_id="OTHER-1")
+    simdaemon.faults.add("find", status=0xC001, patient_id="OTHER-1", level="STUDY")
+    simdaemon.faults.add("move", status=0xC001, patient_id="OTHER-1")
+
+    stored = client.store([objects.ct(PatientID="OTHER-1"), objects.ct(PatientID="FINE-1")])
+    assert [o.status for o in stored.objects] == [0xC001, 0x0000]
+    assert client.find_studies(patient.patient_id)
+    with pytest.raises(DaemonStatusError, match="0xC001"):
+        client.find_studies("OTHER-1")
+    (mine,) = client.find_patients(patient.patient_id)
+    (other,) = client.find_patients("OTHER-1")
+    assert client.move(mine, simdaemon.test_entity.ae_title).ok
+    with pytest.raises(DaemonStatusError, match="0xC001"):
+        client.move(other, simdaemon.test_entity.ae_title)
+    assert len(simdaemon.audit.events("fault")) == 3
+
+
+# --- how often: times, probability and seed ----------------------------------------------
+
+
+def test_a_seed_gives_the_same_faults_in_the_same_places(
+    simdaemon_factory: Callable[..., TestDaemon],
+) -> None:
+    patterns = []
+    for _ in range(2):
+        daemon = simdaemon_factory()
+        daemon.faults.add("echo", status=0xC000, probability=0.5, seed=7)
+        client = client_for(daemon)
+        patterns.append([client.ping() for _ in range(16)])
+    assert patterns[0] == patterns[1]
+    assert 0 < sum(patterns[0]) < 16
+
+
+def test_a_seed_drops_the_same_suboperations_in_every_run(
+    simdaemon_factory: Callable[..., TestDaemon],
+) -> None:
+    arrived = []
+    for _ in range(2):
+        daemon = simdaemon_factory()
+        entity = daemon.test_entity
+        patient = import_patient(daemon, build_patient(5, slices=12, matrix=16))
+        daemon.faults.add("move", drop_fraction=0.5, seed=11)
+        receiver = Receiver(ae_title=entity.ae_title, bind_port=entity.port).start()
+        try:
+            client = client_for(daemon)
+            (ct,) = client.find_series(patient.study_uid, modality="CT")
+            client.move(ct, entity.ae_title)
+        finally:
+            receiver.stop()
+        arrived.append(sorted(receiver.uids()))
+    assert arrived[0] == arrived[1]
+    assert 0 < len(arrived[0]) < 12
+
+
+# --- the vocabulary: Python, [[faults]] and the marker ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"operation": "fly", "delay_ms": 1}, "operation = 'fly' is not allowed: expected one"),
+        ({"operation": "echo"}, "a fault needs an action"),
+        ({"operation": "echo", "drop_fraction": 0.5}, "applies to operation 'move' only"),
+        ({"operation": "echo", "refuse": True}, "applies to operation 'associate' only"),
+        ({"operation": "associate", "status": 1}, "an association has no status"),
+        ({"operation": "echo", "status": 1, "probability": 2}, "expected a number from 0 to 1"),
+        (
+            {"operation": "echo", "abort_after": 1},
+            "abort_after = 1 is not allowed: expected an integer from 0 to 0",
+        ),
+        ({"operation": "store", "abort_after": 2}, "expected an integer from 0 to 1"),
+        ({"operation": "find", "abort_as": "close"}, "needs abort_after"),
+        ({"operation": "find", "status": 1, "abort_after": 1}, "one action besides delay_ms"),
+        ({"operation": "find", "status": "busy"}, "status = 'busy' is not allowed: expected an"),
+        ({"operation": "find", "level": "image"}, "expected one of 'PATIENT'"),
+        ({"operation": "find", "stauts": 1}, "stauts = 1 is not allowed: unknown key"),
+    ],
+)
+def test_bad_rules_say_what_is_wrong(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(FaultError, match=message):
+        Fault.from_mapping(options)
+
+
+def test_faults_from_the_configuration_are_in_force_from_the_start(
+    simdaemon_factory: Callable[..., TestDaemon],
+) -> None:
+    daemon = simdaemon_factory(faults=[{"operation": "echo", "status": 0xC000, "times": 1}])
+    client = client_for(daemon)
+    assert not client.ping()
+    assert client.ping()
+    daemon.reset()  # the configured faults come back, as new
+    assert not client.ping()
+
+
+@pytest.mark.simdaemon(faults=[{"operation": "associate", "refuse": True}])
+def test_faults_from_the_marker(simdaemon: TestDaemon) -> None:
+    with pytest.raises(AssociationRejected):
+        client_for(simdaemon).echo()
+
+
+def test_faults_tables_load_and_render_back() -> None:
+    config = loads(
+        """
+        [[faults]]
+        operation = "store"
+        delay_ms = 500
+        probability = 0.5
+        seed = 1
+
+        [[faults]]
+        operation = "find"
+        abort_after = 2
+        """
+    )
+    assert [rule.operation for rule in config.faults] == ["store", "find"]
+    assert config.faults[0].delay_ms == 500.0
+    assert loads(render(config)) == config
+
+
+def test_a_bad_faults_table_names_its_key() -> None:
+    with pytest.raises(ConfigError, match=r"faults\[2\]\.drop_fraction = 1\.5 is not allowed"):
+        loads('[[faults]]\noperation = "echo"\ndelay_ms = 1\n'
+              '[[faults]]\noperation = "move"\ndrop_fraction = 1.5\n')  # fmt: skip
+
+
+# --- a fault never corrupts the archive -------------------------------------------------
+
+
+def test_every_fault_at_random_leaves_the_archive_consistent(
+    simdaemon: TestDaemon,
+    synthetic_patient: Callable[..., SyntheticPatient],
+    own_receiver: Receiver,
+) -> None:
+    patient = synthetic_patient(seed=9, slices=6, matrix=16)
+    randomly = {"probability": 0.3, "seed": 3}
+    faults = simdaemon.faults
+    faults.add("associate", refuse=True, **randomly)
+    faults.add("associate", abort_after=4, **randomly)
+    faults.add("associate", abort_after=0, abort_as="close", **randomly)
+    faults.add("echo", status=0xC000, **randomly)
+    faults.add("store", abort_after=1, **randomly)
+    faults.add("store", abort_after=0, abort_as="close", **randomly)
+    faults.add("store", status=0xA700, **randomly)
+    faults.add("store", delay_ms=5, **randomly)
+    faults.add("find", abort_after=1, **randomly)
+    faults.add("find", status=0xA700, **randomly)
+    faults.add("move", abort_after=2, **randomly)
+    faults.add("move", drop_fraction=0.5, drop_as="failed", **randomly)
+    client = client_for(simdaemon)
+    stored: list[str] = []
+    outcomes: dict[str, int] = {}
+    choose = random.Random(1)
+    for round_ in range(60):
+        try:
+            action = choose.choice(["echo", "store", "store", "find", "move"])
+            if action == "echo":
+                client.echo()
+            elif action == "store":
+                batch = [objects.ct(size=64, PatientID=f"RND-{round_ % 4}") for _ in range(3)]
+                answered = client.store(batch)
+                stored += [o.sop_instance_uid for o in answered.objects if o.status == 0]
+            elif action == "find":
+                client.find_studies(patient.patient_id)
+            else:
+                (ct,) = client.find_series(patient.study_uid, modality="CT")
+                client.move(ct, simdaemon.test_entity.ae_title)
+            outcomes["ok"] = outcomes.get("ok", 0) + 1
+        except ClientError as error:
+            outcomes[type(error).__name__] = outcomes.get(type(error).__name__, 0) + 1
+    assert len(outcomes) >= 3, f"the faults should have shown in several ways: {outcomes}"
+    assert stored, "some stores got through"
+    assert len(simdaemon.audit.events("fault")) > 10
+
+    assert simdaemon.archive.check().ok, simdaemon.archive.check().describe()
+    for uid in stored:  # everything acknowledged is there
+        simdaemon.audit.assert_stored(uid)
+        assert simdaemon.archive.read(uid).SOPInstanceUID == uid
+    faults.clear()
+    client.echo()
+    simdaemon.raise_errors()

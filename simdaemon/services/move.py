@@ -50,7 +50,7 @@ from simdaemon.query import Level, QueryError, Shape, compile_query, describe
 from simdaemon.reactor import keep_responses, no_delay, quiet_standard_logging
 from simdaemon.services.peer import describe_peer
 
-__all__ = ["MoveService", "answer_fault", "fail_move", "serve_move"]
+__all__ = ["MoveService", "answer_fault", "decode_identifier", "fail_move", "serve_move"]
 
 LOGGER = logging.getLogger(__name__)
 
@@ -91,6 +91,10 @@ class MoveService:
     #: dropped ones are counted failed (else the move silently reports fewer).
     drops: Callable[[int], list[bool]] | None = None
     drops_counted_failed: bool = False
+    #: An injected fault ending the association after this many sub-operations (or in
+    #: place of the final response, when there are fewer), by calling ``abort``.
+    abort_after: int | None = None
+    abort: Callable[[], None] | None = None
 
 
 @dataclass
@@ -289,7 +293,7 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
         )
 
     try:
-        identifier = _decode_identifier(assoc, request, context_id)
+        identifier = decode_identifier(assoc, request, context_id)
     except Exception as error:  # noqa: BLE001 - a malformed identifier is the peer's data
         finish(IDENTIFIER_MISMATCH, f"identifier cannot be decoded: {error}",
                comment="identifier cannot be decoded")  # fmt: skip
@@ -353,6 +357,11 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
         )
         return
     if not instances:
+        if service.abort_after is not None and service.abort is not None:
+            service.abort()
+            finish(UNABLE_TO_PERFORM, "association ended by an injected fault; nothing matched",
+                   counts, answer=False)  # fmt: skip
+            return
         finish(status.SUCCESS, "nothing matched: 0 sub-operations", counts)
         return
 
@@ -380,8 +389,21 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
         )
         return
     accepted = {str(cx.abstract_syntax) for cx in store.accepted_contexts}
+
+    def interrupted() -> bool:
+        """Whether an injected fault ends the association now."""
+        done = counts.completed + counts.failed + counts.warning
+        if service.abort_after is None or service.abort is None or done < service.abort_after:
+            return False
+        service.abort()
+        finish(UNABLE_TO_PERFORM, f"association ended by an injected fault after "
+               f"{counts.describe()}", counts, answer=False)  # fmt: skip
+        return True
+
     try:
         for instance in instances:
+            if interrupted():
+                return
             if not assoc.is_established:  # the requester went away: stop sending
                 finish(
                     UNABLE_TO_PERFORM,
@@ -401,6 +423,8 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
     finally:
         if store.is_established:
             store.release()
+    if interrupted():
+        return
     code = status.SUCCESS if not (counts.failed or counts.warning) else SUBOPERATIONS_FAILED
     finish(code, f"{len(instances)} sub-operation(s) to {where}: {counts.describe()}", counts)
 
@@ -419,7 +443,8 @@ def fail_move(assoc: Association, request: C_MOVE, context_id: int) -> None:
     )
 
 
-def _decode_identifier(assoc: Association, request: C_MOVE, context_id: int) -> Dataset:
+def decode_identifier(assoc: Association, request: C_MOVE, context_id: int) -> Dataset:
+    """The request's identifier, decoded in its presentation context's transfer syntax."""
     syntax = assoc._accepted_cx[context_id].transfer_syntax[0]
     return decode(
         cast(BytesIO, request.Identifier),
