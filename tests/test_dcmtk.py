@@ -253,12 +253,22 @@ class StorescpOnce:
         self._thread.start()
 
     def _serve(self, command: list[str]) -> None:
-        connection, _ = self._listener.accept()
+        try:
+            connection, _ = self._listener.accept()
+        except OSError:  # closed: nobody called
+            return
         with connection:
             self.result = subprocess.run(
                 command, stdin=connection, stdout=connection, stderr=subprocess.PIPE,
                 text=True, timeout=120, check=False,
             )  # fmt: skip
+
+    def close(self) -> None:
+        """Stop waiting for a call that is not coming."""
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() on Linux
+        self._listener.close()
+        self._thread.join(5)
 
     def wait(self) -> subprocess.CompletedProcess[str]:
         self._thread.join(120)
