@@ -220,7 +220,11 @@ class Fault:
             actions.append(f"drop {self.drop_fraction:g} of the sub-operations {reported}")
         matching = [f"{key} {getattr(self, key)!r}" for key in _MATCH_KEYS if getattr(self, key)]
         when = f" when {', '.join(matching)}" if matching else ""
-        how_often = f"the first {self.times} time(s)" if self.times else "every time"
+        how_often = "every time"
+        if self.times is not None:
+            how_often = (
+                "the first time only" if self.times == 1 else f"the first {self.times} times"
+            )
         if self.probability < 1.0:
             how_often += f" with probability {self.probability:g} (seed {self.seed})"
         return f"{self.operation}{when}: {' and '.join(actions)}, {how_often}"
