@@ -1,15 +1,17 @@
 """Injected faults: make the daemon misbehave on purpose, deterministically (SPEC section 10).
 
 A rule (:class:`Fault`) names an operation (``associate``, ``echo``, ``find``, ``store``,
-``move``), optionally what a request must match (``calling_ae``, ``sop_class_uid``,
-``patient_id``, ``level``), one action, and how often it fires: always, the first ``times``
-matches, or with ``probability`` from a ``seed`` - the same seed fires on the same matches in
-every run. The actions:
+``move``, or ``suboperation``: each C-STORE of a move to its destination), optionally what a
+request must match (``calling_ae``, ``sop_class_uid``, ``patient_id``, ``level``), one
+action, and how often it fires: always, the first ``times`` matches, or with ``probability``
+from a ``seed`` - the same seed fires on the same matches in every run. The actions:
 
 ``delay_ms``
     wait before serving (alone, or before any other action): the slow daemon;
 ``status`` (with ``comment``)
-    answer that status instead of serving the request (not ``associate``);
+    answer that status instead of serving the request (not ``associate``); for a
+    ``suboperation``, count it as if the destination had answered it: a failure is not sent
+    and is counted failed and listed, a warning is sent and counted as a warning;
 ``refuse``
     answer an A-ASSOCIATE-RQ with a transient A-ASSOCIATE-RJ (``associate`` only): the busy
     daemon;
@@ -42,10 +44,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from simdaemon.status import outcome
+
 __all__ = ["OPERATIONS", "Fault", "FaultError", "Faults", "Firing"]
 
 
-OPERATIONS = ("associate", "echo", "find", "store", "move")
+OPERATIONS = ("associate", "echo", "find", "store", "move", "suboperation")
 #: The largest ``abort_after`` each operation has a meaning for (None: no limit).
 _ABORT_LIMITS: dict[str, int | None] = {
     "associate": None,
@@ -128,14 +132,19 @@ class Fault:
             if operation == "associate":
                 raise FaultError("status", self.status, "an association has no status; "
                                  "use refuse = true or abort_after")  # fmt: skip
+            if operation == "suboperation" and outcome(self.status) not in ("failure", "warning"):
+                raise FaultError("status", self.status, "a sub-operation fault needs a failure "
+                                 "or warning status, such as 0xA700 or 0xB000")  # fmt: skip
         _text("comment", self.comment)
         if not isinstance(self.refuse, bool):
             raise FaultError("refuse", self.refuse, "expected true or false")
         if self.refuse and operation != "associate":
             raise FaultError("refuse", self.refuse, "applies to operation 'associate' only")
         if self.abort_after is not None:
-            limit = _ABORT_LIMITS[operation]
-            _integer("abort_after", self.abort_after, 0, limit)
+            if operation not in _ABORT_LIMITS:
+                raise FaultError("abort_after", self.abort_after, "a sub-operation cannot abort; "
+                                 "use operation 'move' with abort_after")  # fmt: skip
+            _integer("abort_after", self.abort_after, 0, _ABORT_LIMITS[operation])
         _choice("abort_as", self.abort_as, "abort", "close")
         if self.abort_as != "abort" and self.abort_after is None:
             raise FaultError("abort_as", self.abort_as, "needs abort_after (0: at once)")
@@ -205,9 +214,9 @@ class Fault:
         if self.delay_ms:
             actions.append(f"delay {self.delay_ms:g} ms")
         if self.status is not None:
-            actions.append(
-                f"answer 0x{self.status:04X}" + (f" '{self.comment}'" if self.comment else "")
-            )
+            who = "the destination answers" if self.operation == "suboperation" else "answer"
+            said = f" '{self.comment}'" if self.comment else ""
+            actions.append(f"{who} 0x{self.status:04X}{said}")
         if self.refuse:
             actions.append("refuse transiently")
         if self.abort_after is not None:

@@ -331,10 +331,11 @@ class Daemon:
     def _serve_move(self, assoc: Association, request: C_MOVE, context_id: int) -> None:
         quirks = self.config.quirks
         firing = None
-        if self.faults.covers("move"):
-            facts = {"calling_ae": describe_peer(assoc).calling_ae}
+        facts = {"calling_ae": describe_peer(assoc).calling_ae}
+        if self.faults.covers("move") or self.faults.covers("suboperation"):
             with contextlib.suppress(Exception):  # a bad identifier is the move's to answer
                 facts.update(_identifier_facts(decode_identifier(assoc, request, context_id)))
+        if self.faults.covers("move"):
             firing = self._fire("move", assoc, facts)
         if firing is not None and firing.status is not None:
             answer_fault(assoc, request, context_id, firing.status, firing.comment)
@@ -351,12 +352,26 @@ class Daemon:
             drops_counted_failed=firing is not None and firing.fault.drop_as == "failed",
             abort_after=firing.abort_after if firing is not None else None,
             abort=functools.partial(fail_association, assoc, firing is not None and firing.close),
+            suboperation_fault=functools.partial(self._suboperation_fault, assoc, facts),
         )
         try:
             serve_move(service, assoc, request, context_id)
         except Exception as error:  # noqa: BLE001 - kept for raise_errors; the peer is answered
             self._keep_error(error)
             fail_move(assoc, request, context_id)
+
+    def _suboperation_fault(
+        self, assoc: Association, facts: dict[str, str], sop_instance_uid: str, sop_class_uid: str
+    ) -> int | None:
+        """Fire a sub-operation fault for one object of a move: wait its delay, give its status."""
+        if not self.faults.covers("suboperation"):
+            return None
+        what = {**facts, "sop_class_uid": sop_class_uid}
+        if self.faults.covers("suboperation", "patient_id"):
+            row = self.archive.instance(sop_instance_uid)
+            what["patient_id"] = row.patient_id if row is not None else ""
+        firing = self._fire("suboperation", assoc, what)
+        return firing.status if firing is not None else None
 
     def _fire(self, operation: str, assoc: Association, what: dict[str, str]) -> Firing | None:
         """Fire a matching fault: record it, wait its delay; the caller does the rest."""

@@ -77,6 +77,17 @@ def test_echoscu_times_out_on_a_delay(dcmtk: Callable[[str], str], make_daemon: 
     assert "echo: delay 2500 ms" in fault_detail(daemon)
 
 
+def test_echoscu_times_out_on_a_delayed_association(
+    dcmtk: Callable[[str], str], make_daemon: MakeDaemon
+) -> None:
+    daemon = make_daemon()
+    daemon.faults.add("associate", delay_ms=2500)
+    done = run(dcmtk("echoscu"), daemon, "-ta", "1")
+    assert done.returncode != 0
+    assert "association request failed" in said(done)
+    assert "timeout" in said(done)
+
+
 def test_echoscu_is_refused_transiently(
     dcmtk: Callable[[str], str], make_daemon: MakeDaemon
 ) -> None:
@@ -221,17 +232,22 @@ def test_findscu_times_out_on_a_delay(
 
 
 def movescu(
-    dcmtk: Callable[[str], str], make_daemon: MakeDaemon, tmp_path: Path, **fault: object
+    dcmtk: Callable[[str], str],
+    make_daemon: MakeDaemon,
+    tmp_path: Path,
+    *options: str,
+    operation: str = "move",
+    **fault: object,
 ) -> tuple[Daemon, subprocess.CompletedProcess[str], StorescpOnce, SyntheticPatient]:
-    """Move a 10-slice CT series to a DCMTK storescp with ``fault`` in force."""
+    """Move a 10-slice CT series to a DCMTK storescp with a fault for ``operation``."""
     receiver = StorescpOnce(dcmtk("storescp"), tmp_path / "received")
     destination = {"ae_title": "DEST", "ip": "127.0.0.1", "port": receiver.port}
     daemon = make_daemon(trusted=[CLIENT, destination])
     synthetic = import_patient(daemon, build_patient(4, slices=10, matrix=16))
-    daemon.faults.add("move", **fault)
+    daemon.faults.add(operation, **fault)
     keys = ["-k", "QueryRetrieveLevel=SERIES", "-k", f"StudyInstanceUID={synthetic.study_uid}",
             "-k", f"SeriesInstanceUID={synthetic.ct_series_uid}"]  # fmt: skip
-    done = run(dcmtk("movescu"), daemon, "-S", "-aem", "DEST", *keys)
+    done = run(dcmtk("movescu"), daemon, "-S", "-aem", "DEST", *keys, *options)
     return daemon, done, receiver, synthetic
 
 
@@ -285,3 +301,29 @@ def test_movescu_sees_the_injected_status(
     receiver.close()
     assert "received final move response (refused: outofresourcessuboperations)" in said(done)
     assert daemon.audit.events("move") == [], "answered by the fault, not by the move service"
+
+
+def test_movescu_sees_suboperations_the_destination_refused(
+    dcmtk: Callable[[str], str], make_daemon: MakeDaemon, tmp_path: Path
+) -> None:
+    daemon, done, receiver, _ = movescu(
+        dcmtk, make_daemon, tmp_path, operation="suboperation", status=0xA700, times=3
+    )
+    receiver.wait()
+    assert len(list(receiver.folder.iterdir())) == 7
+    assert "received final move response (warning" in said(done)
+    assert len(daemon.audit.events("fault")) == 3
+
+
+def test_movescu_times_out_on_a_slow_suboperation(
+    dcmtk: Callable[[str], str], make_daemon: MakeDaemon, tmp_path: Path
+) -> None:
+    daemon, done, receiver, _ = movescu(
+        dcmtk, make_daemon, tmp_path, "-td", "1", operation="suboperation", delay_ms=2500,
+        times=1,
+    )  # fmt: skip
+    receiver.wait()
+    assert "dimse no data available (timeout" in said(done)  # movescu still exits 0
+    assert "suboperation: delay 2500 ms" in fault_detail(daemon)
+    (move,) = daemon.audit.events("move")
+    assert "the requester left after 1 completed" in move.detail, "the daemon stops sending"

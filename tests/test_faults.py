@@ -332,6 +332,65 @@ def test_a_move_drops_a_seeded_fraction_of_its_suboperations(
     assert "drop 0.3 of the sub-operations" in the_fault(simdaemon)
 
 
+# --- suboperation: each C-STORE of a move to its destination ---------------------------
+
+
+def test_a_suboperation_status_fails_the_objects_of_one_sop_class(
+    simdaemon: TestDaemon, rt_patient: SyntheticPatient, own_receiver: Receiver
+) -> None:
+    """The dose never arrives: the move says so, with the UID."""
+    dose = rt_patient.dose
+    simdaemon.faults.add("suboperation", status=0xA700, sop_class_uid=dose.SOPClassUID)
+    client = client_for(simdaemon)
+    (study,) = client.find_studies(rt_patient.patient_id)
+    result = client.move(study, simdaemon.test_entity.ae_title)
+    assert (result.status, result.failed, result.failed_uids) == (
+        0xB000, 1, (dose.SOPInstanceUID,)
+    )  # fmt: skip
+    assert dose.SOPInstanceUID not in own_receiver.uids()
+    assert len(own_receiver.uids()) == result.completed
+    assert "suboperation when sop_class_uid" in the_fault(simdaemon)
+    assert "the destination answers 0xA700" in the_fault(simdaemon)
+
+
+def test_a_suboperation_warning_is_sent_and_counted_a_warning(
+    simdaemon: TestDaemon, patient: SyntheticPatient, own_receiver: Receiver
+) -> None:
+    simdaemon.faults.add("suboperation", status=0xB000, times=2)
+    client = client_for(simdaemon)
+    (ct,) = client.find_series(patient.study_uid, modality="CT")
+    result = client.move(ct, simdaemon.test_entity.ae_title)
+    assert (result.status, result.completed, result.warning) == (0xB000, 8, 2)
+    assert len(own_receiver.uids()) == 10
+    assert len(simdaemon.audit.events("fault")) == 2
+
+
+def test_a_slow_suboperation_times_the_move_out(
+    simdaemon: TestDaemon, patient: SyntheticPatient, own_receiver: Receiver
+) -> None:
+    simdaemon.faults.add("suboperation", delay_ms=LONG_DELAY_MS, times=1)
+    client = client_for(simdaemon, idle_timeout=SHORT_TIMEOUT_S)
+    (ct,) = client.find_series(patient.study_uid, modality="CT")
+    with pytest.raises(ConnectionTimeout, match="did not answer the C-MOVE"):
+        client.move(ct, simdaemon.test_entity.ae_title)
+    assert f"suboperation: delay {LONG_DELAY_MS} ms" in the_fault(simdaemon)
+
+
+def test_a_suboperation_rule_matches_the_patient(
+    simdaemon: TestDaemon,
+    synthetic_patient: Callable[..., SyntheticPatient],
+    own_receiver: Receiver,
+) -> None:
+    first = synthetic_patient(seed=1, slices=2, matrix=16)
+    second = synthetic_patient(seed=2, slices=2, matrix=16)
+    simdaemon.faults.add("suboperation", status=0xA700, patient_id=second.patient_id)
+    client = client_for(simdaemon)
+    (one,) = client.find_patients(first.patient_id)
+    (two,) = client.find_patients(second.patient_id)
+    assert client.move(one, simdaemon.test_entity.ae_title).ok
+    assert client.move(two, simdaemon.test_entity.ae_title).completed == 0
+
+
 # --- matching: which requests a rule is about --------------------------------------------
 
 
@@ -425,6 +484,8 @@ def test_a_seed_drops_the_same_suboperations_in_every_run(
         ({"operation": "find", "status": "busy"}, "status = 'busy' is not allowed: expected an"),
         ({"operation": "find", "level": "image"}, "expected one of 'PATIENT'"),
         ({"operation": "find", "stauts": 1}, "stauts = 1 is not allowed: unknown key"),
+        ({"operation": "suboperation", "abort_after": 1}, "a sub-operation cannot abort"),
+        ({"operation": "suboperation", "status": 0}, "needs a failure or warning status"),
     ],
 )
 def test_bad_rules_say_what_is_wrong(options: dict[str, Any], message: str) -> None:

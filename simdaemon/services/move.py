@@ -95,6 +95,9 @@ class MoveService:
     #: place of the final response, when there are fewer), by calling ``abort``.
     abort_after: int | None = None
     abort: Callable[[], None] | None = None
+    #: Injected sub-operation faults: called with each object's SOP Instance and Class UID
+    #: before it is sent (it waits any delay itself); returns a status to count it by, or None.
+    suboperation_fault: Callable[[str, str], int | None] | None = None
 
 
 @dataclass
@@ -404,7 +407,9 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
         for instance in instances:
             if interrupted():
                 return
-            if not assoc.is_established:  # the requester went away: stop sending
+            # The requester went away: stop sending. While the daemon serves a request, the
+            # association's loop is paused, so a peer's abort is only seen in the ACSE queue.
+            if not assoc.is_established or assoc.acse.is_aborted():
                 finish(
                     UNABLE_TO_PERFORM,
                     f"the requester left after {counts.describe()}; move stopped",
@@ -415,10 +420,16 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
             if respond.cancelled():
                 finish(CANCELLED, f"cancelled after {counts.describe()}", counts)
                 return
-            if instance.uid in dropped:
+            injected = ""  # the outcome of an injected sub-operation status, if any
+            if service.suboperation_fault is not None and instance.uid not in dropped:
+                code = service.suboperation_fault(instance.uid, instance.sop_class)
+                injected = status.outcome(code) if code is not None else ""
+            if instance.uid in dropped or injected == "failure":
                 counts.fail(instance.uid)  # an injected fault: counted failed, never sent
             else:
-                _suboperation(service, store, instance, entity, accepted, counts, request, peer)
+                warn = injected == "warning"
+                _suboperation(service, store, instance, entity, accepted, counts, request, peer,
+                              warn=warn)  # fmt: skip
             respond.send(PENDING, counts, final=False)
     finally:
         if store.is_established:
@@ -568,8 +579,9 @@ def _suboperation(
     counts: _Counts,
     request: C_MOVE,
     peer: Any,
+    warn: bool = False,
 ) -> None:
-    """Send one instance; count it completed, warning or failed."""
+    """Send one instance; count it completed, warning or failed (``warn``: no better)."""
     if not store.is_established:
         counts.fail(instance.uid)
         return
@@ -594,6 +606,8 @@ def _suboperation(
         counts.fail(instance.uid)
         return
     kind = status.outcome(int(code))
+    if warn and kind == "success":  # an injected warning
+        kind = "warning"
     counts.remaining -= 1
     if kind == "success":
         counts.completed += 1
