@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from client import DaemonClient, Entity
 from simdaemon import Daemon
+from simdaemon.pytest_plugin import TestDaemon
+from tests.receiver import Receiver
 
 MakeDaemon = Callable[..., Daemon]
 
@@ -87,3 +90,22 @@ def has_second_loopback() -> bool:
         except OSError:
             return False
     return True
+
+
+def client_for(daemon: TestDaemon, calling: str | None = None, **timeouts: float) -> DaemonClient:
+    """A client calling ``daemon`` as its test entity (or as ``calling``), as ``daemon_client``."""
+    entity = daemon.test_entity
+    return DaemonClient(
+        Entity(calling or entity.ae_title, entity.host, entity.port),
+        Entity(daemon.ae_title, daemon.host, daemon.port),
+        **timeouts,
+    )
+
+
+@pytest.fixture
+def receiver(simdaemon: TestDaemon) -> Iterator[Receiver]:
+    """The test's own storage receiver, on the port its entity reserved: moves to it arrive."""
+    entity = simdaemon.test_entity
+    started = Receiver(ae_title=entity.ae_title, bind_port=entity.port).start()
+    yield started
+    started.stop()

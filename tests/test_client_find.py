@@ -7,14 +7,7 @@ import pytest
 from client import AssociationRejected, DaemonClient, DaemonStatusError, Entity
 from simdaemon.pytest_plugin import TestDaemon
 from simdaemon.synthetic import SyntheticPatient
-
-
-def client_for(daemon: TestDaemon, calling: str | None = None) -> DaemonClient:
-    entity = daemon.test_entity
-    return DaemonClient(
-        Entity(calling or entity.ae_title, entity.host, entity.port),
-        Entity(daemon.ae_title, daemon.host, daemon.port),
-    )
+from tests.conftest import client_for
 
 
 def test_patients_studies_series_and_images(

@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pydicom import dcmread
 
-from client import DaemonClient, DaemonStatusError, Entity
+from client import DaemonClient, DaemonStatusError
 from simdaemon.pytest_plugin import TestDaemon
 from simdaemon.synthetic import SyntheticPatient, synthetic_patient
 from tests import objects
+from tests.conftest import client_for
 from tests.receiver import Receiver
-
-
-def client_for(daemon: TestDaemon) -> DaemonClient:
-    """What the plugin's ``daemon_client`` fixture gives, for tests that make their own."""
-    entity = daemon.test_entity
-    return DaemonClient(
-        Entity(entity.ae_title, entity.host, entity.port),
-        Entity(daemon.ae_title, daemon.host, daemon.port),
-    )
-
-
-@pytest.fixture
-def receiver(simdaemon: TestDaemon) -> Iterator[Receiver]:
-    """The test's own storage receiver, on the port its entity reserved."""
-    entity = simdaemon.test_entity
-    started = Receiver(ae_title=entity.ae_title, bind_port=entity.port).start()
-    yield started
-    started.stop()
 
 
 def test_move_a_study_to_the_test_itself_with_progress(

@@ -9,7 +9,7 @@ driven by DCMTK's tools are in ``test_dcmtk_faults.py``.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,7 +24,6 @@ from client import (
     ConnectionTimeout,
     DaemonClient,
     DaemonStatusError,
-    Entity,
     MoveResult,
 )
 from simdaemon.config import ConfigError, loads, render
@@ -33,6 +32,7 @@ from simdaemon.pytest_plugin import TestDaemon, import_patient
 from simdaemon.synthetic import SyntheticPatient
 from simdaemon.synthetic import synthetic_patient as build_patient
 from tests import objects, scu
+from tests.conftest import client_for
 from tests.receiver import Receiver
 
 #: Long enough that a client with SHORT_TIMEOUT_S can never get its answer first.
@@ -41,26 +41,11 @@ SHORT_TIMEOUT_S = 0.2
 ABORT_AS = pytest.mark.parametrize("abort_as", ["abort", "close"])
 
 
-def client_for(daemon: TestDaemon, **timeouts: float) -> DaemonClient:
-    entity = daemon.test_entity
-    return DaemonClient(Entity(entity.ae_title, entity.host, entity.port),
-                        Entity(daemon.ae_title, daemon.host, daemon.port), **timeouts)  # fmt: skip
-
-
 def the_fault(daemon: TestDaemon) -> str:
     """The one fault event's words; fails unless exactly one fault fired."""
     (fired,) = daemon.audit.events("fault")
     assert fired.outcome == "fired"
     return fired.detail
-
-
-@pytest.fixture
-def own_receiver(simdaemon: TestDaemon) -> Iterator[Receiver]:
-    """A storage SCP as the test entity, so ``client.move(..., test_entity)`` delivers."""
-    entity = simdaemon.test_entity
-    started = Receiver(ae_title=entity.ae_title, bind_port=entity.port).start()
-    yield started
-    started.stop()
 
 
 @pytest.fixture
@@ -110,14 +95,14 @@ def test_find_answers_the_status_for_its_level_only(simdaemon: TestDaemon) -> No
 
 
 def test_move_answers_the_status_before_any_suboperation(
-    simdaemon: TestDaemon, patient: SyntheticPatient, own_receiver: Receiver
+    simdaemon: TestDaemon, patient: SyntheticPatient, receiver: Receiver
 ) -> None:
     simdaemon.faults.add("move", status=0xA702, comment="out of resources (injected)")
     client = client_for(simdaemon)
     (study,) = client.find_studies(patient.patient_id)
     with pytest.raises(DaemonStatusError, match="0xA702: out of resources"):
         client.move(study, simdaemon.test_entity.ae_title)
-    assert own_receiver.uids() == []
+    assert receiver.uids() == []
     assert "move: answer 0xA702" in the_fault(simdaemon)
 
 
@@ -273,7 +258,7 @@ def test_a_store_aborted_after_the_import_kept_the_object(simdaemon: TestDaemon)
 
 @ABORT_AS
 def test_a_move_aborted_after_three_suboperations_delivers_three(
-    simdaemon: TestDaemon, patient: SyntheticPatient, own_receiver: Receiver, abort_as: str
+    simdaemon: TestDaemon, patient: SyntheticPatient, receiver: Receiver, abort_as: str
 ) -> None:
     simdaemon.faults.add("move", abort_after=3, abort_as=abort_as)
     client = client_for(simdaemon)
@@ -283,7 +268,7 @@ def test_a_move_aborted_after_three_suboperations_delivers_three(
     (last,) = aborted.value.partial
     assert isinstance(last, MoveResult)
     assert (last.completed, last.failed) == (3, 0)
-    assert len(own_receiver.uids()) == 3
+    assert len(receiver.uids()) == 3
     (move,) = simdaemon.audit.events("move")
     assert "ended by an injected fault after 3 completed" in move.detail
 
@@ -314,7 +299,7 @@ def test_the_abort_is_an_a_abort_or_a_closed_connection_as_asked(
 def test_a_move_drops_a_seeded_fraction_of_its_suboperations(
     simdaemon: TestDaemon,
     synthetic_patient: Callable[..., SyntheticPatient],
-    own_receiver: Receiver,
+    receiver: Receiver,
     drop_as: str,
 ) -> None:
     patient = synthetic_patient(seed=5, slices=20, matrix=16)
@@ -322,7 +307,7 @@ def test_a_move_drops_a_seeded_fraction_of_its_suboperations(
     client = client_for(simdaemon)
     (ct,) = client.find_series(patient.study_uid, modality="CT")
     result = client.move(ct, simdaemon.test_entity.ae_title)
-    arrived = len(own_receiver.uids())
+    arrived = len(receiver.uids())
     assert 0 < arrived < 20, "about 30 % of the 20 slices are dropped"
     if drop_as == "silent":  # the real daemon's partial list: fewer, and success
         assert (result.status, result.completed, result.failed) == (0x0000, arrived, 0)
@@ -336,7 +321,7 @@ def test_a_move_drops_a_seeded_fraction_of_its_suboperations(
 
 
 def test_a_suboperation_status_fails_the_objects_of_one_sop_class(
-    simdaemon: TestDaemon, rt_patient: SyntheticPatient, own_receiver: Receiver
+    simdaemon: TestDaemon, rt_patient: SyntheticPatient, receiver: Receiver
 ) -> None:
     """The dose never arrives: the move says so, with the UID."""
     dose = rt_patient.dose
@@ -347,26 +332,26 @@ def test_a_suboperation_status_fails_the_objects_of_one_sop_class(
     assert (result.status, result.failed, result.failed_uids) == (
         0xB000, 1, (dose.SOPInstanceUID,)
     )  # fmt: skip
-    assert dose.SOPInstanceUID not in own_receiver.uids()
-    assert len(own_receiver.uids()) == result.completed
+    assert dose.SOPInstanceUID not in receiver.uids()
+    assert len(receiver.uids()) == result.completed
     assert "suboperation when sop_class_uid" in the_fault(simdaemon)
     assert "the destination answers 0xA700" in the_fault(simdaemon)
 
 
 def test_a_suboperation_warning_is_sent_and_counted_a_warning(
-    simdaemon: TestDaemon, patient: SyntheticPatient, own_receiver: Receiver
+    simdaemon: TestDaemon, patient: SyntheticPatient, receiver: Receiver
 ) -> None:
     simdaemon.faults.add("suboperation", status=0xB000, times=2)
     client = client_for(simdaemon)
     (ct,) = client.find_series(patient.study_uid, modality="CT")
     result = client.move(ct, simdaemon.test_entity.ae_title)
     assert (result.status, result.completed, result.warning) == (0xB000, 8, 2)
-    assert len(own_receiver.uids()) == 10
+    assert len(receiver.uids()) == 10
     assert len(simdaemon.audit.events("fault")) == 2
 
 
 def test_a_slow_suboperation_times_the_move_out(
-    simdaemon: TestDaemon, patient: SyntheticPatient, own_receiver: Receiver
+    simdaemon: TestDaemon, patient: SyntheticPatient, receiver: Receiver
 ) -> None:
     simdaemon.faults.add("suboperation", delay_ms=LONG_DELAY_MS, times=1)
     client = client_for(simdaemon, idle_timeout=SHORT_TIMEOUT_S)
@@ -379,7 +364,7 @@ def test_a_slow_suboperation_times_the_move_out(
 def test_a_suboperation_rule_matches_the_patient(
     simdaemon: TestDaemon,
     synthetic_patient: Callable[..., SyntheticPatient],
-    own_receiver: Receiver,
+    receiver: Receiver,
 ) -> None:
     first = synthetic_patient(seed=1, slices=2, matrix=16)
     second = synthetic_patient(seed=2, slices=2, matrix=16)
@@ -404,7 +389,7 @@ def test_a_rule_for_another_calling_ae_does_not_fire(simdaemon: TestDaemon) -> N
 
 
 def test_rules_match_on_patient_id_for_store_find_and_move(
-    simdaemon: TestDaemon, patient: SyntheticPatient, own_receiver: Receiver
+    simdaemon: TestDaemon, patient: SyntheticPatient, receiver: Receiver
 ) -> None:
     client = client_for(simdaemon)
     client.store([objects.ct(PatientID="OTHER-1")])
@@ -541,7 +526,7 @@ def test_a_bad_faults_table_names_its_key() -> None:
 def test_every_fault_at_random_leaves_the_archive_consistent(
     simdaemon: TestDaemon,
     synthetic_patient: Callable[..., SyntheticPatient],
-    own_receiver: Receiver,
+    receiver: Receiver,
 ) -> None:
     patient = synthetic_patient(seed=9, slices=6, matrix=16)
     randomly = {"probability": 0.15, "seed": 3}
