@@ -8,6 +8,7 @@ run on their own threads and all record into one trail.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,9 +20,11 @@ __all__ = ["AuditEvent", "AuditTrail"]
 class AuditEvent:
     """One thing the daemon decided or answered.
 
-    ``operation`` is ``"associate"`` or the DIMSE service (``"echo"``, ...). ``outcome`` is
-    ``"accepted"``/``"rejected"`` for associations and ``"success"``/``"warning"``/``"failure"``
-    for requests; ``status`` is the DIMSE status, when there is one. ``rule`` names the
+    ``operation`` is ``"associate"``, the DIMSE service (``"echo"``, ...), ``"import"`` or
+    ``"fault"``. ``outcome`` is ``"accepted"``/``"rejected"``/``"aborted"`` for associations,
+    ``"success"``/``"warning"``/``"failure"``/``"cancel"`` for requests (``"aborted"`` when the
+    association ended before the answer) and ``"fired"`` for an injected fault; ``status`` is
+    the DIMSE status, when there is one. ``rule`` names the
     configuration rule that decided, and ``detail`` says it in words.
     """
 
@@ -70,6 +73,7 @@ class AuditTrail:
     def __init__(self, sink: Callable[[AuditEvent], None] | None = None) -> None:
         self._events: list[AuditEvent] = []
         self._lock = threading.Lock()
+        self._recorded = threading.Condition(self._lock)
         self.sink = sink
 
     def record(
@@ -100,6 +104,7 @@ class AuditTrail:
         )
         with self._lock:
             self._events.append(event)
+            self._recorded.notify_all()
         sink = self.sink
         if sink is not None:
             sink(event)
@@ -117,20 +122,39 @@ class AuditTrail:
         """Return the events so far, oldest first, filtered by the given fields.
 
         ``outcome`` is the status class for requests (``"success"``, ``"warning"``,
-        ``"failure"``, ``"cancel"``) and ``"accepted"``/``"rejected"`` for associations;
+        ``"failure"``, ``"cancel"``, or ``"aborted"``), ``"accepted"``/``"rejected"``/
+        ``"aborted"`` for associations and ``"fired"`` for faults;
         ``since`` keeps events at or after that (timezone-aware) time.
         """
         with self._lock:
             snapshot = list(self._events)
-        return [
-            e
-            for e in snapshot
-            if (operation is None or e.operation == operation)
-            and (calling_ae is None or e.calling_ae == calling_ae)
-            and (outcome is None or e.outcome == outcome)
-            and (status is None or e.status == status)
-            and (since is None or e.time >= since)
-        ]
+        return _select(snapshot, operation, calling_ae, outcome, status, since)
+
+    def wait_for(
+        self,
+        operation: str,
+        *,
+        calling_ae: str | None = None,
+        outcome: str | None = None,
+        status: int | None = None,
+        timeout: float = 10.0,
+    ) -> AuditEvent:
+        """Block until an event :meth:`events` would return is recorded; return the first.
+
+        For a test whose client runs on another thread: "wait until the daemon has seen the
+        fault fire" without sleeping. Raises :class:`TimeoutError` with the trail in words.
+        """
+        deadline = time.monotonic() + timeout
+        with self._recorded:
+            while not (found := _select(self._events, operation, calling_ae, outcome, status)):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    trail = "\n".join(e.describe() for e in self._events) or "(no events)"
+                    raise TimeoutError(
+                        f"no {operation} event within {timeout} s; what the daemon saw:\n{trail}"
+                    )
+                self._recorded.wait(left)
+        return found[0]
 
     def assert_stored(self, sop_instance_uid: str) -> AuditEvent:
         """Return the C-STORE that stored this instance; fail with the trail in words if none."""
@@ -167,3 +191,23 @@ class AuditTrail:
     def __len__(self) -> int:
         with self._lock:
             return len(self._events)
+
+
+def _select(
+    events: list[AuditEvent],
+    operation: str | None = None,
+    calling_ae: str | None = None,
+    outcome: str | None = None,
+    status: int | None = None,
+    since: datetime | None = None,
+) -> list[AuditEvent]:
+    """The events with these fields (None: any), in order."""
+    return [
+        e
+        for e in events
+        if (operation is None or e.operation == operation)
+        and (calling_ae is None or e.calling_ae == calling_ae)
+        and (outcome is None or e.outcome == outcome)
+        and (status is None or e.status == status)
+        and (since is None or e.time >= since)
+    ]

@@ -18,12 +18,14 @@ from a ``seed`` - the same seed fires on the same matches in every run. The acti
 ``abort_after``
     end the association with an A-ABORT after N units of the operation's work - or, with
     ``abort_as="close"``, close the TCP connection without one. The unit: for ``associate``
-    the PDUs the peer sends after the A-ASSOCIATE-RQ (0: the request itself is answered by
-    the abort; N: the daemon aborts on receipt of P-DATA-TF PDU number N, before acting on
-    it, so a large C-STORE is cut off mid-object); for ``find`` the matches sent; for
-    ``move`` the sub-operations done; for ``store`` 0 (aborted before the object is
-    imported) or 1 (imported, then aborted instead of answered); for ``echo`` 0. When the
-    operation has fewer units than N, the abort replaces its final response;
+    the P-DATA-TF PDUs the peer sends after the A-ASSOCIATE-RQ (0: the request itself is
+    answered by the abort; N: the daemon aborts on receipt of P-DATA-TF PDU number N, before
+    acting on it, so a large C-STORE is cut off mid-object; the rule fires - and ``times``
+    counts - when the association is accepted, and is recorded when the abort happens); for
+    ``find`` the matches sent; for ``move`` the sub-operations done; for ``store`` 0 (aborted
+    before the object is imported) or 1 (imported, then aborted instead of answered); for
+    ``echo`` 0. When the operation has fewer units than N, the abort replaces its final
+    response;
 ``drop_fraction`` (with ``drop_as``)
     leave out a seeded fraction of a move's sub-operations (``move`` only): silently, so the
     move reports fewer and succeeds - the real daemon "sometimes only sends a partial list" -
@@ -59,6 +61,15 @@ _ABORT_LIMITS: dict[str, int | None] = {
     "move": None,
 }
 _MATCH_KEYS = ("calling_ae", "sop_class_uid", "patient_id", "level")
+#: What each operation's requests can be matched on (a rule on anything else never fires).
+_MATCHABLE: dict[str, tuple[str, ...]] = {
+    "associate": ("calling_ae",),
+    "echo": ("calling_ae", "sop_class_uid"),
+    "find": _MATCH_KEYS,
+    "store": ("calling_ae", "sop_class_uid", "patient_id"),
+    "move": _MATCH_KEYS,
+    "suboperation": _MATCH_KEYS,
+}
 _LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
 
 
@@ -161,6 +172,11 @@ class Fault:
             value = getattr(self, key)
             if value is not None:
                 _text(key, value)
+                if key not in _MATCHABLE[operation]:
+                    can = ", ".join(_MATCHABLE[operation])
+                    raise FaultError(key, value, f"{operation} requests cannot be matched on "
+                                     f"{key}, so the rule would never fire; {operation} "
+                                     f"matches on {can}")  # fmt: skip
         if self.level is not None:
             _choice("level", self.level, *_LEVELS)
         actions = [
@@ -208,6 +224,18 @@ class Fault:
             getattr(self, key) is None or what.get(key) == getattr(self, key) for key in _MATCH_KEYS
         )
 
+    def _abort_when(self) -> str:
+        """When ``abort_after`` ends the association, in words."""
+        n = self.abort_after
+        if self.operation == "associate":
+            return "instead of accepting" if n == 0 else f"on the peer's P-DATA-TF PDU {n}"
+        if self.operation == "store":
+            return "before the import" if n == 0 else "after the import, instead of the answer"
+        if self.operation == "echo":
+            return "instead of the answer"
+        unit = "match(es)" if self.operation == "find" else "sub-operation(s)"
+        return f"after {n} {unit}"
+
     def describe(self) -> str:
         """The rule in words."""
         actions = []
@@ -221,9 +249,7 @@ class Fault:
             actions.append("refuse transiently")
         if self.abort_after is not None:
             how = "A-ABORT" if self.abort_as == "abort" else "close the connection (no A-ABORT)"
-            unit = {"associate": "PDU(s)", "find": "match(es)", "move": "sub-operation(s)"}
-            actions.append(f"{how} after {self.abort_after} {unit.get(self.operation, '')}"
-                           .rstrip())  # fmt: skip
+            actions.append(f"{how} {self._abort_when()}")
         if self.drop_fraction:
             reported = "silently" if self.drop_as == "silent" else "as failed"
             actions.append(f"drop {self.drop_fraction:g} of the sub-operations {reported}")

@@ -34,6 +34,8 @@ import select
 import socket
 import threading
 import types
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pynetdicom import evt
@@ -46,12 +48,13 @@ from pynetdicom._handlers import (
 from pynetdicom.association import Association
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
-from pynetdicom.pdu_primitives import A_ABORT, A_ASSOCIATE, A_P_ABORT, A_RELEASE
+from pynetdicom.pdu_primitives import A_ABORT, A_ASSOCIATE, A_P_ABORT, A_RELEASE, P_DATA
 from pynetdicom.transport import RequestHandler
 
 __all__ = [
     "EventDrivenDUL",
     "EventDrivenRequestHandler",
+    "PduTrap",
     "end_association",
     "fail_association",
     "fail_on_pdu",
@@ -151,6 +154,26 @@ class _Fail:
         self.close = close
 
 
+@dataclass(frozen=True)
+class PduTrap:
+    """End an association on receipt of the peer's ``count``-th P-DATA-TF PDU.
+
+    With an A-ABORT, or with ``close`` the TCP connection closed without one; ``sprung`` is
+    called (on the connection's thread) when it happens.
+    """
+
+    count: int
+    close: bool
+    sprung: Callable[[], None]
+
+
+#: States in which an association can be ended as a fault: negotiating or established.
+_ABORTABLE = frozenset(f"Sta{n}" for n in range(3, 13))
+#: States after an abort or a closed connection, and what may still arrive from the user.
+_ENDED = frozenset({"Sta1", "Sta13"})
+_LATE = (P_DATA, A_ABORT, A_P_ABORT, _Fail)
+
+
 class EventDrivenDUL(DULServiceProvider):
     """A DUL service provider that waits on its socket instead of sleeping."""
 
@@ -164,8 +187,9 @@ class EventDrivenDUL(DULServiceProvider):
         self._wake_w.setblocking(False)
         self._gave_up = False
         self.ending = False
-        #: An injected fault: ``(n, close)`` ends the association on the n-th P-DATA-TF PDU.
-        self.pdu_trap: tuple[int, bool] | None = None
+        self._failed = False
+        #: An injected fault ending the association on the peer's n-th P-DATA-TF PDU.
+        self.pdu_trap: PduTrap | None = None
         self._pdata_received = 0
 
     def give_up_waiting_for_request(self) -> None:
@@ -201,11 +225,19 @@ class EventDrivenDUL(DULServiceProvider):
         self.user_wake.set()
 
     def _process_recv_primitive(self) -> bool:
-        """Hand the next primitive to the state machine; carry out a :class:`_Fail` here."""
+        """Hand the next primitive to the state machine; carry out a :class:`_Fail` here.
+
+        Once the association has been aborted or its connection closed (Sta13, Sta1), what
+        the association thread still queued - responses, a second abort - has no place in
+        the state machine (pynetdicom would raise on it and end this thread): it is dropped.
+        """
         try:
             primitive = self.to_provider_queue.queue[0]
         except IndexError:
             return False
+        if self.state_machine.current_state in _ENDED and isinstance(primitive, _LATE):
+            self.to_provider_queue.get(block=False)
+            return True
         if not isinstance(primitive, _Fail):
             return bool(super()._process_recv_primitive())
         self.to_provider_queue.get(block=False)
@@ -215,12 +247,15 @@ class EventDrivenDUL(DULServiceProvider):
     def _fail(self, close: bool) -> None:
         """End the association: an A-ABORT, or the connection closed without one.
 
-        The A-ABORT is the one a daemon application sends (source: service user), through
-        the state machine's own abort (AA-1, which then waits for the peer to close); the
-        association thread is told as it would be of a peer's abort. Closing the socket is
-        seen by the state machine as the peer going away (AA-4). Either way the association
-        ends as aborted.
+        The A-ABORT is the one a daemon application sends (source: service user), sent by
+        the state machine's own abort action (AA-1) ahead of anything still queued for the
+        peer, which is then dropped; the association thread is told as it would be of a
+        peer's abort. Closing the socket is seen by the state machine as the peer going away
+        (AA-4). Does nothing unless the association is being negotiated or established.
         """
+        if self._failed or self.state_machine.current_state not in _ABORTABLE:
+            return
+        self._failed = self.ending = True
         if close:
             if self.socket is not None:
                 self.socket.close()  # queues Evt17, "transport connection closed"
@@ -236,17 +271,18 @@ class EventDrivenDUL(DULServiceProvider):
 
     def _trapped(self, event: str) -> bool:
         """Whether a received P-DATA-TF PDU springs :attr:`pdu_trap` (and is never acted on)."""
-        if event != "Evt10" or self.pdu_trap is None:
+        trap = self.pdu_trap
+        if event != "Evt10" or trap is None:
             return False
         self._pdata_received += 1
-        limit, close = self.pdu_trap
-        if self._pdata_received < limit:
+        if self._pdata_received < trap.count:
             return False
         self.pdu_trap = None
         with contextlib.suppress(queue.Empty):
             self._recv_pdu.get(block=False)
         self.assoc.is_established = False
-        self._fail(close)
+        trap.sprung()  # first: a peer that sees the abort can already read what caused it
+        self._fail(trap.close)
         return True
 
     def _wake(self) -> None:
@@ -464,12 +500,12 @@ def fail_association(assoc: Any, close: bool = False) -> None:
     dul.send_pdu(_Fail(close))
 
 
-def fail_on_pdu(assoc: Any, count: int, close: bool = False) -> None:
-    """Make the association end as a fault on receipt of its ``count``-th P-DATA-TF PDU."""
+def fail_on_pdu(assoc: Any, trap: PduTrap) -> None:
+    """Make the association end as a fault on receipt of a P-DATA-TF PDU (see PduTrap)."""
     dul = assoc.dul
     if not isinstance(dul, EventDrivenDUL):
         raise TypeError("fail_on_pdu needs an association served with EventDrivenDUL")
-    dul.pdu_trap = (count, close)
+    dul.pdu_trap = trap
 
 
 def force_close(assoc: Any) -> None:

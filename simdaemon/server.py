@@ -53,6 +53,7 @@ from simdaemon.investigation import Investigator
 from simdaemon.query import Shape
 from simdaemon.reactor import (
     EventDrivenRequestHandler,
+    PduTrap,
     end_association,
     fail_association,
     fail_on_pdu,
@@ -130,6 +131,10 @@ def _abort_after_matches(
     fail()
 
 
+class _Stopped(Exception):
+    """An injected delay was cut short by ``stop()``; the request was aborted, not served."""
+
+
 class DaemonError(RuntimeError):
     """The daemon could not start, or one of its threads failed."""
 
@@ -195,6 +200,8 @@ class Daemon:
         self.consistency: Consistency | None = None
         #: Injected faults (``daemon.faults.add(operation=..., ...)``); ``[[faults]]`` first.
         self.faults = Faults(self.config.faults)
+        #: Set while stopping: injected delays end at once and their requests are aborted.
+        self._stopping = threading.Event()
         self._ae = self._make_ae()
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -203,6 +210,7 @@ class Daemon:
         """Bind, listen and start serving; return once connections are accepted."""
         if self._listener is not None:
             return self
+        self._stopping.clear()
         settings = self.config.daemon
         archive = self.archive
         self.consistency = archive.repair()
@@ -254,6 +262,7 @@ class Daemon:
         if listener is None or thread is None:
             return
         self._listener = self._thread = None
+        self._stopping.set()
         listener.stop_serving()
         thread.join(_JOIN_TIMEOUT_S)
         # Closing joins the connection threads, so every association they created has started
@@ -331,12 +340,18 @@ class Daemon:
     def _serve_move(self, assoc: Association, request: C_MOVE, context_id: int) -> None:
         quirks = self.config.quirks
         firing = None
-        facts = {"calling_ae": describe_peer(assoc).calling_ae}
+        facts = {
+            "calling_ae": describe_peer(assoc).calling_ae,
+            "sop_class_uid": str(request.AffectedSOPClassUID or ""),
+        }
         if self.faults.covers("move") or self.faults.covers("suboperation"):
             with contextlib.suppress(Exception):  # a bad identifier is the move's to answer
                 facts.update(_identifier_facts(decode_identifier(assoc, request, context_id)))
         if self.faults.covers("move"):
-            firing = self._fire("move", assoc, facts)
+            try:
+                firing = self._fire("move", assoc, facts)
+            except _Stopped:
+                return
         if firing is not None and firing.status is not None:
             answer_fault(assoc, request, context_id, firing.status, firing.comment)
             return
@@ -356,6 +371,8 @@ class Daemon:
         )
         try:
             serve_move(service, assoc, request, context_id)
+        except _Stopped:  # a sub-operation's delay ended by stop(); the move was aborted
+            return
         except Exception as error:  # noqa: BLE001 - kept for raise_errors; the peer is answered
             self._keep_error(error)
             fail_move(assoc, request, context_id)
@@ -374,10 +391,23 @@ class Daemon:
         return firing.status if firing is not None else None
 
     def _fire(self, operation: str, assoc: Association, what: dict[str, str]) -> Firing | None:
-        """Fire a matching fault: record it, wait its delay; the caller does the rest."""
+        """Fire a matching fault: record it, wait its delay; the caller does the rest.
+
+        An association trap (``associate`` with ``abort_after`` > 0) is recorded when it
+        springs, not when it is set. A delay ends at once when the daemon stops: the request
+        is then aborted instead of served (:class:`_Stopped`).
+        """
         firing = self.faults.fire(operation, what)
         if firing is None:
             return None
+        if not (operation == "associate" and firing.abort_after):
+            self._record_firing(assoc, firing)
+        if firing.delay_s and self._stopping.wait(firing.delay_s):
+            fail_association(assoc)
+            raise _Stopped
+        return firing
+
+    def _record_firing(self, assoc: Association, firing: Firing) -> None:
         peer = describe_peer(assoc)
         self.audit.record(
             "fault",
@@ -386,13 +416,10 @@ class Daemon:
             peer=peer.address,
             outcome="fired",
             detail=f"injected: {firing.fault.describe()}",
-            rule=operation,
+            rule=firing.fault.operation,
             status=firing.status,
         )
         LOGGER.warning("injected fault fired: %s", firing.fault.describe())
-        if firing.delay_s:
-            time.sleep(firing.delay_s)  # the injected slowness itself
-        return firing
 
     def _faulty(self, operation: str, handler: _F) -> _F:
         """Wrap a DIMSE handler so faults for ``operation`` can delay, answer or abort it."""
@@ -400,7 +427,10 @@ class Daemon:
         def faulty(event: evt.Event, *args: Any) -> Any:
             if not self.faults.covers(operation):
                 return handler(event, *args)
-            firing = self._fire(operation, event.assoc, self._facts(operation, event))
+            try:
+                firing = self._fire(operation, event.assoc, self._facts(operation, event))
+            except _Stopped:  # never answered: the association is aborted
+                return iter(()) if operation == "find" else 0x0000
             if firing is None:
                 return handler(event, *args)
             if firing.status is not None:
@@ -560,7 +590,12 @@ class Daemon:
         )
         firing = None
         if decision.accepted:
-            firing = self._fire("associate", assoc, {"calling_ae": peer.calling_ae})
+            try:
+                firing = self._fire("associate", assoc, {"calling_ae": peer.calling_ae})
+            except _Stopped:
+                assoc.is_aborted = True  # so pynetdicom does not go on to accept it
+                assoc.kill()
+                return
             if firing is not None and firing.refuse:
                 decision = dataclasses.replace(
                     decision,
@@ -592,7 +627,8 @@ class Daemon:
         )
         if firing is not None and firing.abort_after is not None:
             if outcome != "aborted":
-                fail_on_pdu(assoc, firing.abort_after, firing.close)
+                sprung = functools.partial(self._record_firing, assoc, firing)
+                fail_on_pdu(assoc, PduTrap(firing.abort_after, firing.close, sprung))
             else:  # the A-ASSOCIATE-RQ itself is answered by the abort
                 LOGGER.warning(decision.explanation)
                 fail_association(assoc, firing.close)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pydicom import dcmread
 
 from simdaemon import Daemon
 from simdaemon.pytest_plugin import import_patient
@@ -161,6 +162,30 @@ def test_storescu_is_aborted_and_nothing_is_stored(
     assert PEER_ABORTED in said(done)
     assert daemon.archive.patients() == []
     assert daemon.archive.check().ok
+
+
+def test_storescu_aborted_after_the_import_left_the_object_stored(
+    dcmtk: Callable[[str], str], make_daemon: MakeDaemon, tmp_path: Path
+) -> None:
+    daemon = make_daemon()
+    daemon.faults.add("store", abort_after=1)
+    path = ct_file(tmp_path)
+    done = run(dcmtk("storescu"), daemon, files=(path,))
+    assert PEER_ABORTED in said(done)
+    daemon.audit.assert_stored(str(dcmread(path).SOPInstanceUID))
+
+
+def test_echoscu_meets_the_same_seeded_faults_on_every_run(
+    dcmtk: Callable[[str], str], make_daemon: MakeDaemon
+) -> None:
+    patterns = []
+    for _ in range(2):
+        daemon = make_daemon()
+        daemon.faults.add("echo", status=0xC000, probability=0.5, seed=4)
+        answers = [said(run(dcmtk("echoscu"), daemon)) for _ in range(8)]
+        patterns.append(["received echo response (success)" in answer for answer in answers])
+    assert patterns[0] == patterns[1]
+    assert 0 < sum(patterns[0]) < 8
 
 
 def test_storescu_times_out_on_a_delay(

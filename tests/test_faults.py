@@ -9,6 +9,7 @@ driven by DCMTK's tools are in ``test_dcmtk_faults.py``.
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from pydicom.dataset import Dataset
 from pynetdicom import evt
 from pynetdicom.pdu_primitives import A_ABORT, A_P_ABORT
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND
 
 from client import (
     AssociationAborted,
@@ -31,7 +33,7 @@ from simdaemon.faults import Fault, FaultError
 from simdaemon.pytest_plugin import TestDaemon, import_patient
 from simdaemon.synthetic import SyntheticPatient
 from simdaemon.synthetic import synthetic_patient as build_patient
-from tests import objects, scu
+from tests import known, objects, scu
 from tests.conftest import client_for
 from tests.receiver import Receiver
 
@@ -194,7 +196,7 @@ def test_an_association_aborted_on_a_pdu_cuts_a_store_off_mid_object(
     assert aborted.value.partial == ()
     assert simdaemon.archive.instance(slice_.SOPInstanceUID) is None
     assert simdaemon.audit.events("store") == [], "the object never reached the importer"
-    assert "after 3 PDU(s)" in the_fault(simdaemon)
+    assert "A-ABORT on the peer's P-DATA-TF PDU 3" in the_fault(simdaemon) or abort_as == "close"
 
 
 @ABORT_AS
@@ -290,6 +292,62 @@ def test_the_abort_is_an_a_abort_or_a_closed_connection_as_asked(
         assert seen[-1].abort_source == 0  # type: ignore[attr-defined]
     else:  # no A-ABORT PDU: pynetdicom reports the closed connection as a provider abort
         assert aborts == [A_P_ABORT]
+
+
+@ABORT_AS
+def test_a_trap_springing_while_responses_are_queued_keeps_the_daemon_up(
+    simdaemon: TestDaemon, abort_as: str
+) -> None:
+    """The C-CANCEL is the peer's third PDU; hundreds of responses wait to go out then."""
+    known.bulk_series(simdaemon, "MANY", 5_000)
+    simdaemon.faults.add("associate", abort_after=3, abort_as=abort_as, times=1)
+    assoc = scu.associate(simdaemon, simdaemon.test_entity.ae_title, contexts=[(FIND, None)])
+    statuses = []
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel, identifier.PatientID, identifier.SOPInstanceUID = (
+        "IMAGE", "MANY", "",
+    )  # fmt: skip
+    for answer, _ in assoc.send_c_find(identifier, FIND, msg_id=7):
+        statuses.append(answer.get("Status"))
+        if len(statuses) == 5:
+            assoc.send_c_cancel(7, query_model=FIND)
+    assert statuses[-1] is None, "the association ended; no final status"
+    assert 5 <= len(statuses) < 5_000
+    find = simdaemon.audit.wait_for("find")  # the search notices the end on its own thread
+    assert find.outcome == "aborted"
+    assert "(association ended before the final response)" in find.detail
+    assert "on the peer's P-DATA-TF PDU 3" in the_fault(simdaemon)
+    assert client_for(simdaemon).ping(), "the daemon goes on serving"
+
+
+@pytest.mark.parametrize("operation", ["associate", "echo"])
+def test_stop_ends_an_injected_delay_at_once(
+    simdaemon_factory: Callable[..., TestDaemon], operation: str
+) -> None:
+    """stop() does not wait out a delay, and the delayed request is never served."""
+    daemon = simdaemon_factory()
+    daemon.faults.add(operation, delay_ms=120_000)
+    errors: list[BaseException] = []
+
+    def echo() -> None:
+        try:
+            client_for(daemon, connect_timeout=60).echo()
+        except ClientError as error:
+            errors.append(error)
+
+    def acceptors() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith("AcceptorThread")}
+
+    before = acceptors()
+    caller = threading.Thread(target=echo)
+    caller.start()
+    daemon.audit.wait_for("fault")
+    serving = acceptors() - before
+    daemon.stop()
+    assert not any(t.is_alive() for t in serving), "stop() left the delayed request running"
+    caller.join(30)
+    assert [type(e) for e in errors] == [AssociationAborted]
+    assert daemon.audit.events("echo") == []
 
 
 # --- drop_fraction: the daemon "sometimes only sends a partial list" ---------------------
@@ -470,6 +528,8 @@ def test_a_seed_drops_the_same_suboperations_in_every_run(
         ({"operation": "find", "level": "image"}, "expected one of 'PATIENT'"),
         ({"operation": "find", "stauts": 1}, "stauts = 1 is not allowed: unknown key"),
         ({"operation": "suboperation", "abort_after": 1}, "a sub-operation cannot abort"),
+        ({"operation": "associate", "refuse": True, "level": "STUDY"}, "cannot be matched on"),
+        ({"operation": "store", "status": 1, "level": "IMAGE"}, "would never fire"),
         ({"operation": "suboperation", "status": 0}, "needs a failure or warning status"),
     ],
 )

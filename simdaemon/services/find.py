@@ -140,6 +140,7 @@ def handle_find(
     request = cast(C_FIND, event.request)
     model = "patient" if request.AffectedSOPClassUID == PATIENT_ROOT_FIND else "study"
     outcome_status, detail, matched = status.SUCCESS, "", 0
+    abandoned = False  # the association ended before the final response
 
     def record() -> None:
         audit.record(
@@ -147,10 +148,10 @@ def handle_find(
             calling_ae=peer.calling_ae,
             called_ae=peer.called_ae,
             peer=peer.address,
-            outcome=status.outcome(outcome_status),
+            outcome="aborted" if abandoned else status.outcome(outcome_status),
             detail=detail,
             rule="query",
-            status=outcome_status,
+            status=None if abandoned else outcome_status,
             duration_ms=(time.perf_counter() - started) * 1000,
         )
 
@@ -187,10 +188,16 @@ def handle_find(
         else:
             if event.is_cancelled:
                 outcome_status = CANCELLED
+    except GeneratorExit:  # closed early: the association was aborted or released under it
+        abandoned = True
+        raise
     finally:
         responses.close()
         cancelled = " (cancelled)" if outcome_status == CANCELLED else ""
-        detail = f"{query.level.name} {root}: {summary}{ignored}: {matched} match(es){cancelled}"
+        ended = " (association ended before the final response)" if abandoned else ""
+        detail = (
+            f"{query.level.name} {root}: {summary}{ignored}: {matched} match(es){cancelled}{ended}"
+        )
         record()
     if outcome_status == CANCELLED:
         yield CANCELLED, None

@@ -273,22 +273,24 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
     summary = "(identifier not decoded)"
 
     def finish(
-        code: int,
+        code: int | None,
         detail: str,
         counts: _Counts | None = None,
         comment: str = "",
         answer: bool = True,
     ) -> None:
-        if answer:
+        """Answer (unless told not to) and record; ``code`` None: aborted, no answer."""
+        if answer and code is not None:
             respond.send(code, counts, comment=comment)
-        log = LOGGER.info if status.outcome(code) in ("success", "cancel") else LOGGER.warning
+        outcome = status.outcome(code) if code is not None else "aborted"
+        log = LOGGER.info if outcome in ("success", "cancel") else LOGGER.warning
         log("C-MOVE from '%s' to '%s': %s", peer.calling_ae, destination_ae, detail)
         service.audit.record(
             "move",
             calling_ae=peer.calling_ae,
             called_ae=peer.called_ae,
             peer=peer.address,
-            outcome=status.outcome(code),
+            outcome=outcome,
             detail=f"{summary} to '{destination_ae}': {detail}",
             rule="move",
             status=code,
@@ -361,9 +363,8 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
         return
     if not instances:
         if service.abort_after is not None and service.abort is not None:
-            service.abort()
-            finish(UNABLE_TO_PERFORM, "association ended by an injected fault; nothing matched",
-                   counts, answer=False)  # fmt: skip
+            finish(None, "association ended by an injected fault; nothing matched")
+            service.abort()  # recorded first: a client that sees the abort can read the audit
             return
         finish(status.SUCCESS, "nothing matched: 0 sub-operations", counts)
         return
@@ -398,9 +399,8 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
         done = counts.completed + counts.failed + counts.warning
         if service.abort_after is None or service.abort is None or done < service.abort_after:
             return False
-        service.abort()
-        finish(UNABLE_TO_PERFORM, f"association ended by an injected fault after "
-               f"{counts.describe()}", counts, answer=False)  # fmt: skip
+        finish(None, f"association ended by an injected fault after {counts.describe()}")
+        service.abort()  # recorded first: a client that sees the abort can read the audit
         return True
 
     try:
@@ -410,12 +410,7 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
             # The requester went away: stop sending. While the daemon serves a request, the
             # association's loop is paused, so a peer's abort is only seen in the ACSE queue.
             if not assoc.is_established or assoc.acse.is_aborted():
-                finish(
-                    UNABLE_TO_PERFORM,
-                    f"the requester left after {counts.describe()}; move stopped",
-                    counts,
-                    answer=False,
-                )
+                finish(None, f"the requester left after {counts.describe()}; move stopped")
                 return
             if respond.cancelled():
                 finish(CANCELLED, f"cancelled after {counts.describe()}", counts)
