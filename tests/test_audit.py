@@ -83,3 +83,12 @@ def test_simdaemon_audit_follows_a_running_daemon(make_daemon: MakeDaemon, tmp_p
         follower.send_signal(signal.SIGTERM)
         _, errors = follower.communicate(timeout=30)
     assert follower.returncode == 0, errors
+
+
+def test_wait_for_returns_an_event_recorded_later_or_says_what_was_seen(daemon: Daemon) -> None:
+    with pytest.raises(TimeoutError, match=r"no store event within 0.05 s; what the daemon saw"):
+        daemon.audit.wait_for("store", timeout=0.05)
+    ct = objects.ct()
+    scu.store(daemon, [ct])
+    event = daemon.audit.wait_for("store", outcome="success", timeout=5)
+    assert ct.SOPInstanceUID in event.detail
