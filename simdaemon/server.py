@@ -21,11 +21,10 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
-from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_MOVE
@@ -47,8 +46,9 @@ from simdaemon.access import (
 from simdaemon.archive import Archive, ArchiveError, Consistency
 from simdaemon.audit import AuditTrail
 from simdaemon.config import Config, TrustedEntity, normalize_ae_title
-from simdaemon.faults import Faults, Firing
+from simdaemon.faults import Faults
 from simdaemon.importer import Importer
+from simdaemon.injection import Injector, Stopped, identifier_facts
 from simdaemon.investigation import Investigator
 from simdaemon.query import Shape
 from simdaemon.reactor import (
@@ -100,39 +100,6 @@ def _register_private_storage() -> None:
 
 
 _register_private_storage()
-
-
-def _identifier_facts(identifier: Dataset) -> dict[str, str]:
-    """The level and patient ID of a query or move identifier, for fault rules to match."""
-    facts = {"level": str(identifier.get("QueryRetrieveLevel", "") or "")}
-    if "PatientID" in identifier:
-        facts["patient_id"] = str(identifier.PatientID or "")
-    return facts
-
-
-def _abort_after_matches(
-    results: Iterator[Any], limit: int, fail: Callable[[], None]
-) -> Iterator[Any]:
-    """Pass on ``limit`` pending C-FIND responses, then end the association as a fault.
-
-    With fewer matches the abort replaces the final response; either way the client never
-    hears that its query finished.
-    """
-    try:
-        for _ in range(limit):
-            item = next(results, None)
-            if item is None or int(getattr(item[0], "Status", item[0])) not in (0xFF00, 0xFF01):
-                break
-            yield item
-    finally:
-        close = getattr(results, "close", None)
-        if close is not None:
-            close()
-    fail()
-
-
-class _Stopped(Exception):
-    """An injected delay was cut short by ``stop()``; the request was aborted, not served."""
 
 
 class DaemonError(RuntimeError):
@@ -202,6 +169,7 @@ class Daemon:
         self.faults = Faults(self.config.faults)
         #: Set while stopping: injected delays end at once and their requests are aborted.
         self._stopping = threading.Event()
+        self._injector = Injector(self.faults, self.audit, lambda: self.archive, self._stopping)
         self._ae = self._make_ae()
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -221,15 +189,15 @@ class Daemon:
         handlers: list[Any] = [
             (evt.EVT_CONN_OPEN, self._guard(no_delay)),
             (evt.EVT_REQUESTED, self._guard(self._on_requested)),
-            (evt.EVT_C_ECHO, self._guard(self._faulty("echo", handle_echo)), [self.audit]),
+            (evt.EVT_C_ECHO, self._guard(self._injector.wrap("echo", handle_echo)), [self.audit]),
             (
                 evt.EVT_C_STORE,
-                self._guard(self._faulty("store", handle_store)),
+                self._guard(self._injector.wrap("store", handle_store)),
                 [self._get_importer, self._entity, self.audit],
             ),
             (
                 evt.EVT_C_FIND,
-                self._guard(self._faulty("find", handle_find)),
+                self._guard(self._injector.wrap("find", handle_find)),
                 [lambda: self.archive, self._entity, self.audit, self.ae_title, self._shape()],
             ),
         ]
@@ -346,11 +314,11 @@ class Daemon:
         }
         if self.faults.covers("move") or self.faults.covers("suboperation"):
             with contextlib.suppress(Exception):  # a bad identifier is the move's to answer
-                facts.update(_identifier_facts(decode_identifier(assoc, request, context_id)))
+                facts.update(identifier_facts(decode_identifier(assoc, request, context_id)))
         if self.faults.covers("move"):
             try:
-                firing = self._fire("move", assoc, facts)
-            except _Stopped:
+                firing = self._injector.fire("move", assoc, facts)
+            except Stopped:
                 return
         if firing is not None and firing.status is not None:
             answer_fault(assoc, request, context_id, firing.status, firing.comment)
@@ -367,104 +335,15 @@ class Daemon:
             drops_counted_failed=firing is not None and firing.fault.drop_as == "failed",
             abort_after=firing.abort_after if firing is not None else None,
             abort=functools.partial(fail_association, assoc, firing is not None and firing.close),
-            suboperation_fault=functools.partial(self._suboperation_fault, assoc, facts),
+            suboperation_fault=functools.partial(self._injector.suboperation, assoc, facts),
         )
         try:
             serve_move(service, assoc, request, context_id)
-        except _Stopped:  # a sub-operation's delay ended by stop(); the move was aborted
+        except Stopped:  # a sub-operation's delay ended by stop(); the move was aborted
             return
         except Exception as error:  # noqa: BLE001 - kept for raise_errors; the peer is answered
             self._keep_error(error)
             fail_move(assoc, request, context_id)
-
-    def _suboperation_fault(
-        self, assoc: Association, facts: dict[str, str], sop_instance_uid: str, sop_class_uid: str
-    ) -> int | None:
-        """Fire a sub-operation fault for one object of a move: wait its delay, give its status."""
-        if not self.faults.covers("suboperation"):
-            return None
-        what = {**facts, "sop_class_uid": sop_class_uid}
-        if self.faults.covers("suboperation", "patient_id"):
-            row = self.archive.instance(sop_instance_uid)
-            what["patient_id"] = row.patient_id if row is not None else ""
-        firing = self._fire("suboperation", assoc, what)
-        return firing.status if firing is not None else None
-
-    def _fire(self, operation: str, assoc: Association, what: dict[str, str]) -> Firing | None:
-        """Fire a matching fault: record it, wait its delay; the caller does the rest.
-
-        An association trap (``associate`` with ``abort_after`` > 0) is recorded when it
-        springs, not when it is set. A delay ends at once when the daemon stops: the request
-        is then aborted instead of served (:class:`_Stopped`).
-        """
-        firing = self.faults.fire(operation, what)
-        if firing is None:
-            return None
-        if not (operation == "associate" and firing.abort_after):
-            self._record_firing(assoc, firing)
-        if firing.delay_s and self._stopping.wait(firing.delay_s):
-            fail_association(assoc)
-            raise _Stopped
-        return firing
-
-    def _record_firing(self, assoc: Association, firing: Firing) -> None:
-        peer = describe_peer(assoc)
-        self.audit.record(
-            "fault",
-            calling_ae=peer.calling_ae,
-            called_ae=peer.called_ae,
-            peer=peer.address,
-            outcome="fired",
-            detail=f"injected: {firing.fault.describe()}",
-            rule=firing.fault.operation,
-            status=firing.status,
-        )
-        LOGGER.warning("injected fault fired: %s", firing.fault.describe())
-
-    def _faulty(self, operation: str, handler: _F) -> _F:
-        """Wrap a DIMSE handler so faults for ``operation`` can delay, answer or abort it."""
-
-        def faulty(event: evt.Event, *args: Any) -> Any:
-            if not self.faults.covers(operation):
-                return handler(event, *args)
-            try:
-                firing = self._fire(operation, event.assoc, self._facts(operation, event))
-            except _Stopped:  # never answered: the association is aborted
-                return iter(()) if operation == "find" else 0x0000
-            if firing is None:
-                return handler(event, *args)
-            if firing.status is not None:
-                answer = Dataset()
-                answer.Status = firing.status
-                if firing.comment:
-                    answer.ErrorComment = firing.comment[:64]
-                return iter([(answer, None)]) if operation == "find" else answer
-            if firing.abort_after is None:
-                return handler(event, *args)
-            fail = functools.partial(fail_association, event.assoc, firing.close)
-            if operation == "find":
-                return _abort_after_matches(handler(event, *args), firing.abort_after, fail)
-            if firing.abort_after > 0:  # store: imported, then aborted instead of answered
-                handler(event, *args)
-            fail()
-            return 0x0000  # never sent: pynetdicom sees the association is no longer up
-
-        faulty.__name__ = getattr(handler, "__name__", "handler")
-        return faulty  # type: ignore[return-value]
-
-    def _facts(self, operation: str, event: evt.Event) -> dict[str, str]:
-        """What a fault rule for ``operation`` may match on in this request."""
-        request = event.request
-        facts = {
-            "calling_ae": describe_peer(event.assoc).calling_ae,
-            "sop_class_uid": str(getattr(request, "AffectedSOPClassUID", "") or ""),
-        }
-        with contextlib.suppress(Exception):  # bad data is the operation's to answer
-            if operation == "find":
-                facts.update(_identifier_facts(event.identifier))
-            elif operation == "store" and self.faults.covers("store", "patient_id"):
-                facts["patient_id"] = str(event.dataset.get("PatientID", ""))
-        return facts
 
     def _shape(self) -> Shape:
         quirks = self.config.quirks
@@ -591,8 +470,8 @@ class Daemon:
         firing = None
         if decision.accepted:
             try:
-                firing = self._fire("associate", assoc, {"calling_ae": peer.calling_ae})
-            except _Stopped:
+                firing = self._injector.fire("associate", assoc, {"calling_ae": peer.calling_ae})
+            except Stopped:
                 assoc.is_aborted = True  # so pynetdicom does not go on to accept it
                 assoc.kill()
                 return
@@ -627,7 +506,7 @@ class Daemon:
         )
         if firing is not None and firing.abort_after is not None:
             if outcome != "aborted":
-                sprung = functools.partial(self._record_firing, assoc, firing)
+                sprung = functools.partial(self._injector.record, assoc, firing)
                 fail_on_pdu(assoc, PduTrap(firing.abort_after, firing.close, sprung))
             else:  # the A-ASSOCIATE-RQ itself is answered by the abort
                 LOGGER.warning(decision.explanation)
