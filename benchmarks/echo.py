@@ -20,8 +20,10 @@ import math
 import shutil
 import statistics
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from pynetdicom import AE
 from pynetdicom.transport import ThreadedAssociationServer
@@ -42,9 +44,12 @@ RATIO_TARGET = 1.0
 Row = tuple[str, list[float], list[float]]
 
 
-def make_config() -> Config:
+def make_config(archive: Path) -> Config:
     """A daemon on an ephemeral loopback port that trusts the benchmark's SCU."""
-    return Config(daemon=DaemonSettings(port=0), trusted=(TrustedEntity(CLIENT_AE, HOST, 51403),))
+    return Config(
+        daemon=DaemonSettings(port=0, archive=archive),
+        trusted=(TrustedEntity(CLIENT_AE, HOST, 51403),),
+    )
 
 
 def start_bare() -> ThreadedAssociationServer:
@@ -70,9 +75,9 @@ def timed_ms(action: Callable[[], object]) -> float:
     return (time.perf_counter() - begin) * 1000.0
 
 
-def measure_start(rounds: int) -> tuple[list[float], list[float]]:
+def measure_start(rounds: int, archive: Path) -> tuple[list[float], list[float]]:
     """Time start until listening, daemon then bare, per round; stopping is not timed."""
-    config = make_config()
+    config = make_config(archive)
     daemon_ms: list[float] = []
     bare_ms: list[float] = []
     for _ in range(rounds):
@@ -168,10 +173,11 @@ def main() -> None:
         parser.error("rounds must be at least 1")
     logging.getLogger("pynetdicom").setLevel(logging.ERROR)
 
-    start_daemon, start_bare_ms = measure_start(args.start_rounds)
+    folder = Path(tempfile.mkdtemp(prefix="simdaemon-bench-"))
+    start_daemon, start_bare_ms = measure_start(args.start_rounds, folder / "start")
     rows: list[Row] = [("start until listening", start_daemon, start_bare_ms)]
     skipped: str | None = None
-    daemon = Daemon(make_config()).start()
+    daemon = Daemon(make_config(folder / "echo")).start()
     server = start_bare()
     try:
         bare_port = int(server.server_address[1])
@@ -186,6 +192,7 @@ def main() -> None:
     finally:
         daemon.stop()
         server.shutdown()
+        shutil.rmtree(folder, ignore_errors=True)
     daemon.raise_errors()
 
     print_table(rows)

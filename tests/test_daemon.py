@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 from pynetdicom import evt
@@ -19,8 +20,8 @@ def _threads_of(daemon_port: int) -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == f"simdaemon@{daemon_port}"]
 
 
-def test_start_returns_listening_on_the_reported_ephemeral_port() -> None:
-    with Daemon(Config(daemon=DaemonSettings(port=0))) as daemon:
+def test_start_returns_listening_on_the_reported_ephemeral_port(tmp_path: Path) -> None:
+    with Daemon(Config(daemon=DaemonSettings(port=0, archive=tmp_path))) as daemon:
         assert daemon.running
         assert daemon.port > 0
         assert daemon.address == ("127.0.0.1", daemon.port)
@@ -29,8 +30,8 @@ def test_start_returns_listening_on_the_reported_ephemeral_port() -> None:
     assert not daemon.running
 
 
-def test_stop_is_idempotent_and_leaves_no_thread_or_socket() -> None:
-    daemon = Daemon(Config(daemon=DaemonSettings(port=0))).start()
+def test_stop_is_idempotent_and_leaves_no_thread_or_socket(tmp_path: Path) -> None:
+    daemon = Daemon(Config(daemon=DaemonSettings(port=0, archive=tmp_path))).start()
     port = daemon.port
     assert _threads_of(port)
     daemon.stop()
@@ -58,12 +59,12 @@ def test_stop_ends_open_associations(make_daemon: MakeDaemon) -> None:
     assert closed, "a connection that never sent a request is closed too"
 
 
-def test_a_port_in_use_is_a_clear_error() -> None:
+def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        daemon = Daemon(Config(daemon=DaemonSettings(port=port)))
+        daemon = Daemon(Config(daemon=DaemonSettings(port=port, archive=tmp_path)))
         with pytest.raises(DaemonError, match=rf"cannot listen on 127\.0\.0\.1:{port}: .*port"):
             daemon.start()
 
