@@ -1,8 +1,10 @@
 """A Python client for the ARIA DB Daemon, verified against simdaemon; never imports it.
 
-What Evil DICOM's DICOMSCU offers, in Python: so far ping/echo (a refusal explained in words),
-the queries (patients, studies, series, images with their modality's keys, and a generic
-find), move with counts and progress, and store; retrieve and plan export follow.
+What Evil DICOM's DICOMSCU offers, in Python: ping/echo (a refusal explained in words), the
+queries (patients, studies, series, images with their modality's keys, and a generic find),
+move with counts and progress, store, retrieve to itself and plan export. Failures are
+exceptions that say what the daemon did: rejected, answered a failure status, aborted (with
+what had arrived), or did not answer in time.
 """
 
 from client.daemon_client import DaemonClient, Entity
