@@ -138,7 +138,8 @@ class Injector:
                 return handler(event, *args)
             fail = functools.partial(fail_association, event.assoc, firing.close)
             if operation == "find":
-                return _abort_after_matches(handler(event, *args), firing.abort_after, fail)
+                results = handler(event, *args, ends_in_abort=True)
+                return _abort_after_matches(results, firing.abort_after, fail)
             if firing.abort_after > 0:  # store: imported, then aborted instead of answered
                 handler(event, *args)
             fail()

@@ -48,7 +48,7 @@ from pynetdicom._handlers import (
 from pynetdicom.association import Association
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
-from pynetdicom.pdu_primitives import A_ABORT, A_ASSOCIATE, A_P_ABORT, A_RELEASE, P_DATA
+from pynetdicom.pdu_primitives import A_ABORT, A_ASSOCIATE, A_P_ABORT, A_RELEASE
 from pynetdicom.transport import RequestHandler
 
 __all__ = [
@@ -169,9 +169,8 @@ class PduTrap:
 
 #: States in which an association can be ended as a fault: negotiating or established.
 _ABORTABLE = frozenset(f"Sta{n}" for n in range(3, 13))
-#: States after an abort or a closed connection, and what may still arrive from the user.
+#: States after an abort or a closed connection: nothing from the user has a place there.
 _ENDED = frozenset({"Sta1", "Sta13"})
-_LATE = (P_DATA, A_ABORT, A_P_ABORT, _Fail)
 
 
 class EventDrivenDUL(DULServiceProvider):
@@ -228,14 +227,15 @@ class EventDrivenDUL(DULServiceProvider):
         """Hand the next primitive to the state machine; carry out a :class:`_Fail` here.
 
         Once the association has been aborted or its connection closed (Sta13, Sta1), what
-        the association thread still queued - responses, a second abort - has no place in
-        the state machine (pynetdicom would raise on it and end this thread): it is dropped.
+        the association thread still queued - responses, a second abort, a release response
+        racing ``stop()`` - has no place in the state machine (pynetdicom would raise on it
+        and end this thread): it is dropped.
         """
         try:
             primitive = self.to_provider_queue.queue[0]
         except IndexError:
             return False
-        if self.state_machine.current_state in _ENDED and isinstance(primitive, _LATE):
+        if self.state_machine.current_state in _ENDED:
             self.to_provider_queue.get(block=False)
             return True
         if not isinstance(primitive, _Fail):
@@ -274,6 +274,8 @@ class EventDrivenDUL(DULServiceProvider):
         trap = self.pdu_trap
         if event != "Evt10" or trap is None:
             return False
+        if self.state_machine.current_state not in _ABORTABLE:
+            return False  # already ended some other way: nothing left to spring on
         self._pdata_received += 1
         if self._pdata_received < trap.count:
             return False

@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -89,6 +90,8 @@ def test_wait_for_returns_an_event_recorded_later_or_says_what_was_seen(daemon: 
     with pytest.raises(TimeoutError, match=r"no store event within 0.05 s; what the daemon saw"):
         daemon.audit.wait_for("store", timeout=0.05)
     ct = objects.ct()
-    scu.store(daemon, [ct])
-    event = daemon.audit.wait_for("store", outcome="success", timeout=5)
+    storing = threading.Thread(target=scu.store, args=(daemon, [ct]))
+    storing.start()  # the event is recorded on the daemon's thread while this one waits
+    event = daemon.audit.wait_for("store", outcome="success", timeout=10)
+    storing.join(10)
     assert ct.SOPInstanceUID in event.detail

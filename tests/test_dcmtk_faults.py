@@ -159,7 +159,10 @@ def test_storescu_is_aborted_and_nothing_is_stored(
     done = run(dcmtk("storescu"), daemon, files=(ct_file(tmp_path, size=256),))
     assert done.returncode != 0
     assert f"store failed, file: {tmp_path / 'ct.dcm'}".lower() in said(done)
-    assert PEER_ABORTED in said(done)
+    if abort_as == "abort" or operation == "store":
+        assert PEER_ABORTED in said(done)
+    # A connection closed while storescu is still sending: it may see the abort, or only
+    # that its write failed (EPIPE) - either way the store failed, as the tool says above.
     assert daemon.archive.patients() == []
     assert daemon.archive.check().ok
 

@@ -230,6 +230,21 @@ def test_a_find_with_fewer_matches_than_the_limit_is_still_aborted(
     with pytest.raises(AssociationAborted) as aborted:
         client_for(simdaemon).find_studies(patient.patient_id)
     assert len(aborted.value.partial) == 1, "the one study, then the abort instead of success"
+    (find,) = simdaemon.audit.events("find")
+    assert (find.outcome, find.status) == ("aborted", None)
+
+
+def test_a_move_with_fewer_suboperations_than_the_limit_is_still_aborted(
+    simdaemon: TestDaemon, patient: SyntheticPatient, receiver: Receiver
+) -> None:
+    simdaemon.faults.add("move", abort_after=20)
+    client = client_for(simdaemon)
+    (ct,) = client.find_series(patient.study_uid, modality="CT")
+    with pytest.raises(AssociationAborted) as aborted:
+        client.move(ct, simdaemon.test_entity.ae_title)
+    assert aborted.value.partial[0].completed == 10, "all ten, then the abort, not success"
+    (move,) = simdaemon.audit.events("move")
+    assert move.outcome == "aborted"
 
 
 @ABORT_AS

@@ -133,14 +133,20 @@ def handle_find(
     audit: AuditTrail,
     retrieve_ae: str,
     shape: Shape,
+    *,
+    ends_in_abort: bool = False,
 ) -> Iterator[Response]:
-    """Answer a C-FIND from the archive; record it in the audit trail."""
+    """Answer a C-FIND from the archive; record it in the audit trail.
+
+    ``ends_in_abort``: an injected fault will abort the association instead of sending the
+    final response, so the search is recorded as aborted however it ends.
+    """
     started = time.perf_counter()
     peer = describe_peer(event.assoc)
     request = cast(C_FIND, event.request)
     model = "patient" if request.AffectedSOPClassUID == PATIENT_ROOT_FIND else "study"
     outcome_status, detail, matched = status.SUCCESS, "", 0
-    abandoned = False  # the association ended before the final response
+    abandoned = ends_in_abort  # the association ends before the final response
 
     def record() -> None:
         audit.record(

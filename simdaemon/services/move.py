@@ -44,6 +44,7 @@ from simdaemon.attributes import read as read_attributes
 from simdaemon.audit import AuditTrail
 from simdaemon.charset import TEXT_VRS, value_representation
 from simdaemon.config import TrustedEntity
+from simdaemon.injection import Stopped
 from simdaemon.investigation import Investigator
 from simdaemon.part10 import split, wrap
 from simdaemon.query import Level, QueryError, Shape, compile_query, describe
@@ -394,10 +395,12 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
         return
     accepted = {str(cx.abstract_syntax) for cx in store.accepted_contexts}
 
-    def interrupted() -> bool:
-        """Whether an injected fault ends the association now."""
+    def interrupted(at_the_end: bool = False) -> bool:
+        """Whether an injected fault ends the association now (at the end: whatever the count)."""
         done = counts.completed + counts.failed + counts.warning
-        if service.abort_after is None or service.abort is None or done < service.abort_after:
+        if service.abort_after is None or service.abort is None:
+            return False
+        if done < service.abort_after and not at_the_end:
             return False
         finish(None, f"association ended by an injected fault after {counts.describe()}")
         service.abort()  # recorded first: a client that sees the abort can read the audit
@@ -426,10 +429,13 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
                 _suboperation(service, store, instance, entity, accepted, counts, request, peer,
                               warn=warn)  # fmt: skip
             respond.send(PENDING, counts, final=False)
+    except Stopped:  # stop() ended an injected sub-operation delay and aborted the requester
+        finish(None, f"the daemon stopped after {counts.describe()}")
+        raise
     finally:
         if store.is_established:
             store.release()
-    if interrupted():
+    if interrupted(at_the_end=True):  # fewer sub-operations than the fault's count
         return
     code = status.SUCCESS if not (counts.failed or counts.warning) else SUBOPERATIONS_FAILED
     finish(code, f"{len(instances)} sub-operation(s) to {where}: {counts.describe()}", counts)
