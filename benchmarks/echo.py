@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from dcmtk_tools import find_dcmtk  # next to this script: its folder is first on sys.path
 from pynetdicom import AE
 from pynetdicom.transport import ThreadedAssociationServer
 
@@ -118,21 +119,6 @@ def measure_echo(rounds: int, daemon_port: int, bare_port: int) -> tuple[list[fl
     return daemon_ms, bare_ms
 
 
-def find_dcmtk_echoscu() -> str | None:
-    """DCMTK's echoscu, not pynetdicom's console script of the same name that may shadow it."""
-    candidates = [shutil.which("echoscu"), "/usr/bin/echoscu", "/usr/local/bin/echoscu"]
-    for candidate in dict.fromkeys(c for c in candidates if c):
-        try:
-            done = subprocess.run(
-                [candidate, "--version"], capture_output=True, text=True, timeout=10, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if "dcmtk" in (done.stdout + done.stderr).lower():
-            return candidate
-    return None
-
-
 def measure_echoscu(
     echoscu: str, rounds: int, daemon_port: int, bare_port: int
 ) -> tuple[list[float], list[float]]:
@@ -183,7 +169,7 @@ def main() -> None:
         bare_port = int(server.server_address[1])
         echo = measure_echo(args.rounds, daemon.port, bare_port)
         rows.append(("assoc+echo+release", *echo))
-        echoscu = find_dcmtk_echoscu()
+        echoscu = find_dcmtk("echoscu")
         if echoscu is None:
             skipped = "DCMTK echoscu not found (pynetdicom's echoscu is not DCMTK): row skipped"
         else:

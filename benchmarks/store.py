@@ -40,6 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from dcmtk_tools import find_dcmtk  # next to this script: its folder is first on sys.path
 from pydicom.uid import (
     CTImageStorage,
     ExplicitVRLittleEndian,
@@ -111,21 +112,6 @@ def start_bare(received: list[int]) -> ThreadedAssociationServer:
     server = ae.start_server((HOST, 0), block=False, evt_handlers=handlers)
     assert server is not None
     return server
-
-
-def find_dcmtk_storescu() -> str | None:
-    """DCMTK's storescu, not pynetdicom's console script of the same name that shadows it."""
-    candidates = ["/usr/bin/storescu", "/usr/local/bin/storescu", shutil.which("storescu")]
-    for candidate in dict.fromkeys(c for c in candidates if c):
-        try:
-            done = subprocess.run(
-                [candidate, "--version"], capture_output=True, text=True, timeout=10, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if "dcmtk" in (done.stdout + done.stderr).lower():
-            return candidate
-    return None
 
 
 def send(storescu: str, port: int, files: list[Path]) -> float:
@@ -207,7 +193,7 @@ def main() -> None:
         parser.error("--rounds and --slices must be at least 1")
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
 
-    storescu = find_dcmtk_storescu()
+    storescu = find_dcmtk("storescu")
     if storescu is None:
         print("DCMTK storescu not found (pynetdicom's storescu is not DCMTK); install dcmtk")
         raise SystemExit(1)
