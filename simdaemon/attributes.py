@@ -22,7 +22,7 @@ from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_dataset
 from pydicom.uid import UID
 
-__all__ = ["bulk_offset", "read", "summarize"]
+__all__ = ["bulk_offset", "read", "summarize", "text_value"]
 
 PIXEL_DATA = 0x7FE00010
 _BULK_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN"})
@@ -84,3 +84,14 @@ def read(attributes: bytes, transfer_syntax: str) -> Dataset:
     """The kept attributes as a data set (elements convert when first accessed)."""
     syntax = UID(transfer_syntax)
     return read_dataset(BytesIO(attributes), syntax.is_implicit_VR, syntax.is_little_endian)
+
+
+def text_value(dataset: Dataset, keyword: str, *, strip: bool = True) -> str:
+    """An attribute's value as text: "" when absent, multiple values joined by backslashes
+    as DICOM encodes them; ``strip`` (the default) removes the padding of a single value."""
+    value = dataset.get(keyword)
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    return str(value).strip() if strip else str(value)

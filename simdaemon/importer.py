@@ -29,7 +29,7 @@ from pydicom.uid import UID
 
 from simdaemon import status
 from simdaemon.archive import Archive, Transaction
-from simdaemon.attributes import bulk_offset, summarize
+from simdaemon.attributes import bulk_offset, summarize, text_value
 from simdaemon.charset import UTF8, Decoded, decode_dataset
 from simdaemon.config import Config, TrustedEntity
 from simdaemon.investigation import Investigator
@@ -117,15 +117,6 @@ def _comment(text: str) -> str:
     return ascii_text if len(ascii_text) <= MAX_COMMENT else f"{ascii_text[: MAX_COMMENT - 3]}..."
 
 
-def _text(dataset: Dataset, keyword: str) -> str:
-    value = dataset.get(keyword)
-    if value is None:
-        return ""
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        return "\\".join(str(v) for v in value)
-    return str(value).strip()
-
-
 def _check_lengths(dataset: Dataset) -> None:
     """Raise when an element holds fewer bytes than its length says (a truncated object).
 
@@ -176,8 +167,8 @@ class Importer:
         sop_uid, patient_id = received.sop_instance_uid, ""
         try:
             dataset, decoded, offset = self._read(received, source)
-            sop_uid = _text(dataset, "SOPInstanceUID")
-            patient_id = _text(dataset, "PatientID")
+            sop_uid = text_value(dataset, "SOPInstanceUID")
+            patient_id = text_value(dataset, "PatientID")
             detail = self._store(received, dataset, decoded, offset)
         except _Failed as failed:
             return self._fail(received, failed, sop_uid, patient_id)
@@ -280,19 +271,19 @@ class Importer:
     ) -> str:
         """Match, handle duplicates, apply image options and persist; return what happened."""
         cfg = self.config
-        sop_uid = _text(dataset, "SOPInstanceUID")
-        sop_class = _text(dataset, "SOPClassUID")
-        study_uid = _text(dataset, "StudyInstanceUID")
-        series_uid = _text(dataset, "SeriesInstanceUID")
-        name = _text(dataset, "PatientName")
+        sop_uid = text_value(dataset, "SOPInstanceUID")
+        sop_class = text_value(dataset, "SOPClassUID")
+        study_uid = text_value(dataset, "StudyInstanceUID")
+        series_uid = text_value(dataset, "SeriesInstanceUID")
+        name = text_value(dataset, "PatientName")
         other_ids = dataset.get("OtherPatientIDs") or []
         if isinstance(other_ids, str):
             other_ids = [other_ids]
         incoming = Demographics.from_values(
-            _text(dataset, "PatientID"),
+            text_value(dataset, "PatientID"),
             [str(v) for v in other_ids],
             name,
-            _text(dataset, "PatientBirthDate"),
+            text_value(dataset, "PatientBirthDate"),
         )
         encoded = self._encode(received, dataset, decoded)
         if encoded is None:
@@ -349,7 +340,7 @@ class Importer:
                     else tx.add_patient(
                         incoming,
                         name,
-                        _text(dataset, "PatientSex"),
+                        text_value(dataset, "PatientSex"),
                         cfg.patient_creation.hospital,
                         cfg.patient_creation.department,
                     )
@@ -362,11 +353,11 @@ class Importer:
                     {
                         "sop_instance_uid": sop_uid,
                         "sop_class_uid": sop_class,
-                        "instance_number": _text(dataset, "InstanceNumber"),
-                        "content_date": _text(dataset, "ContentDate"),
-                        "content_time": _text(dataset, "ContentTime"),
+                        "instance_number": text_value(dataset, "InstanceNumber"),
+                        "content_date": text_value(dataset, "ContentDate"),
+                        "content_time": text_value(dataset, "ContentTime"),
                         "transfer_syntax": received.transfer_syntax,
-                        "charset": _text(dataset, "SpecificCharacterSet"),
+                        "charset": text_value(dataset, "SpecificCharacterSet"),
                         "calling_ae": received.calling_ae,
                     },
                     staged,
@@ -408,12 +399,12 @@ class Importer:
                 patient,
                 study_uid,
                 {
-                    "study_id": _text(dataset, "StudyID"),
-                    "study_date": _text(dataset, "StudyDate"),
-                    "study_time": _text(dataset, "StudyTime"),
-                    "accession_number": _text(dataset, "AccessionNumber"),
-                    "description": _text(dataset, "StudyDescription"),
-                    "referring_physician": _text(dataset, "ReferringPhysicianName"),
+                    "study_id": text_value(dataset, "StudyID"),
+                    "study_date": text_value(dataset, "StudyDate"),
+                    "study_time": text_value(dataset, "StudyTime"),
+                    "accession_number": text_value(dataset, "AccessionNumber"),
+                    "description": text_value(dataset, "StudyDescription"),
+                    "referring_physician": text_value(dataset, "ReferringPhysicianName"),
                 },
             )
         elif study[1] != patient:
@@ -433,12 +424,12 @@ class Importer:
                 study_key,
                 series_uid,
                 {
-                    "modality": _text(dataset, "Modality"),
-                    "series_number": _text(dataset, "SeriesNumber"),
-                    "description": _text(dataset, "SeriesDescription"),
-                    "series_date": _text(dataset, "SeriesDate"),
-                    "series_time": _text(dataset, "SeriesTime"),
-                    "frame_of_reference_uid": _text(dataset, "FrameOfReferenceUID"),
+                    "modality": text_value(dataset, "Modality"),
+                    "series_number": text_value(dataset, "SeriesNumber"),
+                    "description": text_value(dataset, "SeriesDescription"),
+                    "series_date": text_value(dataset, "SeriesDate"),
+                    "series_time": text_value(dataset, "SeriesTime"),
+                    "frame_of_reference_uid": text_value(dataset, "FrameOfReferenceUID"),
                 },
             )
         if series[1] != study_key:

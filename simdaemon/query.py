@@ -28,6 +28,8 @@ from enum import IntEnum
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
+from simdaemon.attributes import text_value
+
 __all__ = [
     "ATTRIBUTES",
     "MODELS",
@@ -351,18 +353,9 @@ def _strings(element: DataElement) -> list[str]:
     return [str(value).strip()]
 
 
-def _stored_text(dataset: Dataset, keyword: str) -> str:
-    value = dataset.get(keyword)
-    if value is None:
-        return ""
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        return "\\".join(str(v) for v in value)
-    return str(value)
-
-
 def _attribute_filter(attribute: Attribute, query: str) -> Callable[[Dataset], bool]:
     def accept(stored: Dataset) -> bool:
-        return matches(attribute.vr, query, _stored_text(stored, attribute.keyword))
+        return matches(attribute.vr, query, text_value(stored, attribute.keyword, strip=False))
 
     accept.__name__ = f"match_{attribute.keyword}"
     return accept
@@ -375,9 +368,8 @@ def _item_matches(query_item: Dataset, stored_item: Dataset) -> bool:
                 return False
             continue
         wanted = _strings(element)
-        if wanted and not matches(
-            str(element.VR), "\\".join(wanted), _stored_text(stored_item, element.keyword)
-        ):
+        stored = text_value(stored_item, element.keyword, strip=False)
+        if wanted and not matches(str(element.VR), "\\".join(wanted), stored):
             return False
     return True
 

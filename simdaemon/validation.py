@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
 
+from simdaemon.attributes import text_value
+
 __all__ = ["Problem", "is_valid_uid", "validate"]
 
 _UID = re.compile(r"\d+(?:\.\d+)*")
@@ -40,11 +42,6 @@ def is_valid_uid(value: str) -> bool:
     return 0 < len(value) <= 64 and _UID.fullmatch(value) is not None
 
 
-def _text(dataset: Dataset, keyword: str) -> str:
-    value = dataset.get(keyword)
-    return "" if value is None else str(value).strip()
-
-
 def validate(
     dataset: Dataset, *, sop_class_uid: str = "", sop_instance_uid: str = ""
 ) -> Problem | None:
@@ -54,7 +51,7 @@ def validate(
     C-STORE request, which must name the same object as the data set.
     """
     for keyword, tag, words in _REQUIRED_UIDS:
-        value = _text(dataset, keyword)
+        value = text_value(dataset, keyword)
         if not value:
             return Problem(
                 "required-attribute",
@@ -69,7 +66,7 @@ def validate(
                 f"{words} {tag} '{shown}' is not a valid UID: "
                 "expected digits and dots, no empty component, at most 64 characters",
             )
-    patient_id = _text(dataset, "PatientID")
+    patient_id = text_value(dataset, "PatientID")
     if not patient_id:
         return Problem(
             "required-attribute",
@@ -87,7 +84,7 @@ def validate(
         ("SOPClassUID", sop_class_uid, "Affected SOP Class UID"),
         ("SOPInstanceUID", sop_instance_uid, "Affected SOP Instance UID"),
     ):
-        actual = _text(dataset, keyword)
+        actual = text_value(dataset, keyword)
         if expected and actual != expected:
             return Problem(
                 "request-mismatch",
