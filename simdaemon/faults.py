@@ -340,17 +340,6 @@ class Faults:
         with self._lock:
             self._live = [_Live(rule) for rule in rules]
 
-    @property
-    def rules(self) -> tuple[Fault, ...]:
-        """The rules in force, in the order they are tried."""
-        with self._lock:
-            return tuple(live.fault for live in self._live)
-
-    def fired(self, rule: Fault) -> int:
-        """How often ``rule`` has fired."""
-        with self._lock:
-            return sum(live.fired for live in self._live if live.fault is rule)
-
     def __len__(self) -> int:
         with self._lock:
             return len(self._live)
