@@ -1,5 +1,5 @@
-"""``python -m client``."""
+"""``python -m dbdaemon_client``."""
 
-from client.cli import main
+from dbdaemon_client.cli import run
 
-raise SystemExit(main())
+run()

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from pydicom import dcmread
 from pydicom.datadict import dictionary_VR, tag_for_keyword
@@ -17,14 +17,18 @@ from pynetdicom import evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE
 
-from client.errors import (
+from dbdaemon_client.errors import (
     AssociationAborted,
     AssociationRejected,
     ClientError,
+    ConnectionRefused,
     ConnectionTimeout,
     DaemonStatusError,
+    NothingMoved,
+    Unreachable,
+    UnsafeMove,
 )
-from client.results import (
+from dbdaemon_client.results import (
     ImageResult,
     MoveResult,
     PatientResult,
@@ -33,9 +37,9 @@ from client.results import (
     StoreResult,
     StudyResult,
 )
-from client.transport import open_association, start_receiver
+from dbdaemon_client.transport import open_association, start_receiver
 
-__all__ = ["DaemonClient", "Entity"]
+__all__ = ["DaemonClient", "Entity", "QueryShapes"]
 
 VERIFICATION = "1.2.840.10008.1.1"
 FIND_MODELS = {
@@ -54,7 +58,8 @@ STUDY_KEYS = ("StudyInstanceUID", "StudyID", "StudyDate", "StudyTime", "StudyDes
               "AccessionNumber", "PatientID", "PatientName")  # fmt: skip
 SERIES_KEYS = ("SeriesInstanceUID", "StudyInstanceUID", "Modality", "SeriesNumber",
                "SeriesDescription")  # fmt: skip
-IMAGE_KEYS = ("SOPInstanceUID", "SOPClassUID", "SeriesInstanceUID", "InstanceNumber")
+IMAGE_KEYS = ("SOPInstanceUID", "SOPClassUID", "SeriesInstanceUID", "StudyInstanceUID",
+              "InstanceNumber")  # fmt: skip
 #: Evil DICOM's modality-specific image keys.
 MODALITY_KEYS: dict[str, tuple[str, ...]] = {
     "CT": ("ImagePositionPatient", "SliceLocation"),
@@ -78,8 +83,21 @@ class Entity:
     port: int
 
 
+#: How queries are shaped. ``conformant`` (the default) sends the unique keys of every level
+#: above the query level and only the values the caller asked to match on, which every
+#: conformant Query/Retrieve SCP answers. ``evil-dicom`` copies Evil DICOM's CFinder exactly
+#: (IMAGE queries by SeriesInstanceUID alone, NumberOfBeams = "0" as a matching value), to
+#: reproduce what a C# script sends; lenient servers such as the ARIA daemon answer both.
+QueryShapes = Literal["conformant", "evil-dicom"]
+
+
 class DaemonClient:
-    """Operations against the daemon, from ``local`` (a trusted entity of the daemon)."""
+    """Operations against the daemon, from ``local`` (a trusted entity of the daemon).
+
+    Works against any conformant Query/Retrieve SCP too: queries carry the unique keys of
+    the levels above, moves name exactly what they move and never fall back to universal
+    matching.
+    """
 
     def __init__(
         self,
@@ -89,6 +107,7 @@ class DaemonClient:
         connect_timeout: float = 3.0,
         idle_timeout: float = 60.0,
         max_pdu: int = 16382,
+        query_shapes: QueryShapes = "conformant",
     ) -> None:
         self.local = local
         self.daemon = daemon
@@ -96,11 +115,19 @@ class DaemonClient:
         self.idle_timeout = idle_timeout
         #: The largest PDU this client receives (0: no limit); pynetdicom's default.
         self.max_pdu = max_pdu
+        if query_shapes not in ("conformant", "evil-dicom"):
+            raise ValueError(
+                f"query_shapes={query_shapes!r}: expected 'conformant' or 'evil-dicom'"
+            )
+        self.query_shapes: QueryShapes = query_shapes
+
+    @property
+    def _where(self) -> str:
+        return f"{self.daemon.ae_title} at {self.daemon.host}:{self.daemon.port}"
 
     def _associate(self, contexts: list[str]) -> Association:
         started = time.monotonic()
-        connected = threading.Event()
-        assoc = open_association(
+        opened = open_association(
             self.local.ae_title,
             self.daemon.host,
             self.daemon.port,
@@ -109,20 +136,62 @@ class DaemonClient:
             connect_timeout=self.connect_timeout,
             idle_timeout=self.idle_timeout,
             max_pdu=self.max_pdu,
-            on_connect=connected.set,
         )
+        assoc = opened.assoc
         if assoc.is_established:
             return assoc
+        host, port = self.daemon.host, self.daemon.port
         if assoc.is_rejected and assoc.acceptor.primitive is not None:
             answer = assoc.acceptor.primitive
+            result, source = answer.result or 0, answer.result_source or 0
+            reason = answer.diagnostic or 0
             raise AssociationRejected(
-                answer.result or 0, answer.result_source or 0, answer.diagnostic or 0
+                result, source, reason, where=self._where,
+                hint=self._rejection_hint(result, source, reason),
+            )  # fmt: skip
+        error = opened.connect_error
+        if isinstance(error, ConnectionRefusedError):
+            raise ConnectionRefused(
+                f"nothing listens on {host}:{port} (connection refused): is {self.daemon.ae_title}"
+                f" running, and is {port} its DICOM port?"
             )
-        if connected.is_set() and time.monotonic() - started < self.connect_timeout:
-            raise AssociationAborted("association request")
+        if isinstance(error, TimeoutError):
+            raise ConnectionTimeout(
+                f"no TCP connection to {host}:{port} within {self.connect_timeout} s: the host "
+                "does not answer (wrong address, a firewall, or an overloaded server)"
+            )
+        if error is not None:
+            raise Unreachable(
+                f"cannot reach {host}:{port}: {error.strerror or error} (check the address and "
+                "the network route to the server)"
+            )
+        if opened.connected and time.monotonic() - started < self.connect_timeout:
+            raise AssociationAborted("association request", where=self._where)
         raise ConnectionTimeout(
-            f"no association with {self.daemon.ae_title} at {self.daemon.host}:{self.daemon.port}"
-            f" within {self.connect_timeout} s (daemon down, wrong address or not answering)"
+            f"{self._where} took the TCP connection but did not answer the association "
+            f"request from {self.local.ae_title} within {self.connect_timeout} s (is it a DICOM "
+            "server, and is it overloaded?)"
+        )
+
+    def _rejection_hint(self, result: int, source: int, reason: int) -> str:
+        """What to change, for an A-ASSOCIATE-RJ's result, source and reason."""
+        calling, called = self.local.ae_title, self.daemon.ae_title
+        if result == 2 or source == 3:
+            return "the server is busy (too many associations); try again later"
+        if (source, reason) == (1, 3):
+            return (
+                f"the server does not accept '{calling}' from this machine: add '{calling}' "
+                f"with this machine's IP address and port {self.local.port} to its trusted "
+                "entities (ARIA: the DB Daemon's Trusted Application Entities)"
+            )
+        if (source, reason) == (1, 7):
+            return (
+                f"the server at {self.daemon.host}:{self.daemon.port} is not '{called}': use "
+                "its AE title (the ARIA DB Daemon's default is VMSDBD)"
+            )
+        return (
+            f"check the calling ('{calling}') and called ('{called}') AE titles and this "
+            "machine's address against the server's configuration"
         )
 
     def _lost(self, operation: str, since: float, partial: tuple[Any, ...] = ()) -> ClientError:
@@ -132,9 +201,9 @@ class DaemonClient:
         idle timeout means the association ended under it.
         """
         if time.monotonic() - since < self.idle_timeout:
-            return AssociationAborted(operation, partial)
+            return AssociationAborted(operation, partial, where=self._where)
         return ConnectionTimeout(
-            f"the daemon did not answer the {operation} within {self.idle_timeout} s"
+            f"{self._where} did not answer the {operation} within {self.idle_timeout} s"
         )
 
     def echo(self) -> None:
@@ -205,20 +274,33 @@ class DaemonClient:
         self, study: StudyResult | str, modality: str | None = None
     ) -> list[SeriesResult]:
         """The series of a study (a result or its UID), of one modality when given."""
+        study_uid = study if isinstance(study, str) else study.study_uid
+        _require_unique("a series query", StudyInstanceUID=study_uid)
         keys = dict.fromkeys(SERIES_KEYS, "")
-        keys["StudyInstanceUID"] = study if isinstance(study, str) else study.study_uid
+        keys["StudyInstanceUID"] = study_uid
         keys["Modality"] = modality or ""
-        return [SeriesResult.of(i) for i in self.find("SERIES", **keys)]
+        found = self.find("SERIES", **keys)
+        return [SeriesResult.of(_keep(i, StudyInstanceUID=study_uid)) for i in found]
 
     def find_images(self, series: SeriesResult) -> list[ImageResult]:
-        """The instances of a series with the keys Evil DICOM asks for its modality."""
+        """The instances of a series with the keys Evil DICOM asks for its modality.
+
+        The query carries the study's and the series' UIDs (a hierarchical server needs
+        both); with ``query_shapes="evil-dicom"``, Evil DICOM's own shape instead.
+        """
+        _require_unique("an image query", StudyInstanceUID=series.study_uid,
+                        SeriesInstanceUID=series.series_uid)  # fmt: skip
         keys: dict[str, Any] = dict.fromkeys(IMAGE_KEYS, "")
         for keyword in MODALITY_KEYS.get(series.modality, ()):
             keys[keyword] = None
-        if series.modality == "RTPLAN":
-            keys["NumberOfBeams"] = "0"  # as Evil DICOM sends it; the daemon ignores it
         keys["SeriesInstanceUID"] = series.series_uid
-        return [ImageResult.of(i) for i in self.find("IMAGE", **keys)]
+        if self.query_shapes == "evil-dicom":
+            if series.modality == "RTPLAN":
+                keys["NumberOfBeams"] = "0"  # Evil DICOM's CFinder sends it as a value
+        else:
+            keys["StudyInstanceUID"] = series.study_uid
+        parents = {"StudyInstanceUID": series.study_uid, "SeriesInstanceUID": series.series_uid}
+        return [ImageResult.of(_keep(i, **parents)) for i in self.find("IMAGE", **keys)]
 
     def move(
         self,
@@ -229,9 +311,12 @@ class DaemonClient:
     ) -> MoveResult:
         """C-MOVE a patient, study, series or image (a find_* result) to a trusted entity.
 
-        ``progress(remaining, completed, failed, warning)`` is called on each pending
-        response. Returns the counts; a refusal of the whole move (unknown destination
-        0xA801, unreachable 0xA702, bad identifier) raises :class:`DaemonStatusError`.
+        The identifier names ``target`` by the unique keys of its level and of every level
+        above; a target with one of those empty, a wildcard or a list raises
+        :class:`UnsafeMove` before anything is sent. ``progress(remaining, completed, failed,
+        warning)`` is called on each pending response. Returns the counts; a refusal of the
+        whole move (unknown destination 0xA801, unreachable 0xA702, bad identifier) raises
+        :class:`DaemonStatusError`, and a success that moved nothing :class:`NothingMoved`.
         """
         level, keys = _move_keys(target)
         identifier = Dataset()
@@ -268,7 +353,17 @@ class DaemonClient:
         comment = str(final.get("ErrorComment", ""))
         if code not in (0x0000, 0xB000, 0xFE00):
             raise DaemonStatusError("C-MOVE", code, comment)
-        completed, failed, warning = _counts(final)
+        counted = "NumberOfCompletedSuboperations" in final or not pending
+        last = pending[-1] if pending else MoveResult(code, 0, 0, 0)
+        completed, failed, warning = (
+            _counts(final) if counted else (last.completed, last.failed, last.warning)
+        )
+        if code == 0x0000 and completed + failed + warning == 0:
+            named = ", ".join(f"{k}={v}" for k, v in keys.items())
+            raise NothingMoved(
+                f"{self._where} answered success to the C-MOVE at {level} level ({named}) but "
+                "moved nothing (0 sub-operations): it found nothing under those keys"
+            )
         return MoveResult(code, completed, failed, warning, failed_uids, comment)
 
     def store(self, objects: Sequence[Dataset | Path | str]) -> StoreResult:
@@ -303,6 +398,13 @@ class DaemonClient:
         Part-10 file, byte for byte as received, and the paths are returned; without, the
         data sets. A partial move raises :class:`DaemonStatusError` naming the failed UIDs.
         """
+        received = self._receive(target)
+        if into is None:
+            return [dcmread(BytesIO(data)) for _, data in received]
+        return [_write(into, uid, data) for uid, data in received]
+
+    def _receive(self, target: Target) -> list[tuple[str, bytes]]:
+        """Move ``target`` to this client; each object's SOP Instance UID and Part-10 bytes."""
         received: list[tuple[str, bytes]] = []
         lock = threading.Lock()
 
@@ -322,15 +424,7 @@ class DaemonClient:
             raise DaemonStatusError(
                 "C-MOVE to self", result.status, f"{result.failed} failed ({failed})"
             )
-        if into is None:
-            return [dcmread(BytesIO(data)) for _, data in received]
-        into.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for uid, data in received:
-            path = into / f"{uid}.dcm"
-            path.write_bytes(data)
-            paths.append(path)
-        return paths
+        return received
 
     def export_plan(self, patient_id: str, plan: str, into: Path) -> list[Path]:
         """Write a plan and everything it references: structure set, its images, the doses.
@@ -338,43 +432,68 @@ class DaemonClient:
         ``plan`` is the RT Plan's SOP Instance UID or its label. The references are followed
         in the retrieved objects themselves, as a planning system would: the plan's
         Referenced Structure Set, that structure set's referenced image series, and every
-        RT Dose of the patient's studies that references the plan.
+        RT Dose of the patient's studies that references the plan. Every query names the
+        study and series it looks in, and keys a server does not return (a plan's label, a
+        dose's referenced plan) are read from the retrieved objects instead, so the export
+        is the same against any conformant server.
         """
         studies = self.find_studies(patient_id)
+        found = self._find_plan(patient_id, plan, studies)
+        files = [_write(into, *obj) for obj in self._receive(found)]
+        stored_plan = dcmread(files[0])
+        structure_uid = str(stored_plan.ReferencedStructureSetSequence[0].ReferencedSOPInstanceUID)
+        structure_sets = [
+            image
+            for study in studies
+            for series in self.find_series(study, modality="RTSTRUCT")
+            for image in self.find_images(series)
+            if image.sop_instance_uid == structure_uid
+        ]
+        if len(structure_sets) != 1:
+            raise ClientError(
+                f"the plan references structure set {structure_uid}, which {self._where} lists "
+                f"{len(structure_sets)} time(s) among patient '{patient_id}''s studies"
+            )
+        files += [_write(into, *obj) for obj in self._receive(structure_sets[0])]
+        stored_structures = dcmread(files[-1])
+        for frame in stored_structures.get("ReferencedFrameOfReferenceSequence", []):
+            for study in frame.get("RTReferencedStudySequence", []):
+                for referenced in study.get("RTReferencedSeriesSequence", []):
+                    for series in self.find_series(str(study.ReferencedSOPInstanceUID)):
+                        if series.series_uid == referenced.SeriesInstanceUID:
+                            files += [_write(into, *obj) for obj in self._receive(series)]
+        for study in studies:
+            for series in self.find_series(study, modality="RTDOSE"):
+                for dose in self.find_images(series):
+                    if dose.referenced_plan and dose.referenced_plan != found.sop_instance_uid:
+                        continue
+                    for uid, data in self._receive(dose):  # a reference not returned: read it
+                        references = dcmread(BytesIO(data)).get("ReferencedRTPlanSequence", [])
+                        plans = {str(r.get("ReferencedSOPInstanceUID", "")) for r in references}
+                        if found.sop_instance_uid in plans:
+                            files.append(_write(into, uid, data))
+        return files
+
+    def _find_plan(self, patient_id: str, plan: str, studies: list[StudyResult]) -> ImageResult:
+        """The patient's one RT Plan whose SOP Instance UID or label is ``plan``."""
         plans = [
             image
             for study in studies
             for series in self.find_series(study, modality="RTPLAN")
             for image in self.find_images(series)
-            if plan in (image.sop_instance_uid, image.label)
         ]
-        if len(plans) != 1:
+        chosen = [p for p in plans if plan in (p.sop_instance_uid, p.label)]
+        if not chosen:  # the server may not return RTPlanLabel: read the labels it did not give
+            for candidate in (p for p in plans if not p.label):
+                ((_, data),) = self._receive(candidate)
+                if str(dcmread(BytesIO(data)).get("RTPlanLabel", "")) == plan:
+                    chosen.append(candidate)
+        if len(chosen) != 1:
             raise ClientError(
-                f"{len(plans)} RT Plans of patient '{patient_id}' have UID or label '{plan}'; "
-                "expected exactly one"
+                f"{len(chosen)} RT Plans of patient '{patient_id}' at {self._where} have UID or "
+                f"label '{plan}'; expected exactly one"
             )
-        (found,) = plans
-        files = self.retrieve(found, into)
-        stored_plan = dcmread(files[0])
-        structure_uid = str(stored_plan.ReferencedStructureSetSequence[0].ReferencedSOPInstanceUID)
-        (structure_set,) = [ImageResult.of(i) for i in self.find(
-            "IMAGE", SOPInstanceUID=structure_uid, SeriesInstanceUID=None, SOPClassUID=None,
-            StudyInstanceUID=None)]  # fmt: skip
-        files += self.retrieve(structure_set, into)
-        stored_structures = dcmread(files[-1])
-        for frame in stored_structures.get("ReferencedFrameOfReferenceSequence", []):
-            for study in frame.get("RTReferencedStudySequence", []):
-                for series in study.get("RTReferencedSeriesSequence", []):
-                    images = self.find("SERIES", SeriesInstanceUID=series.SeriesInstanceUID,
-                                       StudyInstanceUID=None, Modality=None)  # fmt: skip
-                    for image_series in images:
-                        files += self.retrieve(SeriesResult.of(image_series), into)
-        for study in studies:
-            for series in self.find_series(study, modality="RTDOSE"):
-                for dose in self.find_images(series):
-                    if dose.referenced_plan == found.sop_instance_uid:
-                        files += self.retrieve(dose, into)
-        return files
+        return chosen[0]
 
     def ping(self) -> bool:
         """Return True only when a C-ECHO response with success arrives."""
@@ -394,7 +513,18 @@ def _counts(status: Dataset) -> tuple[int, int, int]:
 
 
 def _move_keys(target: Target) -> tuple[str, dict[str, str]]:
-    """The level and unique keys that name ``target`` (Study Root, or Patient Root)."""
+    """The level and the unique keys that name ``target`` and the levels above it.
+
+    PATIENT is asked in Patient Root, the other levels in Study Root. Raises
+    :class:`UnsafeMove` when a key is empty, a wildcard or a list: such a C-MOVE matches
+    more than the one target, and on a lenient server everything.
+    """
+    level, keys = _identify(target)
+    _require_unique(f"a C-MOVE at {level} level", **keys)
+    return level, keys
+
+
+def _identify(target: Target) -> tuple[str, dict[str, str]]:
     if isinstance(target, PatientResult):
         return "PATIENT", {"PatientID": target.patient_id}
     if isinstance(target, StudyResult):
@@ -402,7 +532,33 @@ def _move_keys(target: Target) -> tuple[str, dict[str, str]]:
     if isinstance(target, SeriesResult):
         return "SERIES", {"StudyInstanceUID": target.study_uid,
                           "SeriesInstanceUID": target.series_uid}  # fmt: skip
-    keys = {"SOPInstanceUID": target.sop_instance_uid}
-    if target.series_uid:
-        keys["SeriesInstanceUID"] = target.series_uid
-    return "IMAGE", keys
+    return "IMAGE", {"StudyInstanceUID": target.study_uid, "SeriesInstanceUID": target.series_uid,
+                     "SOPInstanceUID": target.sop_instance_uid}  # fmt: skip
+
+
+def _require_unique(request: str, **keys: str) -> None:
+    """Raise :class:`UnsafeMove` unless every key has one value and no wildcard."""
+    for keyword, value in keys.items():
+        if not value.strip() or any(c in value for c in "*?\\"):
+            said = "empty" if not value.strip() else f"'{value}'"
+            raise UnsafeMove(
+                f"{request} needs a single {keyword}, not {said}: as a matching key it would "
+                "match every object at that level (on a clinical database, every patient); "
+                f"take the target from a find_* result, or ask for {keyword} as a return key"
+            )
+
+
+def _keep(identifier: Dataset, **parents: str) -> Dataset:
+    """``identifier`` with the unique keys above it that the server left empty, filled in."""
+    for keyword, value in parents.items():
+        if not str(identifier.get(keyword, "") or ""):
+            setattr(identifier, keyword, value)
+    return identifier
+
+
+def _write(into: Path, uid: str, data: bytes) -> Path:
+    """Write a received object as ``<SOP Instance UID>.dcm`` in ``into``, byte for byte."""
+    into.mkdir(parents=True, exist_ok=True)
+    path = into / f"{uid}.dcm"
+    path.write_bytes(data)
+    return path

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 __all__ = [
     "ImageResult",
@@ -15,17 +16,27 @@ __all__ = [
     "StoredObject",
     "StudyResult",
     "text",
+    "values",
 ]
 
 
 def text(identifier: Dataset, keyword: str) -> str:
-    """A key's value as text; ``""`` when absent or empty (multiple values joined by ``\\``)."""
+    """A key's value as text; ``""`` when absent or empty.
+
+    Multiple values are joined by one backslash, as DICOM writes them (``CT\\RTPLAN``);
+    :func:`values` gives them as a list.
+    """
+    return "\\".join(values(identifier, keyword))
+
+
+def values(identifier: Dataset, keyword: str) -> list[str]:
+    """A key's values as a list of text (``[]`` when absent or empty)."""
     value = identifier.get(keyword)
-    if value is None:
-        return ""
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        return "\\\\".join(str(v) for v in value)
-    return str(value)
+    if value is None or value == "":
+        return []
+    if isinstance(value, (list, tuple, MultiValue)):
+        return [str(v) for v in value]
+    return [str(value)]
 
 
 @dataclass(frozen=True)
@@ -76,7 +87,7 @@ class StudyResult:
 
 @dataclass(frozen=True)
 class SeriesResult:
-    """A series of a study."""
+    """A series of a study (``study_uid``: the unique key above it)."""
 
     series_uid: str
     study_uid: str
@@ -102,12 +113,15 @@ class ImageResult:
     """An instance of a series; modality-specific keys are in ``identifier``.
 
     ``label`` is the RT Plan Label, Structure Set Label or RT Image Label, whichever the
-    object has; ``referenced_plan`` the SOP Instance UID a dose or image references.
+    object has; ``referenced_plan`` the SOP Instance UID a dose or image references (both
+    ``""`` when the server does not return those keys). ``study_uid`` and ``series_uid`` are
+    the unique keys above it, which a move or a further query of a hierarchical server needs.
     """
 
     sop_instance_uid: str
     sop_class_uid: str
     series_uid: str
+    study_uid: str
     instance_number: str
     label: str
     referenced_plan: str
@@ -126,6 +140,7 @@ class ImageResult:
             text(identifier, "SOPInstanceUID"),
             text(identifier, "SOPClassUID"),
             text(identifier, "SeriesInstanceUID"),
+            text(identifier, "StudyInstanceUID"),
             text(identifier, "InstanceNumber"),
             label,
             referenced,

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from pynetdicom import AE, StoragePresentationContexts, evt
 from pynetdicom.association import Association
 from pynetdicom.service_class import ServiceClass, StorageServiceClass
 from pynetdicom.sop_class import register_uid, uid_to_service_class
-from pynetdicom.transport import ThreadedAssociationServer
+from pynetdicom.transport import AddressInformation, AssociationSocket, ThreadedAssociationServer
 
-__all__ = ["open_association", "start_receiver"]
+__all__ = ["Opened", "open_association", "start_receiver"]
 
 UNCOMPRESSED = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"]
 
@@ -46,6 +46,62 @@ def _keep_responses(assoc: Association) -> None:
     assoc._serve_request = serve_or_put_back  # type: ignore[method-assign]
 
 
+class _RememberingSocket(socket.socket):
+    """A TCP socket that keeps the error of its ``connect``; pynetdicom only logs it."""
+
+    connect_error: OSError | None = None
+
+    def connect(self, address: Any) -> None:
+        try:
+            super().connect(address)
+        except OSError as error:
+            self.connect_error = error
+            raise
+
+
+class _DiagnosedSocket(AssociationSocket):
+    """pynetdicom's association socket, on a :class:`_RememberingSocket`."""
+
+    tcp: _RememberingSocket | None = None
+
+    def _create_socket(self, address: AddressInformation) -> socket.socket:
+        made = super()._create_socket(address)
+        timeout = made.gettimeout()
+        self.tcp = _RememberingSocket(made.family, made.type, made.proto, fileno=made.detach())
+        self.tcp.settimeout(timeout)
+        return self.tcp
+
+
+class _ClientAE(AE):
+    """An AE whose requested associations remember why their TCP connection failed.
+
+    ``AE._create_socket`` is the hook pynetdicom itself uses to make a requestor's socket;
+    overriding it is how the client tells "connection refused" from "no route" from "timed
+    out", which pynetdicom reports alike (an aborted association and a log line).
+    """
+
+    sockets: list[_DiagnosedSocket]
+
+    def _create_socket(
+        self, assoc: Association, address: AddressInformation, tls_args: Any
+    ) -> AssociationSocket:
+        sock = _DiagnosedSocket(assoc, address=address)
+        sock.tls_args = tls_args
+        self.sockets.append(sock)
+        return sock
+
+
+class Opened:
+    """An association request's outcome: the association, and how far the connection got."""
+
+    def __init__(self, assoc: Association, connected: bool, error: OSError | None) -> None:
+        self.assoc = assoc
+        #: Whether the TCP connection was made (the server then ended or ignored the request).
+        self.connected = connected
+        #: Why the TCP connection failed, when it did.
+        self.connect_error = error
+
+
 def open_association(
     calling: str,
     host: str,
@@ -56,14 +112,14 @@ def open_association(
     connect_timeout: float,
     idle_timeout: float,
     max_pdu: int = 16382,
-    on_connect: Callable[[], None] | None = None,
-) -> Association:
+) -> Opened:
     """Request an association proposing ``contexts`` (uncompressed syntaxes).
 
-    ``on_connect`` is called once the TCP connection is open, so a caller can tell a daemon
-    that ended the association from one it never reached.
+    The outcome says whether the TCP connection was made and, if not, the socket's error, so
+    a caller can tell a server that ended the association from one it never reached.
     """
-    ae = AE(ae_title=calling)
+    ae = _ClientAE(ae_title=calling)
+    ae.sockets = []
     ae.connection_timeout = connect_timeout
     ae.acse_timeout = connect_timeout
     ae.network_timeout = idle_timeout
@@ -71,20 +127,17 @@ def open_association(
     for context in contexts:
         ae.add_requested_context(context, UNCOMPRESSED)
 
-    def opened(event: evt.Event) -> None:
-        _no_delay(event)
-        if on_connect is not None:
-            on_connect()
-
     assoc = ae.associate(
         host,
         port,
         ae_title=called,
         max_pdu=max_pdu,
-        evt_handlers=[(evt.EVT_CONN_OPEN, opened)],
+        evt_handlers=[(evt.EVT_CONN_OPEN, _no_delay)],
     )
     _keep_responses(assoc)
-    return assoc
+    errors = [s.tcp.connect_error for s in ae.sockets if s.tcp is not None]
+    error = next((e for e in errors if e is not None), None)
+    return Opened(assoc, bool(errors) and error is None, error)
 
 
 #: Varian's private storage classes, which ARIA sends; pynetdicom does not know them.

@@ -24,7 +24,7 @@ Fixtures (in the style of pytest-postgresql: a factory, and defaults built from 
     One daemon for the session, reset (archive, audit, trusted entities, faults) before each test
     that uses it: cheaper than a fresh daemon, for tests that do not configure it.
 ``daemon_client``
-    A :class:`client.DaemonClient` whose local entity is ``simdaemon.test_entity``.
+    A :class:`dbdaemon_client.DaemonClient` whose local entity is ``simdaemon.test_entity``.
 ``synthetic_patient`` / ``rt_patient``
     ``synthetic_patient(seed=..., **options)`` builds a patient with
     :func:`simdaemon.synthetic.synthetic_patient` and imports it into ``simdaemon`` through the
@@ -48,16 +48,18 @@ import socket
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from client import DaemonClient, Entity
 from simdaemon.config import Config, from_mapping
 from simdaemon.importer import received_from
 from simdaemon.server import Daemon
 from simdaemon.synthetic import SyntheticPatient
 from simdaemon.synthetic import synthetic_patient as build_patient
+
+if TYPE_CHECKING:  # imported when a test asks for daemon_client, never at plugin load
+    from dbdaemon_client import DaemonClient
 
 __all__ = ["Settings", "TestDaemon", "TestEntity", "import_patient"]
 
@@ -287,7 +289,13 @@ def rt_patient(synthetic_patient: Callable[..., SyntheticPatient]) -> SyntheticP
 
 @pytest.fixture
 def daemon_client(simdaemon: TestDaemon) -> DaemonClient:
-    """A :class:`client.DaemonClient` calling ``simdaemon`` as its test entity."""
+    """A :class:`dbdaemon_client.DaemonClient` calling ``simdaemon`` as its test entity.
+
+    The client is imported here, not when the plugin loads: a user's project may have its
+    own module of any name, and loading pytest must not depend on ours.
+    """
+    from dbdaemon_client import DaemonClient, Entity
+
     entity = simdaemon.test_entity
     return DaemonClient(
         Entity(entity.ae_title, entity.host, entity.port),

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from client import DaemonClient, Entity
+from dbdaemon_client import DaemonClient, Entity
 from simdaemon import Daemon
 from simdaemon.pytest_plugin import TestDaemon
 from tests.receiver import Receiver

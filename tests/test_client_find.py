@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from client import AssociationRejected, DaemonClient, DaemonStatusError, Entity
+from dbdaemon_client import AssociationRejected, DaemonClient, DaemonStatusError, Entity
 from simdaemon.pytest_plugin import TestDaemon
 from simdaemon.synthetic import SyntheticPatient
 from tests.conftest import client_for

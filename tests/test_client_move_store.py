@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 
-from client import DaemonClient, DaemonStatusError
+from dbdaemon_client import DaemonClient, DaemonStatusError
 from simdaemon.pytest_plugin import TestDaemon
 from simdaemon.synthetic import SyntheticPatient, synthetic_patient
 from tests import objects

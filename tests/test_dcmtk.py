@@ -15,7 +15,7 @@ import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
-from client import DaemonClient, Entity
+from dbdaemon_client import DaemonClient, Entity
 from simdaemon import Daemon
 from simdaemon.synthetic import synthetic_patient
 from tests import known, objects, scu

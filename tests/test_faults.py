@@ -19,7 +19,7 @@ from pynetdicom import evt
 from pynetdicom.pdu_primitives import A_ABORT, A_P_ABORT
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND
 
-from client import (
+from dbdaemon_client import (
     AssociationAborted,
     AssociationRejected,
     ClientError,
