@@ -97,7 +97,12 @@ def _parser() -> argparse.ArgumentParser:
                         help="for the connection and the association (default 3)")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                         help="for each answer once associated (default 60)")  # fmt: skip
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        help="what to do (COMMAND --help for its options)",
+    )
     commands.add_parser("echo", help="C-ECHO: is the server there and does it accept us?",
                         description="Send a C-ECHO; exit 0 only on success.")  # fmt: skip
     find = commands.add_parser(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 from pydicom import dcmread
 
-from dbdaemon_client import DaemonClient, DaemonStatusError
+from dbdaemon_client import DaemonClient, DaemonStatusError, NothingMoved, UnsafeMove
 from simdaemon.pytest_plugin import TestDaemon
 from simdaemon.synthetic import SyntheticPatient, synthetic_patient
 from tests import objects
@@ -113,3 +114,45 @@ def test_export_plan_writes_the_plan_and_everything_it_references(
     assert contours <= set(written)
     (dose,) = [ds for ds in written.values() if ds.Modality == "RTDOSE"]
     assert dose.ReferencedRTPlanSequence[0].ReferencedSOPInstanceUID == rt_patient.plan_uid
+
+
+@pytest.mark.parametrize("study_uid", ["", "  ", "*", "1.2.*", "1.2.?", "1.2.3\\1.2.4"])
+def test_a_move_that_could_over_reach_is_never_sent(
+    simdaemon: TestDaemon, rt_patient: SyntheticPatient, study_uid: str
+) -> None:
+    client = client_for(simdaemon)
+    (study,) = client.find_studies(rt_patient.patient_id)
+    unsafe = dataclasses.replace(study, study_uid=study_uid)
+    with pytest.raises(UnsafeMove, match="C-MOVE at STUDY level needs a single StudyInstanceUID"):
+        client.move(unsafe, simdaemon.test_entity.ae_title)
+    with pytest.raises(UnsafeMove):
+        client.retrieve(unsafe)
+    assert simdaemon.audit.events("move") == []  # refused before any association
+
+
+def test_an_image_move_names_study_series_and_instance(
+    simdaemon: TestDaemon, rt_patient: SyntheticPatient, receiver: Receiver
+) -> None:
+    client = client_for(simdaemon)
+    (plans,) = client.find_series(rt_patient.study_uid, modality="RTPLAN")
+    (plan,) = client.find_images(plans)
+    assert (plan.study_uid, plan.series_uid) == (rt_patient.study_uid, plans.series_uid)
+    assert client.move(plan, simdaemon.test_entity.ae_title).completed == 1
+    (move,) = simdaemon.audit.events("move")
+    for uid in (rt_patient.study_uid, plans.series_uid, rt_patient.plan_uid):
+        assert uid in move.detail
+    without_study = dataclasses.replace(plan, study_uid="")
+    with pytest.raises(UnsafeMove, match="needs a single StudyInstanceUID, not empty"):
+        client.move(without_study, simdaemon.test_entity.ae_title)
+
+
+def test_a_success_that_moved_nothing_is_an_error(
+    simdaemon: TestDaemon, rt_patient: SyntheticPatient
+) -> None:
+    client = client_for(simdaemon)
+    (study,) = client.find_studies(rt_patient.patient_id)
+    gone = dataclasses.replace(study, study_uid=study.study_uid + ".9")
+    with pytest.raises(NothingMoved, match=r"moved nothing \(0 sub-operations\)"):
+        client.move(gone, simdaemon.test_entity.ae_title)
+    with pytest.raises(NothingMoved):
+        client.retrieve(gone)

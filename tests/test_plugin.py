@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import socket
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -246,3 +248,27 @@ def test_uses(simdaemon, simdaemon_shared):
             assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still listening"
     with socket.socket() as probe:  # the reservation was released too
         probe.bind(("127.0.0.1", ports[2]))
+
+
+USER_PROJECT_TEST = """
+import client  # the user's own module, not ours
+
+def test_mine(daemon_client):
+    assert client.WHOSE == "the user's"
+    assert daemon_client.ping()
+    assert type(daemon_client).__module__ == "dbdaemon_client.daemon_client"
+"""
+
+
+@pytest.mark.parametrize("runner", ["pytest", "python -m pytest"])
+def test_a_project_with_its_own_client_module(pytester: pytest.Pytester, runner: str) -> None:
+    """Our client never shadows a user's ``client`` module, nor breaks loading the plugin."""
+    pytester.makepyfile(client='WHOSE = "the user\'s"\n', test_mine=USER_PROJECT_TEST)
+    # A subprocess, as a user runs it: `python -m pytest` puts the project folder first on
+    # sys.path, plain `pytest` the test's folder (rootdir-relative, prepend import mode).
+    if runner == "pytest":
+        command = [str(Path(sys.executable).with_name("pytest"))]
+    else:
+        command = [sys.executable, "-m", "pytest"]
+    result = pytester.run(*command, "-p", "no:cacheprovider", "-p", "no:xdist", "-q")
+    result.assert_outcomes(passed=1)
