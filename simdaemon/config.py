@@ -254,6 +254,11 @@ class Quirks:
     image_move_requires_series_uid: bool = _setting(
         False, "IMAGE-level C-MOVE with only SOPInstanceUID fails 0xC001 unless it is a plan"
     )
+    move_universal_match: bool = _setting(
+        False,
+        "a C-MOVE whose level's unique key is empty, absent or a wildcard moves everything "
+        "it matches; false refuses it (0xC000, naming what it would move)",
+    )
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Literal
 
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
@@ -33,16 +34,20 @@ from simdaemon.attributes import text_value
 __all__ = [
     "ATTRIBUTES",
     "MODELS",
+    "UNIQUE_KEYS",
     "Attribute",
+    "Extent",
     "Level",
     "Query",
     "QueryError",
     "ReturnKey",
     "Shape",
+    "UniversalKey",
     "compile_query",
     "describe",
     "matches",
     "parse_level",
+    "universal_key",
 ]
 
 
@@ -54,6 +59,14 @@ class Level(IntEnum):
     SERIES = 2
     IMAGE = 3
 
+
+#: The unique key of each level (PS3.4 C.6.1.1, C.6.2.1): what names a level's objects.
+UNIQUE_KEYS: dict[Level, str] = {
+    Level.PATIENT: "PatientID",
+    Level.STUDY: "StudyInstanceUID",
+    Level.SERIES: "SeriesInstanceUID",
+    Level.IMAGE: "SOPInstanceUID",
+}
 
 #: The levels each information model allows.
 MODELS: dict[str, tuple[Level, ...]] = {
@@ -255,6 +268,31 @@ class Query:
         if self.where:
             sql += f" WHERE {self.where}"
         return f"{sql} ORDER BY i.id"
+
+    def extent_sql(self) -> str:
+        """SQL counting what :meth:`instances_sql` selects, without selecting it.
+
+        One row: distinct patients, studies, series and instances. Exact when there are no
+        :attr:`post_filters`; otherwise an upper bound (see :meth:`members_sql`).
+        """
+        sql = (
+            "SELECT count(DISTINCT p.id), count(DISTINCT s.id), count(DISTINCT r.id), "
+            f"count(i.id) FROM {_FROM[Level.IMAGE]}"
+        )
+        return f"{sql} WHERE {self.where}" if self.where else sql
+
+    def members_sql(self) -> str:
+        """SQL listing what :meth:`instances_sql` selects by row keys, for :attr:`post_filters`.
+
+        Columns: patient, study, series and instance keys, stored attributes, transfer
+        syntax. No file names and no ordering: enough to count the matches that keys kept in
+        the stored attributes (RTPlanLabel, sequences) leave, as the move would filter them.
+        """
+        sql = (
+            "SELECT p.id, s.id, r.id, i.id, i.attributes, i.transfer_syntax "
+            f"FROM {_FROM[Level.IMAGE]}"
+        )
+        return f"{sql} WHERE {self.where}" if self.where else sql
 
 
 # --- matching one value ---------------------------------------------------------------------
@@ -538,6 +576,106 @@ def compile_query(identifier: Dataset, model: str, shape: Shape | None = None) -
         matched=tuple(matched),
         where=condition,
     )
+
+
+# --- moves that cannot over-reach -----------------------------------------------------------
+
+#: Error Comment (0000,0902) is LO: at most 64 characters.
+COMMENT_LIMIT = 64
+
+#: What is wrong with a unique key that names no objects.
+How = Literal["absent", "empty", "wildcard"]
+
+
+def _counted(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"
+
+
+@dataclass(frozen=True)
+class Extent:
+    """How much a C-MOVE would send: distinct patients, studies, series and objects."""
+
+    patients: int = 0
+    studies: int = 0
+    series: int = 0
+    objects: int = 0
+
+    def describe(self, *, patients: bool = True, studies: bool = True, series: bool = False) -> str:
+        """The counts in words, singular or plural: ``3 patients, 1 study, 78 objects``."""
+        parts = []
+        if patients:
+            parts.append(_counted(self.patients, "patient", "patients"))
+        if studies:
+            parts.append(_counted(self.studies, "study", "studies"))
+        if series:
+            parts.append(_counted(self.series, "series", "series"))
+        parts.append(_counted(self.objects, "object", "objects"))
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class UniversalKey:
+    """Why a C-MOVE identifier does not name its level's objects by their unique key.
+
+    ``how`` is ``"absent"`` (no element), ``"empty"`` (zero length: universal matching) or
+    ``"wildcard"`` (a value with ``*`` or ``?``, which PS3.4 C.4.2.2.1 does not allow in a
+    unique key); ``value`` is the value as sent.
+    """
+
+    level: Level
+    keyword: str
+    how: How
+    value: str = ""
+
+    def sentence(self, extent: Extent) -> str:
+        """The refusal in full, for the log and the audit trail."""
+        if self.how == "absent":
+            instead = "leaving it out"
+        elif self.how == "empty":
+            instead = "an empty value"
+        else:
+            instead = f"the wildcard value '{self.value[:64]}'"
+        return (
+            f"C-MOVE at {self.level.name} level needs {self.keyword}; {instead} would move "
+            f"{extent.describe(series=True)}"
+        )
+
+    def comment(self, extent: Extent) -> str:
+        """The refusal as an Error Comment: the key, what is wrong, and what would move.
+
+        ``StudyInstanceUID empty: would move 3 patients, 3 studies, 78 objects`` when that
+        fits in :data:`COMMENT_LIMIT` characters; else the studies, then the patients are
+        left out (the sentence keeps every count); the object count always stays.
+        """
+        head = f"{self.keyword} {self.how}: would move "
+        for patients, studies in ((True, True), (True, False), (False, False)):
+            text = head + extent.describe(patients=patients, studies=studies)
+            if len(text) <= COMMENT_LIMIT:
+                return text
+        return text[:COMMENT_LIMIT]
+
+
+def universal_key(identifier: Dataset, level: Level) -> UniversalKey | None:
+    """Whether a C-MOVE identifier could over-reach: its level's unique key names nothing.
+
+    ``None`` when the unique key of ``level`` (:data:`UNIQUE_KEYS`) has a value without
+    wildcards - one UID (Patient ID at PATIENT level), or a backslash list of them - so the
+    move takes exactly the named objects and what lies below them. Otherwise what is wrong
+    with the key: it is absent, empty (the matcher would take every object), or holds
+    ``*`` or ``?`` in any of its values. Keys of other levels do not count: a STUDY move
+    with a PatientID and no StudyInstanceUID takes every study of the patient, which is
+    not what a script moving one study meant. A list of empty values (``\\``) is not
+    universal: it matches only stored empty values, and a unique key is never stored empty.
+    """
+    keyword = UNIQUE_KEYS[level]
+    if keyword not in identifier:
+        return UniversalKey(level, keyword, "absent")
+    values = _strings(identifier[keyword])
+    if not values:
+        return UniversalKey(level, keyword, "empty")
+    if any(_is_wild(value) for value in values):
+        return UniversalKey(level, keyword, "wildcard", "\\".join(values))
+    return None
 
 
 def describe(identifier: Dataset) -> str:

@@ -331,6 +331,7 @@ class Daemon:
             shape=self._shape(),
             investigator=self.investigator,
             image_move_requires_series_uid=quirks.image_move_requires_series_uid,
+            move_universal_match=quirks.move_universal_match,
             drops=firing.drops if firing is not None else None,
             drops_counted_failed=firing is not None and firing.fault.drop_as == "failed",
             abort_after=firing.abort_after if firing is not None else None,

@@ -386,3 +386,46 @@ def test_the_client_works_against_dcmtk_dcmqrscp(
     assert sorted(str(dcmread(p).SOPInstanceUID) for p in retrieved) == sorted(
         str(ds.SOPInstanceUID) for ds in patient.ct
     )
+
+
+@pytest.mark.parametrize("lenient", [False, True], ids=["refused", "move_universal_match"])
+def test_movescu_with_an_empty_study_uid_is_refused_unless_the_quirk_allows_it(
+    dcmtk: Callable[[str], str], make_daemon: MakeDaemon, tmp_path: Path, lenient: bool
+) -> None:
+    """Issue 13: movescu sees 0xC000 and the counts; storescp is never called. The quirk: all."""
+    receiver = StorescpOnce(dcmtk("storescp"), tmp_path / "received")
+    destination = {"ae_title": "DEST", "ip": "127.0.0.1", "port": receiver.port}
+    daemon = make_daemon(trusted=[CLIENT, destination], quirks={"move_universal_match": lenient})
+    archive = known.build()  # 3 patients, 4 studies, 12 objects
+    known.store(daemon, archive)
+
+    command = [dcmtk("movescu"), "-d", "-S", "-aet", "SIMCLIENT", "-aec", daemon.ae_title,
+               "-aem", "DEST", "-k", "QueryRetrieveLevel=STUDY",
+               "-k", "StudyInstanceUID="]  # fmt: skip
+    done = subprocess.run(
+        [*command, daemon.host, str(daemon.port)], capture_output=True, text=True, timeout=120
+    )
+
+    event = daemon.audit.events("move")[-1]
+    if not lenient:
+        receiver.close()
+        assert receiver.result is None, "storescp was called: the daemon connected to DEST"
+        assert "move response with error status (failed: unabletoprocess)" in done.stderr.lower()
+        # -d prints the response's status detail, the Error Comment with it
+        assert (
+            "(0000,0902) LO [StudyInstanceUID empty: would move 3 patients, 12 objects]"
+            in done.stderr
+        )
+        assert list(receiver.folder.iterdir()) == []
+        assert (event.status, event.rule) == (0xC000, "move_universal_match")
+        assert "an empty value would move 3 patients, 4 studies, 8 series, 12 objects" in (
+            event.detail
+        )
+        return
+    assert done.returncode == 0, done.stderr
+    assert receiver.wait().returncode == 0
+    received = {str(dcmread(path).SOPInstanceUID) for path in receiver.folder.iterdir()}
+    assert received == {archive.uid(name) for name in archive.objects}
+    assert "error status" not in done.stderr.lower()
+    assert event.status == 0
+    assert "12 completed, 0 failed" in event.detail

@@ -202,14 +202,26 @@ def test_a_destination_rejecting_rt_dose_counts_it_failed(
 
 
 def test_all_doses_of_a_study_by_a_non_unique_key(
-    seeded: tuple[Daemon, known_archive.Known, Receiver],
+    seeded: tuple[Daemon, known_archive.Known, Receiver], make_daemon: MakeDaemon
 ) -> None:
-    daemon, known, destination = seeded
+    """SPEC 7's non-unique move: SOPInstanceUID absent, so it needs move_universal_match.
+
+    Refused by default (issue 13, ``tests/test_move_refusal.py``); the quirk allows it.
+    """
+    strict, known, destination = seeded
     second = objects.same_patient(known.objects["dose"], objects.rt_dose(known.uid("plan2")))
-    scu.store(daemon, [second])
+    scu.store(strict, [second])
     keys = {"StudyInstanceUID": known.uid("ct1", "StudyInstanceUID"),
             "SOPClassUID": objects.RT_DOSE}  # fmt: skip
-    _, final, _ = scu.move(daemon, identifier("IMAGE", **keys), "DEST")
+    _, final, _ = scu.move(strict, identifier("IMAGE", **keys), "DEST")
+    assert (final.Status, final.ErrorComment) == (
+        0xC000,
+        "SOPInstanceUID absent: would move 1 patient, 1 study, 2 objects",
+    )
+    lenient = make_daemon(
+        trusted=[CLIENT, destination.entity()], quirks={"move_universal_match": True}
+    )
+    _, final, _ = scu.move(lenient, identifier("IMAGE", **keys), "DEST")
     assert final.Status == 0
     assert sorted(destination.uids()) == sorted([known.uid("dose"), second.SOPInstanceUID])
 

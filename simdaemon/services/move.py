@@ -6,7 +6,9 @@ destination cannot be reached (the daemon: 0xA702), offers the destination only 
 contexts configured on the AE, and cannot be told how to encode text for a destination.
 
 A move resolves the Move Destination through the trusted entities only (unknown: 0xA801,
-and no connection is made), compiles the identifier with the C-FIND matcher, opens one
+and no connection is made), compiles the identifier with the C-FIND matcher, refuses it
+(0xC000, counting what it would have moved) when its level's unique key is empty, absent or
+a wildcard unless ``[quirks] move_universal_match`` allows that, opens one
 association to the entity's address with one presentation context per SOP class (Explicit
 and Implicit VR Little Endian), and sends each instance with the requester's AE title and
 message ID as Move Originator. A pending 0xFF00 with the four counts follows every
@@ -47,7 +49,7 @@ from simdaemon.config import TrustedEntity
 from simdaemon.injection import Stopped
 from simdaemon.investigation import Investigator
 from simdaemon.part10 import split, wrap
-from simdaemon.query import Level, QueryError, Shape, compile_query, describe
+from simdaemon.query import Level, QueryError, Shape, compile_query, describe, universal_key
 from simdaemon.reactor import keep_responses, no_delay, quiet_standard_logging
 from simdaemon.services.peer import describe_peer
 
@@ -88,6 +90,9 @@ class MoveService:
     shape: Shape
     investigator: Investigator
     image_move_requires_series_uid: bool = False
+    #: ``[quirks] move_universal_match``: move what an identifier without a value of its
+    #: level's unique key matches, instead of refusing it.
+    move_universal_match: bool = False
     #: An injected fault dropping sub-operations: for n of them, which to drop; and whether
     #: dropped ones are counted failed (else the move silently reports fewer).
     drops: Callable[[int], list[bool]] | None = None
@@ -279,6 +284,7 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
         counts: _Counts | None = None,
         comment: str = "",
         answer: bool = True,
+        rule: str = "move",
     ) -> None:
         """Answer (unless told not to) and record; ``code`` None: aborted, no answer."""
         if answer and code is not None:
@@ -293,7 +299,7 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
             peer=peer.address,
             outcome=outcome,
             detail=f"{summary} to '{destination_ae}': {detail}",
-            rule="move",
+            rule=rule,
             status=code,
             duration_ms=(time.perf_counter() - started) * 1000,
         )
@@ -322,6 +328,23 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
         return
 
     archive = service.archive()
+    universal = universal_key(identifier, query.level)
+    if universal is not None and not service.move_universal_match:
+        # Counted, never listed: the refusal costs one SQL count, not the move's matching.
+        extent = archive.extent(query)
+        finish(
+            UNABLE_TO_PROCESS,
+            f"refused: {universal.sentence(extent)}; no connection was made. Name the "
+            f"objects by {universal.keyword}, or set [quirks] move_universal_match = true",
+            comment=universal.comment(extent),
+            rule="move_universal_match",
+        )
+        return
+    if universal is not None:  # the quirk allows it: say so wherever the move ends
+        summary += (
+            f" ({universal.keyword} {universal.how}: universal match allowed by [quirks] "
+            "move_universal_match)"
+        )
     instances: list[_Instance] = []
     for uid, sop_class, file, syntax, attributes in archive.find(
         query.instances_sql(), query.params
