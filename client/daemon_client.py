@@ -295,8 +295,9 @@ class DaemonClient:
             keys[keyword] = None
         keys["SeriesInstanceUID"] = series.series_uid
         if self.query_shapes == "evil-dicom":
+            del keys["StudyInstanceUID"]  # CFinder names the series alone
             if series.modality == "RTPLAN":
-                keys["NumberOfBeams"] = "0"  # Evil DICOM's CFinder sends it as a value
+                keys["NumberOfBeams"] = "0"  # and sends this as a value
         else:
             keys["StudyInstanceUID"] = series.study_uid
         parents = {"StudyInstanceUID": series.study_uid, "SeriesInstanceUID": series.series_uid}

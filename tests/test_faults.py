@@ -121,7 +121,7 @@ def test_an_association_delayed_past_the_clients_timeout_times_out(
     simdaemon: TestDaemon,
 ) -> None:
     simdaemon.faults.add("associate", delay_ms=LONG_DELAY_MS)
-    with pytest.raises(ConnectionTimeout, match="no association"):
+    with pytest.raises(ConnectionTimeout, match="did not answer the association request"):
         client_for(simdaemon, connect_timeout=SHORT_TIMEOUT_S).echo()
     assert f"associate: delay {LONG_DELAY_MS} ms" in the_fault(simdaemon)
 
