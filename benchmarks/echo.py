@@ -25,13 +25,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from dcmtk_tools import find_dcmtk  # next to this script: its folder is first on sys.path
 from pynetdicom import AE
 from pynetdicom.transport import ThreadedAssociationServer
 
 from simdaemon import Config, Daemon, TrustedEntity
 from simdaemon.access import ABSTRACT_SYNTAXES, TRANSFER_SYNTAXES
 from simdaemon.config import DaemonSettings
+from simdaemon.dcmtk import find_dcmtk
 
 HOST = "127.0.0.1"
 CLIENT_AE = "SIMCLIENT"

@@ -40,7 +40,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from dcmtk_tools import find_dcmtk  # next to this script: its folder is first on sys.path
 from pydicom.uid import (
     CTImageStorage,
     ExplicitVRLittleEndian,
@@ -51,6 +50,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from simdaemon import Daemon
 from simdaemon.config import from_mapping
+from simdaemon.dcmtk import find_dcmtk
 from simdaemon.synthetic import synthetic_patient
 
 HOST = "127.0.0.1"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 
 from dbdaemon_client import DaemonClient, Entity
 from simdaemon import Daemon
+from simdaemon.dcmtk import find_dcmtk
 from simdaemon.pytest_plugin import TestDaemon
 from tests.receiver import Receiver
 
@@ -44,26 +44,6 @@ def make_daemon(tmp_path: Path, simdaemon_factory: Callable[..., Daemon]) -> Mak
 def daemon(make_daemon: MakeDaemon) -> Daemon:
     """A daemon with the default configuration, trusting SIMCLIENT from 127.0.0.1."""
     return make_daemon()
-
-
-def _is_dcmtk(path: str) -> bool:
-    try:
-        answer = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
-    except OSError:
-        return False
-    return "dcmtk" in (answer.stdout + answer.stderr).lower()
-
-
-def find_dcmtk(tool: str) -> str | None:
-    """Return DCMTK's ``tool``; pynetdicom installs same-named scripts that shadow it on PATH."""
-    candidates = [
-        os.path.join(folder, tool) for folder in os.environ.get("PATH", "").split(os.pathsep)
-    ]
-    candidates.append(f"/usr/bin/{tool}")
-    for path in dict.fromkeys(candidates):
-        if os.access(path, os.X_OK) and _is_dcmtk(path):
-            return path
-    return None
 
 
 @pytest.fixture(scope="session")

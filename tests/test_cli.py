@@ -15,9 +15,9 @@ from pydicom.dataset import Dataset
 
 from simdaemon import config
 from simdaemon.archive import Archive
+from simdaemon.dcmtk import find_dcmtk
 from simdaemon.progress import Progress
 from tests import objects, scu
-from tests.conftest import find_dcmtk
 
 LISTENING = "listening on "
 

@@ -1,4 +1,8 @@
-"""Finding DCMTK's command-line tools for the benchmarks that compare against them."""
+"""Find DCMTK's command-line tools, for the interop tests and the benchmarks that drive them.
+
+pynetdicom installs console scripts named like DCMTK's (``echoscu``, ``storescu``...), which
+shadow DCMTK on ``PATH`` inside a virtual environment; this finds the real ones.
+"""
 
 from __future__ import annotations
 
