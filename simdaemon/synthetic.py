@@ -21,7 +21,7 @@ from faker import Faker
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
-__all__ = ["CHARSETS", "SyntheticPatient", "synthetic_patient"]
+__all__ = ["CHARSETS", "SyntheticPatient", "grayscale_pixels", "synthetic_patient"]
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 RT_STRUCTURE_SET = "1.2.840.10008.5.1.4.1.1.481.3"
@@ -181,6 +181,21 @@ def _phantom(matrix: int) -> bytes:
     return b"".join(rows)
 
 
+def grayscale_pixels(ds: Dataset, size: int, bits: int, signed: bool, pixels: bytes) -> None:
+    """Give ``ds`` square MONOCHROME2 pixels: the Image Pixel module's attributes and the data.
+
+    One helper for every synthetic image (CT, RT Image, RT Dose) and the tests' small objects,
+    so their pixel descriptions cannot drift apart.
+    """
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows = ds.Columns = size
+    ds.BitsAllocated = ds.BitsStored = bits
+    ds.HighBit = bits - 1
+    ds.PixelRepresentation = 1 if signed else 0
+    ds.PixelData = pixels
+
+
 def _circle(centre: tuple[float, float], radius: float, z: float, points: int = 24) -> list[float]:
     coordinates: list[float] = []
     for step in range(points):
@@ -289,16 +304,10 @@ def _ct_series(
         ds.SliceThickness = thickness
         ds.PixelSpacing = [spacing, spacing]
         ds.KVP = 120
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.Rows = ds.Columns = matrix
-        ds.BitsAllocated = ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = 1
+        grayscale_pixels(ds, matrix, 16, True, pixels)
         ds.RescaleIntercept = -1024
         ds.RescaleSlope = 1
         ds.RescaleType = "HU"
-        ds.PixelData = pixels
         series.append(ds)
     return series
 
@@ -511,13 +520,7 @@ def _rt_image(builder: _Builder, patient: Dataset, plan: Dataset, number: int) -
     reference.ReferencedSOPInstanceUID = plan.SOPInstanceUID
     ds.ReferencedRTPlanSequence = [reference]
     ds.ReferencedBeamNumber = beam.BeamNumber
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows = ds.Columns = 64
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    ds.PixelData = builder.random.randbytes(64 * 64 * 2)
+    grayscale_pixels(ds, 64, 16, False, builder.random.randbytes(64 * 64 * 2))
     return ds
 
 

@@ -12,6 +12,8 @@ from typing import Any
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
 
+from simdaemon.synthetic import grayscale_pixels
+
 CT = "1.2.840.10008.5.1.4.1.1.2"
 RT_STRUCT = "1.2.840.10008.5.1.4.1.1.481.3"
 RT_PLAN = "1.2.840.10008.5.1.4.1.1.481.5"
@@ -68,15 +70,10 @@ def ct(size: int = 4, **overrides: Any) -> Dataset:
     ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
     ds.PixelSpacing = [1, 1]
     ds.SliceThickness = 2
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows = ds.Columns = size
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 1
+    pixels = bytes(range(256)) * (size * size * 2 // 256) + bytes(size * size * 2 % 256)
+    grayscale_pixels(ds, size, 16, True, pixels)
     ds.RescaleIntercept = -1024
     ds.RescaleSlope = 1
-    ds.PixelData = bytes(range(256)) * (size * size * 2 // 256) + bytes(size * size * 2 % 256)
     for keyword, value in overrides.items():
         if value is None:
             if keyword in ds:
@@ -103,13 +100,7 @@ def rt_image(**overrides: Any) -> Dataset:
     """An RT Image (a treatment image: the daemon can open a review task for it)."""
     ds = _base(RT_IMAGE, "RTIMAGE", **overrides)
     ds.RTImageLabel = "MV1"
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows = ds.Columns = 2
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    ds.PixelData = b"\0" * 8
+    grayscale_pixels(ds, 2, 16, False, b"\0" * 8)
     return ds
 
 
