@@ -28,7 +28,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
 from simdaemon import status
-from simdaemon.archive import Archive, Transaction
+from simdaemon.archive import Archive, NewInstance, NewSeries, NewStudy, Transaction
 from simdaemon.attributes import bulk_offset, summarize, text_value
 from simdaemon.charset import UTF8, Decoded, decode_dataset
 from simdaemon.config import Config, TrustedEntity
@@ -350,16 +350,16 @@ class Importer:
                 final = self.archive.path_for(study_uid, series_uid, sop_uid)
                 key = tx.add_instance(
                     series,
-                    {
-                        "sop_instance_uid": sop_uid,
-                        "sop_class_uid": sop_class,
-                        "instance_number": text_value(dataset, "InstanceNumber"),
-                        "content_date": text_value(dataset, "ContentDate"),
-                        "content_time": text_value(dataset, "ContentTime"),
-                        "transfer_syntax": received.transfer_syntax,
-                        "charset": text_value(dataset, "SpecificCharacterSet"),
-                        "calling_ae": received.calling_ae,
-                    },
+                    NewInstance(
+                        sop_instance_uid=sop_uid,
+                        sop_class_uid=sop_class,
+                        transfer_syntax=received.transfer_syntax,
+                        instance_number=text_value(dataset, "InstanceNumber"),
+                        content_date=text_value(dataset, "ContentDate"),
+                        content_time=text_value(dataset, "ContentTime"),
+                        charset=text_value(dataset, "SpecificCharacterSet"),
+                        calling_ae=received.calling_ae,
+                    ),
                     staged,
                     final,
                     attributes,
@@ -397,15 +397,15 @@ class Importer:
         if study is None:
             study_key = tx.add_study(
                 patient,
-                study_uid,
-                {
-                    "study_id": text_value(dataset, "StudyID"),
-                    "study_date": text_value(dataset, "StudyDate"),
-                    "study_time": text_value(dataset, "StudyTime"),
-                    "accession_number": text_value(dataset, "AccessionNumber"),
-                    "description": text_value(dataset, "StudyDescription"),
-                    "referring_physician": text_value(dataset, "ReferringPhysicianName"),
-                },
+                NewStudy(
+                    study_uid=study_uid,
+                    study_id=text_value(dataset, "StudyID"),
+                    study_date=text_value(dataset, "StudyDate"),
+                    study_time=text_value(dataset, "StudyTime"),
+                    accession_number=text_value(dataset, "AccessionNumber"),
+                    description=text_value(dataset, "StudyDescription"),
+                    referring_physician=text_value(dataset, "ReferringPhysicianName"),
+                ),
             )
         elif study[1] != patient:
             raise _Failed(
@@ -422,15 +422,15 @@ class Importer:
         if series is None:
             return tx.add_series(
                 study_key,
-                series_uid,
-                {
-                    "modality": text_value(dataset, "Modality"),
-                    "series_number": text_value(dataset, "SeriesNumber"),
-                    "description": text_value(dataset, "SeriesDescription"),
-                    "series_date": text_value(dataset, "SeriesDate"),
-                    "series_time": text_value(dataset, "SeriesTime"),
-                    "frame_of_reference_uid": text_value(dataset, "FrameOfReferenceUID"),
-                },
+                NewSeries(
+                    series_uid=series_uid,
+                    modality=text_value(dataset, "Modality"),
+                    series_number=text_value(dataset, "SeriesNumber"),
+                    description=text_value(dataset, "SeriesDescription"),
+                    series_date=text_value(dataset, "SeriesDate"),
+                    series_time=text_value(dataset, "SeriesTime"),
+                    frame_of_reference_uid=text_value(dataset, "FrameOfReferenceUID"),
+                ),
             )
         if series[1] != study_key:
             raise _Failed(

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from simdaemon.archive import SCHEMA_VERSION, Archive, ArchiveError
+from simdaemon.archive import (
+    SCHEMA_VERSION,
+    Archive,
+    ArchiveError,
+    NewInstance,
+    NewSeries,
+    NewStudy,
+)
 
 
 def test_a_new_archive_has_the_current_schema_in_wal_mode_with_foreign_keys(
@@ -63,3 +71,15 @@ def test_deleting_a_patient_cascades_to_its_objects(tmp_path: Path) -> None:
             tx._db.execute("DELETE FROM patients")
         with archive.reading() as db:
             assert db.execute("SELECT count(*) FROM studies").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("row", "table"), [(NewStudy, "studies"), (NewSeries, "series"), (NewInstance, "instances")]
+)
+def test_every_field_of_an_insert_row_is_a_column_of_its_table(
+    tmp_path: Path, row: type[NewStudy | NewSeries | NewInstance], table: str
+) -> None:
+    """Rows are inserted by field name, so a renamed column must be renamed in the row too."""
+    with Archive(tmp_path / "a") as archive, archive.reading() as db:
+        columns = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+    assert {f.name for f in dataclasses.fields(row)} <= columns
