@@ -39,14 +39,23 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from simdaemon.attributes import read as read_attributes
 from simdaemon.audit import AuditEvent
-from simdaemon.matching import Demographics, StoredPatient
+from simdaemon.matching import (
+    Candidates,
+    Demographics,
+    Incoming,
+    StoredInstance,
+    StoredPatient,
+    StoredSeries,
+    StoredStudy,
+)
 from simdaemon.query import Extent, Query
 
 __all__ = [
@@ -354,6 +363,17 @@ class NewInstance:
 
 # --- the write transaction -----------------------------------------------------------------
 
+#: The ``patients`` column holding each matching criterion's key (as Demographics.key gives it).
+_CRITERION_COLUMNS: Final = MappingProxyType(
+    {
+        "patient_id": "patient_id",
+        "patient_id2": "patient_id2",
+        "last_name": "last_name_key",
+        "first_name": "first_name_key",
+        "birth_date": "birth_date",
+    }
+)
+
 
 class Transaction:
     """One import's writes, made while holding the archive's write lock."""
@@ -363,29 +383,38 @@ class Transaction:
         self._db = connection
         self._renames: list[tuple[Path, Path]] = []
 
-    def candidates(self, incoming: Demographics, criteria: Sequence[str]) -> list[StoredPatient]:
+    def candidates(self, incoming: Incoming, criteria: Sequence[str]) -> Candidates:
+        """What :func:`simdaemon.matching.place` needs to place ``incoming``.
+
+        The contract is :class:`simdaemon.matching.Candidates`; ``criteria`` are the enabled
+        matching criteria. Read inside the transaction, so no other import can change the
+        answer before this one writes.
+        """
+        return Candidates(
+            patients=self._patients(incoming.demographics, criteria),
+            study=self._study(incoming.study_uid),
+            series=self._series(incoming.series_uid),
+            duplicate=self._instance(incoming.sop_instance_uid),
+        )
+
+    def _patients(
+        self, incoming: Demographics, criteria: Sequence[str]
+    ) -> tuple[StoredPatient, ...]:
         """Stored patients agreeing on every enabled criterion, plus any with the same ID."""
-        columns = {
-            "patient_id": ("patient_id", incoming.patient_id),
-            "patient_id2": ("patient_id2", incoming.patient_id2),
-            "last_name": ("last_name_key", incoming.key("last_name")),
-            "first_name": ("first_name_key", incoming.key("first_name")),
-            "birth_date": ("birth_date", incoming.birth_date),
-        }
-        clauses = [f"{columns[c][0]} = ?" for c in criteria]
-        params: list[str] = [incoming.patient_id, *(columns[c][1] for c in criteria)]
+        clauses = [f"{_CRITERION_COLUMNS[c]} = ?" for c in criteria]
+        params: list[str] = [incoming.patient_id, *(incoming.key(c) for c in criteria)]
         where = " AND ".join(clauses) or "1"
         rows = self._db.execute(
             "SELECT id, patient_id, patient_id2, patient_name, birth_date FROM patients "
             f"WHERE patient_id = ? OR ({where})",
             params,
         ).fetchall()
-        return [
+        return tuple(
             StoredPatient(
                 row[0], Demographics.from_values(row[1], [row[2]] if row[2] else [], row[3], row[4])
             )
             for row in rows
-        ]
+        )
 
     def add_patient(
         self, incoming: Demographics, name: str, sex: str, hospital: str, department: str
@@ -409,27 +438,27 @@ class Transaction:
             },
         )
 
-    def study(self, study_uid: str) -> tuple[int, int, str] | None:
-        """``(key, patient key, patient ID)`` of a stored study."""
+    def _study(self, study_uid: str) -> StoredStudy | None:
+        """A stored study and the patient it is filed under."""
         row = self._db.execute(
             "SELECT s.id, s.patient, p.patient_id FROM studies s JOIN patients p "
             "ON p.id = s.patient WHERE s.study_uid = ?",
             (study_uid,),
         ).fetchone()
-        return None if row is None else (row[0], row[1], row[2])
+        return None if row is None else StoredStudy(key=row[0], patient=row[1], patient_id=row[2])
 
     def add_study(self, patient: int, study: NewStudy) -> int:
         """Create a study (an ARIA course) under ``patient`` and return its key."""
         return _insert(self._db, "studies", {"patient": patient, **_columns(study)})
 
-    def series(self, series_uid: str) -> tuple[int, int, str] | None:
-        """``(key, study key, study UID)`` of a stored series."""
+    def _series(self, series_uid: str) -> StoredSeries | None:
+        """A stored series and the study it is filed under."""
         row = self._db.execute(
             "SELECT r.id, r.study, s.study_uid FROM series r JOIN studies s ON s.id = r.study "
             "WHERE r.series_uid = ?",
             (series_uid,),
         ).fetchone()
-        return None if row is None else (row[0], row[1], row[2])
+        return None if row is None else StoredSeries(key=row[0], study=row[1], study_uid=row[2])
 
     def add_series(self, study: int, series: NewSeries) -> int:
         """Create a series under ``study`` and return its key."""
@@ -443,12 +472,14 @@ class Transaction:
             (*origin, series),
         )
 
-    def instance(self, sop_instance_uid: str) -> tuple[int, Path] | None:
-        """``(key, file)`` of a stored instance."""
+    def _instance(self, sop_instance_uid: str) -> StoredInstance | None:
+        """A stored instance and its file."""
         row = self._db.execute(
             "SELECT id, file FROM instances WHERE sop_instance_uid = ?", (sop_instance_uid,)
         ).fetchone()
-        return None if row is None else (row[0], self._archive.folder / row[1])
+        if row is None:
+            return None
+        return StoredInstance(key=row[0], file=self._archive.folder / row[1])
 
     def remove_instance(self, key: int) -> None:
         """Delete an instance row (its review task goes with it)."""

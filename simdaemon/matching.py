@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 
 from simdaemon import status
@@ -31,8 +30,6 @@ __all__ = [
     "Demographics",
     "Incoming",
     "Keep",
-    "Match",
-    "MatchKind",
     "NotFound",
     "Placement",
     "Refusal",
@@ -41,7 +38,6 @@ __all__ = [
     "StoredPatient",
     "StoredSeries",
     "StoredStudy",
-    "match",
     "place",
 ]
 
@@ -388,108 +384,5 @@ def _patient(
         creation.hospital,
         creation.department,
         f"created patient '{incoming.patient_id}' ({wanted})" + (f" in {stamp}" if stamp else ""),
-        _compared(incoming, None, criteria),
-    )
-
-
-# --- the patient step alone, until the importer moves to place() -------------------------
-
-
-class MatchKind(Enum):
-    """What the import does with the object's patient."""
-
-    ATTACH = "attach"
-    CREATE = "create"
-    CONFLICT = "conflict"
-    NOT_FOUND = "not-found"
-    AMBIGUOUS = "ambiguous"
-
-
-@dataclass(frozen=True)
-class Match:
-    """The decision, with everything needed to explain it."""
-
-    kind: MatchKind
-    status: int
-    rule: str
-    explanation: str
-    patient: StoredPatient | None = None
-    compared: tuple[tuple[str, str, str], ...] = field(default=())
-
-    @property
-    def failed(self) -> bool:
-        """The object cannot be imported."""
-        return self.status != status.SUCCESS
-
-
-def match(
-    incoming: Demographics,
-    candidates: Iterable[StoredPatient],
-    matching: PatientMatching,
-    creation: PatientCreation,
-) -> Match:
-    """Decide which stored patient ``incoming`` attaches to, or whether one is created.
-
-    ``candidates`` must include every stored patient that agrees on the enabled criteria and
-    every stored patient with the same Patient ID; others are ignored.
-    """
-    criteria = enabled(matching)
-    pool = list(candidates)
-    agreeing = [p for p in pool if incoming.agrees(p.demographics, criteria)]
-    wanted = _describe(incoming, criteria)
-    if len(agreeing) == 1:
-        patient = agreeing[0]
-        return Match(
-            MatchKind.ATTACH,
-            status.SUCCESS,
-            "patient-matching",
-            f"attached to stored patient '{patient.demographics.patient_id}' ({wanted})",
-            patient,
-            _compared(incoming, patient, criteria),
-        )
-    if len(agreeing) > 1:
-        ids = ", ".join(f"'{p.demographics.patient_id}'" for p in agreeing)
-        return Match(
-            MatchKind.AMBIGUOUS,
-            status.AMBIGUOUS_PATIENT,
-            "patient-matching",
-            f"{len(agreeing)} stored patients ({ids}) match {wanted}; "
-            "enable more [patient_matching] criteria to tell them apart",
-            None,
-            _compared(incoming, agreeing[0], criteria),
-        )
-    same_id = next((p for p in pool if p.demographics.patient_id == incoming.patient_id), None)
-    if same_id is not None:
-        differing = [c for c in criteria if incoming.key(c) != same_id.demographics.key(c)] or list(
-            criteria
-        )
-        stored_values = _describe(same_id.demographics, differing)
-        return Match(
-            MatchKind.CONFLICT,
-            status.PATIENT_CONFLICT,
-            "patient-id-unique",
-            f"Patient ID '{incoming.patient_id}' belongs to a stored patient with "
-            f"{stored_values}, but the object has {_describe(incoming, differing)}; "
-            "Patient IDs are unique, so it cannot be a new patient",
-            same_id,
-            _compared(incoming, same_id, differing),
-        )
-    if not creation.automatic:
-        return Match(
-            MatchKind.NOT_FOUND,
-            status.NO_MATCHING_PATIENT,
-            "patient-creation",
-            f"no stored patient matches {wanted} and automatic patient creation is off "
-            "([patient_creation] automatic = false)",
-            None,
-            _compared(incoming, None, criteria),
-        )
-    stamp = " / ".join(v for v in (creation.hospital, creation.department) if v)
-    return Match(
-        MatchKind.CREATE,
-        status.SUCCESS,
-        "patient-creation",
-        f"created patient '{incoming.patient_id}' ({wanted})" + (f" in {stamp}" if stamp else ""),
-        None,
         _compared(incoming, None, criteria),
     )
