@@ -81,7 +81,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from simdaemon import Daemon
 from simdaemon.access import TRANSFER_SYNTAXES
-from simdaemon.archive import Archive
+from simdaemon.archive import Archive, NewInstance, NewSeries, NewStudy
 from simdaemon.config import from_mapping
 from simdaemon.matching import Demographics
 
@@ -248,25 +248,27 @@ def build(folder: Path, layout: Layout) -> None:
                         patient = tx.add_patient(demographics, patient_name(p), "O", "", "")
                         study = tx.add_study(
                             patient,
-                            uid(1, p),
-                            {"study_id": "C1", "study_date": "20260101", "description": "Bench"},
+                            NewStudy(
+                                uid(1, p), study_id="C1", study_date="20260101", description="Bench"
+                            ),
                         )
                     series_uid = uid(2, series_number)
                     number = str(series_number % SERIES_PER_STUDY + 1)
                     series = tx.add_series(
                         study,
-                        series_uid,
-                        {"modality": "CT", "series_number": number, "description": "CT"},
+                        NewSeries(
+                            series_uid, modality="CT", series_number=number, description="CT"
+                        ),
                     )
                     for position in range(INSTANCES_PER_SERIES):
                         instance_uid = uid(3, instance_number)
-                        values = {
-                            "sop_instance_uid": instance_uid,
-                            "sop_class_uid": CTImageStorage,
-                            "instance_number": str(position + 1),
-                            "content_date": "20260101",
-                            "transfer_syntax": ExplicitVRLittleEndian,
-                        }
+                        values = NewInstance(
+                            instance_uid,
+                            CTImageStorage,
+                            ExplicitVRLittleEndian,
+                            instance_number=str(position + 1),
+                            content_date="20260101",
+                        )
                         tx.index_instance(series, values, f"files/bench/{instance_uid}.dcm", blob)
                         instance_number += 1
                     series_number += 1

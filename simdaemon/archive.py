@@ -33,19 +33,29 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from simdaemon.attributes import read as read_attributes
 from simdaemon.audit import AuditEvent
-from simdaemon.matching import Demographics, StoredPatient
+from simdaemon.matching import (
+    Candidates,
+    Demographics,
+    Incoming,
+    StoredInstance,
+    StoredPatient,
+    StoredSeries,
+    StoredStudy,
+)
 from simdaemon.query import Extent, Query
 
 __all__ = [
@@ -54,6 +64,9 @@ __all__ = [
     "ArchiveError",
     "Consistency",
     "InstanceRow",
+    "NewInstance",
+    "NewSeries",
+    "NewStudy",
     "PatientRow",
     "ReviewTask",
     "SeriesRow",
@@ -185,6 +198,33 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+@lru_cache(maxsize=64)
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    """The INSERT statement for ``columns`` of ``table``, built once per shape."""
+    for name in (table, *columns):
+        # Names come from this module's code, never from a peer; refuse anything that is not
+        # a plain identifier so a mistake cannot turn into SQL.
+        if not name.isidentifier():
+            raise ValueError(f"{name!r} is not a table or column name")
+    marks = ", ".join("?" * len(columns))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+
+
+def _insert(db: sqlite3.Connection, table: str, row: Mapping[str, object]) -> int:
+    """Insert ``row`` (column name to value) into ``table``; return the new row's key.
+
+    Every INSERT of the archive goes through here, so columns are always named, never
+    matched to values by position; a column left out takes the schema's default.
+    """
+    cursor = db.execute(_insert_sql(table, tuple(row)), tuple(row.values()))
+    return int(cursor.lastrowid or 0)
+
+
+def _columns(row: NewStudy | NewSeries | NewInstance) -> dict[str, object]:
+    """A typed row as column name to value (its field names are its table's columns)."""
+    return {f.name: getattr(row, f.name) for f in fields(row)}
+
+
 # --- rows as tests and the command line read them ---------------------------------------
 
 
@@ -276,7 +316,63 @@ class Consistency:
         return "; ".join(parts)
 
 
+# --- rows as an import writes them ----------------------------------------------------------
+# Each field is a column of the table in the docstring, so a renamed column is a type error
+# where the row is built, and a test compares the fields with the schema.
+
+
+@dataclass(frozen=True)
+class NewStudy:
+    """A ``studies`` row to insert (an ARIA course), without its patient key."""
+
+    study_uid: str
+    study_id: str = ""
+    study_date: str = ""
+    study_time: str = ""
+    accession_number: str = ""
+    description: str = ""
+    referring_physician: str = ""
+
+
+@dataclass(frozen=True)
+class NewSeries:
+    """A ``series`` row to insert, without its study key."""
+
+    series_uid: str
+    modality: str = ""
+    series_number: str = ""
+    description: str = ""
+    series_date: str = ""
+    series_time: str = ""
+    frame_of_reference_uid: str = ""
+
+
+@dataclass(frozen=True)
+class NewInstance:
+    """An ``instances`` row to insert, without its series key, file, time and attributes."""
+
+    sop_instance_uid: str
+    sop_class_uid: str
+    transfer_syntax: str
+    instance_number: str = ""
+    content_date: str = ""
+    content_time: str = ""
+    charset: str = ""
+    calling_ae: str = ""
+
+
 # --- the write transaction -----------------------------------------------------------------
+
+#: The ``patients`` column holding each matching criterion's key (as Demographics.key gives it).
+_CRITERION_COLUMNS: Final = MappingProxyType(
+    {
+        "patient_id": "patient_id",
+        "patient_id2": "patient_id2",
+        "last_name": "last_name_key",
+        "first_name": "first_name_key",
+        "birth_date": "birth_date",
+    }
+)
 
 
 class Transaction:
@@ -287,107 +383,86 @@ class Transaction:
         self._db = connection
         self._renames: list[tuple[Path, Path]] = []
 
-    def candidates(self, incoming: Demographics, criteria: Sequence[str]) -> list[StoredPatient]:
+    def candidates(self, incoming: Incoming, criteria: Sequence[str]) -> Candidates:
+        """What :func:`simdaemon.matching.place` needs to place ``incoming``.
+
+        The contract is :class:`simdaemon.matching.Candidates`; ``criteria`` are the enabled
+        matching criteria. Read inside the transaction, so no other import can change the
+        answer before this one writes.
+        """
+        return Candidates(
+            patients=self._patients(incoming.demographics, criteria),
+            study=self._study(incoming.study_uid),
+            series=self._series(incoming.series_uid),
+            duplicate=self._instance(incoming.sop_instance_uid),
+        )
+
+    def _patients(
+        self, incoming: Demographics, criteria: Sequence[str]
+    ) -> tuple[StoredPatient, ...]:
         """Stored patients agreeing on every enabled criterion, plus any with the same ID."""
-        columns = {
-            "patient_id": ("patient_id", incoming.patient_id),
-            "patient_id2": ("patient_id2", incoming.patient_id2),
-            "last_name": ("last_name_key", incoming.key("last_name")),
-            "first_name": ("first_name_key", incoming.key("first_name")),
-            "birth_date": ("birth_date", incoming.birth_date),
-        }
-        clauses = [f"{columns[c][0]} = ?" for c in criteria]
-        params: list[str] = [incoming.patient_id, *(columns[c][1] for c in criteria)]
+        clauses = [f"{_CRITERION_COLUMNS[c]} = ?" for c in criteria]
+        params: list[str] = [incoming.patient_id, *(incoming.key(c) for c in criteria)]
         where = " AND ".join(clauses) or "1"
         rows = self._db.execute(
             "SELECT id, patient_id, patient_id2, patient_name, birth_date FROM patients "
             f"WHERE patient_id = ? OR ({where})",
             params,
         ).fetchall()
-        return [
+        return tuple(
             StoredPatient(
                 row[0], Demographics.from_values(row[1], [row[2]] if row[2] else [], row[3], row[4])
             )
             for row in rows
-        ]
+        )
 
     def add_patient(
         self, incoming: Demographics, name: str, sex: str, hospital: str, department: str
     ) -> int:
         """Create a patient and return its key."""
-        cursor = self._db.execute(
-            "INSERT INTO patients (patient_id, patient_id2, patient_name, patient_name_key, "
-            "last_name_key, first_name_key, birth_date, sex, hospital, department, created) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                incoming.patient_id,
-                incoming.patient_id2,
-                name,
-                name.casefold(),
-                incoming.key("last_name"),
-                incoming.key("first_name"),
-                incoming.birth_date,
-                sex,
-                hospital,
-                department,
-                _now(),
-            ),
+        return _insert(
+            self._db,
+            "patients",
+            {
+                "patient_id": incoming.patient_id,
+                "patient_id2": incoming.patient_id2,
+                "patient_name": name,
+                "patient_name_key": name.casefold(),
+                "last_name_key": incoming.key("last_name"),
+                "first_name_key": incoming.key("first_name"),
+                "birth_date": incoming.birth_date,
+                "sex": sex,
+                "hospital": hospital,
+                "department": department,
+                "created": _now(),
+            },
         )
-        return int(cursor.lastrowid or 0)
 
-    def study(self, study_uid: str) -> tuple[int, int, str] | None:
-        """``(key, patient key, patient ID)`` of a stored study."""
+    def _study(self, study_uid: str) -> StoredStudy | None:
+        """A stored study and the patient it is filed under."""
         row = self._db.execute(
             "SELECT s.id, s.patient, p.patient_id FROM studies s JOIN patients p "
             "ON p.id = s.patient WHERE s.study_uid = ?",
             (study_uid,),
         ).fetchone()
-        return None if row is None else (row[0], row[1], row[2])
+        return None if row is None else StoredStudy(key=row[0], patient=row[1], patient_id=row[2])
 
-    def add_study(self, patient: int, study_uid: str, values: dict[str, str]) -> int:
-        """Create a study (an ARIA course) under ``patient``."""
-        cursor = self._db.execute(
-            "INSERT INTO studies (patient, study_uid, study_id, study_date, study_time, "
-            "accession_number, description, referring_physician) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                patient,
-                study_uid,
-                values.get("study_id", ""),
-                values.get("study_date", ""),
-                values.get("study_time", ""),
-                values.get("accession_number", ""),
-                values.get("description", ""),
-                values.get("referring_physician", ""),
-            ),
-        )
-        return int(cursor.lastrowid or 0)
+    def add_study(self, patient: int, study: NewStudy) -> int:
+        """Create a study (an ARIA course) under ``patient`` and return its key."""
+        return _insert(self._db, "studies", {"patient": patient, **_columns(study)})
 
-    def series(self, series_uid: str) -> tuple[int, int, str] | None:
-        """``(key, study key, study UID)`` of a stored series."""
+    def _series(self, series_uid: str) -> StoredSeries | None:
+        """A stored series and the study it is filed under."""
         row = self._db.execute(
             "SELECT r.id, r.study, s.study_uid FROM series r JOIN studies s ON s.id = r.study "
             "WHERE r.series_uid = ?",
             (series_uid,),
         ).fetchone()
-        return None if row is None else (row[0], row[1], row[2])
+        return None if row is None else StoredSeries(key=row[0], study=row[1], study_uid=row[2])
 
-    def add_series(self, study: int, series_uid: str, values: dict[str, str]) -> int:
-        """Create a series under ``study``."""
-        cursor = self._db.execute(
-            "INSERT INTO series (study, series_uid, modality, series_number, description, "
-            "series_date, series_time, frame_of_reference_uid) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                study,
-                series_uid,
-                values.get("modality", ""),
-                values.get("series_number", ""),
-                values.get("description", ""),
-                values.get("series_date", ""),
-                values.get("series_time", ""),
-                values.get("frame_of_reference_uid", ""),
-            ),
-        )
-        return int(cursor.lastrowid or 0)
+    def add_series(self, study: int, series: NewSeries) -> int:
+        """Create a series under ``study`` and return its key."""
+        return _insert(self._db, "series", {"study": study, **_columns(series)})
 
     def set_user_origin(self, series: int, origin: tuple[float, float, float]) -> None:
         """Keep a CT series' user origin (the first image that carries one sets it)."""
@@ -397,12 +472,14 @@ class Transaction:
             (*origin, series),
         )
 
-    def instance(self, sop_instance_uid: str) -> tuple[int, Path] | None:
-        """``(key, file)`` of a stored instance."""
+    def _instance(self, sop_instance_uid: str) -> StoredInstance | None:
+        """A stored instance and its file."""
         row = self._db.execute(
             "SELECT id, file FROM instances WHERE sop_instance_uid = ?", (sop_instance_uid,)
         ).fetchone()
-        return None if row is None else (row[0], self._archive.folder / row[1])
+        if row is None:
+            return None
+        return StoredInstance(key=row[0], file=self._archive.folder / row[1])
 
     def remove_instance(self, key: int) -> None:
         """Delete an instance row (its review task goes with it)."""
@@ -411,53 +488,41 @@ class Transaction:
     def add_instance(
         self,
         series: int,
-        values: dict[str, str],
+        instance: NewInstance,
         staged: Path,
         final: Path,
         attributes: bytes,
     ) -> int:
         """Insert an instance row; its staged file is moved to ``final`` before commit."""
         key = self.index_instance(
-            series, values, final.relative_to(self._archive.folder).as_posix(), attributes
+            series, instance, final.relative_to(self._archive.folder).as_posix(), attributes
         )
         self._renames.append((staged, final))
         return key
 
     def index_instance(
-        self, series: int, values: dict[str, str], file: str, attributes: bytes
+        self, series: int, instance: NewInstance, file: str, attributes: bytes
     ) -> int:
         """Insert an instance row for a file the caller places itself (bulk loads).
 
         ``file`` is relative to the archive folder. Nothing checks that it exists: this is for
         tools that fill an archive quickly (benchmarks), not for imports.
         """
-        cursor = self._db.execute(
-            "INSERT INTO instances (series, sop_instance_uid, sop_class_uid, instance_number, "
-            "content_date, content_time, file, transfer_syntax, charset, calling_ae, received, "
-            "attributes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                series,
-                values["sop_instance_uid"],
-                values["sop_class_uid"],
-                values.get("instance_number", ""),
-                values.get("content_date", ""),
-                values.get("content_time", ""),
-                file,
-                values["transfer_syntax"],
-                values.get("charset", ""),
-                values.get("calling_ae", ""),
-                _now(),
-                attributes,
-            ),
+        return _insert(
+            self._db,
+            "instances",
+            {
+                "series": series,
+                **_columns(instance),
+                "file": file,
+                "received": _now(),
+                "attributes": attributes,
+            },
         )
-        return int(cursor.lastrowid or 0)
 
     def add_review_task(self, instance: int, kind: str) -> None:
         """Open a review task for an imported image."""
-        self._db.execute(
-            "INSERT INTO review_tasks (instance, kind, created) VALUES (?, ?, ?)",
-            (instance, kind, _now()),
-        )
+        _insert(self._db, "review_tasks", {"instance": instance, "kind": kind, "created": _now()})
 
     def _place_files(self) -> None:
         for staged, final in self._renames:
@@ -603,21 +668,21 @@ class Archive:
         if self._closed:
             return
         with self._write_lock:
-            self._writer.execute(
-                "INSERT INTO audit (time, operation, calling_ae, called_ae, peer, outcome, "
-                "status, rule, detail, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    event.time.isoformat(timespec="microseconds"),
-                    event.operation,
-                    event.calling_ae,
-                    event.called_ae,
-                    event.peer,
-                    event.outcome,
-                    event.status,
-                    event.rule,
-                    event.detail,
-                    event.duration_ms,
-                ),
+            _insert(
+                self._writer,
+                "audit",
+                {
+                    "time": event.time.isoformat(timespec="microseconds"),
+                    "operation": event.operation,
+                    "calling_ae": event.calling_ae,
+                    "called_ae": event.called_ae,
+                    "peer": event.peer,
+                    "outcome": event.outcome,
+                    "status": event.status,
+                    "rule": event.rule,
+                    "detail": event.detail,
+                    "duration_ms": event.duration_ms,
+                },
             )
 
     def clear(self) -> None:

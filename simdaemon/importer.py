@@ -1,9 +1,10 @@
 """The import pipeline of SPEC section 5, shared by C-STORE and ``simdaemon import``.
 
 Steps, in order: parse and validate (0xA900), decode text in the import character set
-(warning 0xB000 when text had to be replaced), match the patient (attach, create, or fail
-0xC001/0xC002/0xC003), handle a duplicate SOP Instance UID (0xC004, overwrite or ignore),
-apply the image options (review task, CT user origin), persist. Any failure parks the object
+(warning 0xB000 when text had to be replaced), place it (:func:`simdaemon.matching.place`:
+match the patient, attach or create, or fail 0xC001/0xC002/0xC003; handle a duplicate SOP
+Instance UID, 0xC004, overwrite or ignore; keep studies with their patient, series with their
+study), apply the image options (review task, CT user origin), persist. Any failure parks the object
 as received in the failed-import folder with a reason file, and the answer carries a short
 Error Comment; the audit trail and the reason file carry the whole explanation.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -28,12 +30,21 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
 from simdaemon import status
-from simdaemon.archive import Archive, Transaction
+from simdaemon.archive import Archive, NewInstance, NewSeries, NewStudy, Transaction
 from simdaemon.attributes import bulk_offset, summarize, text_value
 from simdaemon.charset import UTF8, Decoded, decode_dataset
 from simdaemon.config import Config, TrustedEntity
 from simdaemon.investigation import Investigator
-from simdaemon.matching import Demographics, Match, MatchKind, enabled, match
+from simdaemon.matching import (
+    Attach,
+    Create,
+    Demographics,
+    Incoming,
+    Keep,
+    Refusal,
+    Rules,
+    place,
+)
 from simdaemon.part10 import header, split, wrap
 from simdaemon.validation import is_valid_uid, validate
 
@@ -134,17 +145,68 @@ def _check_lengths(dataset: Dataset) -> None:
                 )
 
 
+def _incoming(dataset: Dataset) -> Incoming:
+    """The object's patient demographics and UIDs, as placement compares them."""
+    other_ids = dataset.get("OtherPatientIDs") or []
+    if isinstance(other_ids, str):
+        other_ids = [other_ids]
+    return Incoming(
+        demographics=Demographics.from_values(
+            text_value(dataset, "PatientID"),
+            [str(v) for v in other_ids],
+            text_value(dataset, "PatientName"),
+            text_value(dataset, "PatientBirthDate"),
+        ),
+        study_uid=text_value(dataset, "StudyInstanceUID"),
+        series_uid=text_value(dataset, "SeriesInstanceUID"),
+        sop_instance_uid=text_value(dataset, "SOPInstanceUID"),
+    )
+
+
+def _study(dataset: Dataset) -> NewStudy:
+    """The study row an object creates when its study is new."""
+    return NewStudy(
+        study_uid=text_value(dataset, "StudyInstanceUID"),
+        study_id=text_value(dataset, "StudyID"),
+        study_date=text_value(dataset, "StudyDate"),
+        study_time=text_value(dataset, "StudyTime"),
+        accession_number=text_value(dataset, "AccessionNumber"),
+        description=text_value(dataset, "StudyDescription"),
+        referring_physician=text_value(dataset, "ReferringPhysicianName"),
+    )
+
+
+def _series(dataset: Dataset) -> NewSeries:
+    """The series row an object creates when its series is new."""
+    return NewSeries(
+        series_uid=text_value(dataset, "SeriesInstanceUID"),
+        modality=text_value(dataset, "Modality"),
+        series_number=text_value(dataset, "SeriesNumber"),
+        description=text_value(dataset, "SeriesDescription"),
+        series_date=text_value(dataset, "SeriesDate"),
+        series_time=text_value(dataset, "SeriesTime"),
+        frame_of_reference_uid=text_value(dataset, "FrameOfReferenceUID"),
+    )
+
+
 class _Failed(Exception):
     """Ends an import at the step that failed, with the answer to give."""
 
-    def __init__(self, code: int, rule: str, comment: str, detail: str, match: Match | None):
+    def __init__(
+        self,
+        code: int,
+        rule: str,
+        comment: str,
+        detail: str,
+        compared: Sequence[tuple[str, str, str]] = (),
+    ) -> None:
         super().__init__(detail)
-        self.code, self.rule, self.comment, self.detail, self.match = (
+        self.code, self.rule, self.comment, self.detail, self.compared = (
             code,
             rule,
             comment,
             detail,
-            match,
+            compared,
         )
 
 
@@ -156,6 +218,11 @@ class Importer:
         self.archive = archive
         self.investigator = investigator
         self._default_entity = TrustedEntity(ae_title="LOCAL", ip="127.0.0.1", port=1)
+
+    @property
+    def rules(self) -> Rules:
+        """Where objects go: the placement rules of the configuration."""
+        return Rules.from_config(self.config)
 
     def run(self, received: Received, entity: TrustedEntity | None = None) -> ImportResult:
         """Import one object; never raises for anything the object contains."""
@@ -181,7 +248,6 @@ class Importer:
                 "archive-write",
                 _comment(f"archive cannot store it: {type(error).__name__}"),
                 f"the archive could not store the object: {error}",
-                None,
             )
             try:
                 return self._fail(received, refused, sop_uid, patient_id)
@@ -224,7 +290,6 @@ class Importer:
                 "parse",
                 _comment(f"cannot parse the data set: {reason}"),
                 f"the data set cannot be parsed in {syntax.name}: {reason}",
-                None,
             ) from None
         problem = validate(
             dataset,
@@ -233,7 +298,7 @@ class Importer:
         )
         if problem is not None:
             raise _Failed(
-                status.INVALID_OBJECT, problem.rule, _comment(problem.comment), problem.detail, None
+                status.INVALID_OBJECT, problem.rule, _comment(problem.comment), problem.detail
             )
         return dataset, decoded, offset
 
@@ -269,179 +334,107 @@ class Importer:
     def _store(
         self, received: Received, dataset: Dataset, decoded: Decoded, offset: int | None
     ) -> str:
-        """Match, handle duplicates, apply image options and persist; return what happened."""
-        cfg = self.config
-        sop_uid = text_value(dataset, "SOPInstanceUID")
-        sop_class = text_value(dataset, "SOPClassUID")
-        study_uid = text_value(dataset, "StudyInstanceUID")
-        series_uid = text_value(dataset, "SeriesInstanceUID")
-        name = text_value(dataset, "PatientName")
-        other_ids = dataset.get("OtherPatientIDs") or []
-        if isinstance(other_ids, str):
-            other_ids = [other_ids]
-        incoming = Demographics.from_values(
-            text_value(dataset, "PatientID"),
-            [str(v) for v in other_ids],
-            name,
-            text_value(dataset, "PatientBirthDate"),
-        )
+        """Stage the file, then decide where the object goes and write it; say what happened.
+
+        The decision (:func:`simdaemon.matching.place`) and the writes share one transaction,
+        so no other import changes what was decided on before it is written.
+        """
+        incoming = _incoming(dataset)
         encoded = self._encode(received, dataset, decoded)
         if encoded is None:
             encoded = received.dataset
         else:
             offset = None  # the Pixel Data offset was read from the bytes as received
         head = header(
-            sop_class_uid=sop_class,
-            sop_instance_uid=sop_uid,
+            sop_class_uid=text_value(dataset, "SOPClassUID"),
+            sop_instance_uid=incoming.sop_instance_uid,
             transfer_syntax=received.transfer_syntax,
             source_ae=received.calling_ae,
         )
         attributes = summarize(dataset, encoded, offset, received.transfer_syntax)
         staged = self.archive.stage(head, encoded)
-        replaced: Path | None = None
         try:
             with self.archive.transaction() as tx:
-                decision = match(
-                    incoming,
-                    tx.candidates(incoming, enabled(cfg.patient_matching)),
-                    cfg.patient_matching,
-                    cfg.patient_creation,
-                )
-                if decision.failed:
+                rules = self.rules
+                decision = place(tx.candidates(incoming, rules.criteria), incoming, rules)
+                if isinstance(decision, Refusal):
                     raise _Failed(
-                        decision.status, decision.rule, _comment(self._short(decision)),
-                        decision.explanation, decision,
+                        decision.status, decision.rule, _comment(decision.comment),
+                        decision.explanation, decision.compared,
                     )  # fmt: skip
-                existing = tx.instance(sop_uid)
-                outcome = decision.explanation
-                if existing is not None:
-                    policy = cfg.storage.on_duplicate
-                    if policy == "reject":
-                        raise _Failed(
-                            status.DUPLICATE_INSTANCE,
-                            "on-duplicate",
-                            "SOP Instance UID already archived",
-                            f"SOP Instance UID {sop_uid} is already in the archive and "
-                            '[storage] on_duplicate = "reject"',
-                            None,
-                        )
-                    if policy == "ignore":
-                        staged.unlink(missing_ok=True)
-                        return (
-                            f"SOP Instance UID {sop_uid} is already in the archive; kept the "
-                            'stored copy ([storage] on_duplicate = "ignore")'
-                        )
-                    tx.remove_instance(existing[0])
-                    replaced = existing[1]
-                    outcome += '; replaced the stored copy ([storage] on_duplicate = "overwrite")'
-                patient = (
-                    decision.patient.key
-                    if decision.kind is MatchKind.ATTACH and decision.patient is not None
-                    else tx.add_patient(
-                        incoming,
-                        name,
-                        text_value(dataset, "PatientSex"),
-                        cfg.patient_creation.hospital,
-                        cfg.patient_creation.department,
-                    )
+                if isinstance(decision, Keep):
+                    staged.unlink(missing_ok=True)
+                    return decision.explanation
+                outcome, final = self._apply(
+                    tx, decision, incoming, received, dataset, staged, attributes
                 )
-                series = self._place(tx, dataset, patient, study_uid, series_uid, incoming)
-                outcome += self._image_options(tx, dataset, sop_class, series)
-                final = self.archive.path_for(study_uid, series_uid, sop_uid)
-                key = tx.add_instance(
-                    series,
-                    {
-                        "sop_instance_uid": sop_uid,
-                        "sop_class_uid": sop_class,
-                        "instance_number": text_value(dataset, "InstanceNumber"),
-                        "content_date": text_value(dataset, "ContentDate"),
-                        "content_time": text_value(dataset, "ContentTime"),
-                        "transfer_syntax": received.transfer_syntax,
-                        "charset": text_value(dataset, "SpecificCharacterSet"),
-                        "calling_ae": received.calling_ae,
-                    },
-                    staged,
-                    final,
-                    attributes,
-                )
-                if cfg.images.create_review_task and sop_class == RT_IMAGE_STORAGE:
-                    tx.add_review_task(key, "RT Image review")
-                    outcome += "; review task created"
         except BaseException:
             staged.unlink(missing_ok=True)
             raise
-        if replaced is not None and replaced != final:
-            replaced.unlink(missing_ok=True)
+        replaced = decision.replaces
+        if replaced is not None and replaced.file != final:
+            replaced.file.unlink(missing_ok=True)
         return outcome
 
-    @staticmethod
-    def _short(decision: Match) -> str:
-        if decision.kind is MatchKind.AMBIGUOUS:
-            return "more than one stored patient matches"
-        if decision.kind is MatchKind.NOT_FOUND:
-            return "no matching patient; automatic creation is off"
-        differing = ", ".join(name.replace("_", " ") for name, _, _ in decision.compared)
-        return f"Patient ID conflict: {differing} differ"
-
-    def _place(
+    def _apply(
         self,
         tx: Transaction,
+        decision: Attach | Create,
+        incoming: Incoming,
+        received: Received,
         dataset: Dataset,
-        patient: int,
-        study_uid: str,
-        series_uid: str,
-        incoming: Demographics,
-    ) -> int:
-        """Find or create the study and series; refuse UIDs that belong elsewhere."""
-        study = tx.study(study_uid)
-        if study is None:
-            study_key = tx.add_study(
-                patient,
-                study_uid,
-                {
-                    "study_id": text_value(dataset, "StudyID"),
-                    "study_date": text_value(dataset, "StudyDate"),
-                    "study_time": text_value(dataset, "StudyTime"),
-                    "accession_number": text_value(dataset, "AccessionNumber"),
-                    "description": text_value(dataset, "StudyDescription"),
-                    "referring_physician": text_value(dataset, "ReferringPhysicianName"),
-                },
-            )
-        elif study[1] != patient:
-            raise _Failed(
-                status.PATIENT_CONFLICT,
-                "study-patient",
-                "Study Instance UID belongs to another patient",
-                f"Study Instance UID {study_uid} is filed under patient '{study[2]}', "
-                f"not under the object's patient '{incoming.patient_id}'",
-                None,
-            )
+        staged: Path,
+        attributes: bytes,
+    ) -> tuple[str, Path]:
+        """Write what ``decision`` says; return what was done, in words, and the final file.
+
+        Rows are created for whatever the decision does not name as stored: the patient, the
+        study, the series; then the instance, whose staged file is renamed into place before
+        the transaction commits.
+        """
+        if decision.replaces is not None:
+            tx.remove_instance(decision.replaces.key)
+        if isinstance(decision, Attach):
+            patient = decision.patient.key
+            study, series = decision.study, decision.series
         else:
-            study_key = study[0]
-        series = tx.series(series_uid)
-        if series is None:
-            return tx.add_series(
-                study_key,
-                series_uid,
-                {
-                    "modality": text_value(dataset, "Modality"),
-                    "series_number": text_value(dataset, "SeriesNumber"),
-                    "description": text_value(dataset, "SeriesDescription"),
-                    "series_date": text_value(dataset, "SeriesDate"),
-                    "series_time": text_value(dataset, "SeriesTime"),
-                    "frame_of_reference_uid": text_value(dataset, "FrameOfReferenceUID"),
-                },
+            patient = tx.add_patient(
+                incoming.demographics,
+                text_value(dataset, "PatientName"),
+                text_value(dataset, "PatientSex"),
+                decision.hospital,
+                decision.department,
             )
-        if series[1] != study_key:
-            raise _Failed(
-                status.INVALID_OBJECT,
-                "series-study",
-                "Series Instance UID belongs to another study",
-                f"Series Instance UID {series_uid} is filed under study {series[2]}, "
-                f"not under the object's study {study_uid}",
-                None,
-            )
-        return series[0]
+            study = series = None
+        study_key = study.key if study is not None else tx.add_study(patient, _study(dataset))
+        series_key = (
+            series.key if series is not None else tx.add_series(study_key, _series(dataset))
+        )
+        sop_class = text_value(dataset, "SOPClassUID")
+        outcome = decision.explanation + self._image_options(tx, dataset, sop_class, series_key)
+        final = self.archive.path_for(
+            incoming.study_uid, incoming.series_uid, incoming.sop_instance_uid
+        )
+        key = tx.add_instance(
+            series_key,
+            NewInstance(
+                sop_instance_uid=incoming.sop_instance_uid,
+                sop_class_uid=sop_class,
+                transfer_syntax=received.transfer_syntax,
+                instance_number=text_value(dataset, "InstanceNumber"),
+                content_date=text_value(dataset, "ContentDate"),
+                content_time=text_value(dataset, "ContentTime"),
+                charset=text_value(dataset, "SpecificCharacterSet"),
+                calling_ae=received.calling_ae,
+            ),
+            staged,
+            final,
+            attributes,
+        )
+        if self.config.images.create_review_task and sop_class == RT_IMAGE_STORAGE:
+            tx.add_review_task(key, "RT Image review")
+            outcome += "; review task created"
+        return outcome, final
 
     def _image_options(self, tx: Transaction, dataset: Dataset, sop_class: str, series: int) -> str:
         """Apply ``[images]``: the CT user origin; return what was done, in words."""
@@ -475,7 +468,7 @@ class Importer:
             answered=answered,
             rule=failed.rule,
             detail=failed.detail,
-            compared=failed.match.compared if failed.match is not None else (),
+            compared=failed.compared,
         )
         detail = f"{failed.detail}; parked as {parked.name}"
         if answered != failed.code:

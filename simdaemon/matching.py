@@ -1,20 +1,45 @@
-"""Patient matching: which stored patient an incoming object belongs to (SPEC section 5 step 3).
+"""Placement: where an incoming object goes in the archive, or why it goes nowhere.
 
-Pure rules, no database: the archive hands over the candidate patients, :func:`match` decides.
-The decision carries the status to answer, the rule that decided and the values compared, so
-the Error Comment, the failed-import reason file and the audit trail all say the same thing.
+SPEC section 5 steps 3 and 4, and the archive's hierarchy: which stored patient the object
+attaches to (or whether one is created), what happens to a stored object with the same SOP
+Instance UID, and whether the stored study and series it names are its own.
+
+Pure rules, no database: the archive reads :class:`Candidates` (what it holds that the object
+could attach to) and :func:`place` decides; the archive then writes what the decision says.
+Every decision carries the rule that decided and an explanation, and a refusal the status and
+the Error Comment, so the answer, the failed-import reason file and the audit trail all say
+the same thing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from pathlib import Path
 
 from simdaemon import status
-from simdaemon.config import PatientCreation, PatientMatching
+from simdaemon.config import Config, PatientCreation, PatientMatching
 
-__all__ = ["CRITERIA", "Demographics", "Match", "MatchKind", "StoredPatient", "match"]
+__all__ = [
+    "CRITERIA",
+    "Ambiguous",
+    "Attach",
+    "Candidates",
+    "Conflict",
+    "Create",
+    "Demographics",
+    "Incoming",
+    "Keep",
+    "NotFound",
+    "Placement",
+    "Refusal",
+    "Rules",
+    "StoredInstance",
+    "StoredPatient",
+    "StoredSeries",
+    "StoredStudy",
+    "place",
+]
 
 #: The matching switches, in the order the configuration dialog lists them.
 CRITERIA = ("patient_id", "patient_id2", "last_name", "first_name", "birth_date")
@@ -74,31 +99,156 @@ class StoredPatient:
     demographics: Demographics
 
 
-class MatchKind(Enum):
-    """What the import does with the object's patient."""
+@dataclass(frozen=True)
+class StoredStudy:
+    """A study already in the archive and the patient it is filed under."""
 
-    ATTACH = "attach"
-    CREATE = "create"
-    CONFLICT = "conflict"
-    NOT_FOUND = "not-found"
-    AMBIGUOUS = "ambiguous"
+    key: int
+    patient: int
+    patient_id: str
 
 
 @dataclass(frozen=True)
-class Match:
-    """The decision, with everything needed to explain it."""
+class StoredSeries:
+    """A series already in the archive and the study it is filed under."""
 
-    kind: MatchKind
-    status: int
-    rule: str
-    explanation: str
-    patient: StoredPatient | None = None
-    compared: tuple[tuple[str, str, str], ...] = field(default=())
+    key: int
+    study: int
+    study_uid: str
+
+
+@dataclass(frozen=True)
+class StoredInstance:
+    """An object already in the archive under the incoming SOP Instance UID."""
+
+    key: int
+    file: Path
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What the archive holds that an incoming object could attach to.
+
+    The archive must supply, as they are before the object is stored:
+
+    - ``patients``: every stored patient that agrees with the object on each enabled criterion
+      (compared as :meth:`Demographics.key` gives them), and every stored patient with the
+      object's Patient ID; other patients are ignored;
+    - ``study``, ``series``, ``duplicate``: the stored study, series and object with the
+      object's Study, Series and SOP Instance UID, if any.
+    """
+
+    patients: tuple[StoredPatient, ...] = ()
+    study: StoredStudy | None = None
+    series: StoredSeries | None = None
+    duplicate: StoredInstance | None = None
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """Where an object says it belongs: its patient's demographics and its UIDs."""
+
+    demographics: Demographics
+    study_uid: str
+    series_uid: str
+    sop_instance_uid: str
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The configuration :func:`place` applies."""
+
+    matching: PatientMatching = field(default_factory=PatientMatching)
+    creation: PatientCreation = field(default_factory=PatientCreation)
+    #: ``[storage] on_duplicate``: "reject", "overwrite" or "ignore".
+    on_duplicate: str = "reject"
+
+    @classmethod
+    def from_config(cls, config: Config) -> Rules:
+        """The placement rules of a whole configuration."""
+        return cls(config.patient_matching, config.patient_creation, config.storage.on_duplicate)
 
     @property
-    def failed(self) -> bool:
-        """The object cannot be imported."""
-        return self.status != status.SUCCESS
+    def criteria(self) -> tuple[str, ...]:
+        """The criteria switched on in ``[patient_matching]``, in :data:`CRITERIA` order."""
+        return enabled(self.matching)
+
+
+Compared = tuple[tuple[str, str, str], ...]
+
+
+@dataclass(frozen=True)
+class Attach:
+    """Store under a stored patient.
+
+    ``study`` and ``series`` are the stored ones the object joins, or ``None`` where the
+    object's study or series is new and is created; ``replaces`` is the stored object with the
+    same SOP Instance UID that the object replaces (``on_duplicate = "overwrite"``).
+    """
+
+    patient: StoredPatient
+    explanation: str
+    compared: Compared = ()
+    study: StoredStudy | None = None
+    series: StoredSeries | None = None
+    replaces: StoredInstance | None = None
+    rule: str = "patient-matching"
+
+
+@dataclass(frozen=True)
+class Create:
+    """Create the patient, stamped with hospital and department, then its study and series.
+
+    A new patient owns no stored study or series, so both are always created.
+    """
+
+    hospital: str
+    department: str
+    explanation: str
+    compared: Compared = ()
+    replaces: StoredInstance | None = None
+    rule: str = "patient-creation"
+
+
+@dataclass(frozen=True)
+class Keep:
+    """The archive already holds the object and keeps its copy; nothing is written."""
+
+    explanation: str
+    rule: str = "on-duplicate"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The object cannot be stored: the status, the Error Comment and the whole explanation.
+
+    ``comment`` is the short reason for the Error Comment; ``compared`` lists the values
+    compared, as (criterion, object's value, stored patient's value), for the reason file.
+    """
+
+    status: int
+    rule: str
+    comment: str
+    explanation: str
+    compared: Compared = ()
+
+
+@dataclass(frozen=True)
+class Conflict(Refusal):
+    """The object contradicts the archive: its Patient ID, SOP UID, study or series is taken."""
+
+
+@dataclass(frozen=True)
+class Ambiguous(Refusal):
+    """More than one stored patient agrees with the object (0xC003)."""
+
+
+@dataclass(frozen=True)
+class NotFound(Refusal):
+    """No stored patient agrees and automatic creation is off (0xC001)."""
+
+
+Placement = Attach | Create | Keep | Conflict | Ambiguous | NotFound
 
 
 def enabled(criteria: PatientMatching) -> tuple[str, ...]:
@@ -113,46 +263,94 @@ def _describe(d: Demographics, criteria: Sequence[str]) -> str:
 
 def _compared(
     incoming: Demographics, stored: StoredPatient | None, criteria: Sequence[str]
-) -> tuple[tuple[str, str, str], ...]:
+) -> Compared:
     if stored is None:
         return tuple((c, getattr(incoming, c), "") for c in criteria)
     return tuple((c, getattr(incoming, c), getattr(stored.demographics, c)) for c in criteria)
 
 
-def match(
-    incoming: Demographics,
-    candidates: Iterable[StoredPatient],
-    matching: PatientMatching,
-    creation: PatientCreation,
-) -> Match:
-    """Decide which stored patient ``incoming`` attaches to, or whether one is created.
+def place(candidates: Candidates, incoming: Incoming, rules: Rules) -> Placement:
+    """Decide where ``incoming`` goes in the archive, or why it cannot be stored.
 
-    ``candidates`` must include every stored patient that agrees on the enabled criteria and
-    every stored patient with the same Patient ID; others are ignored.
+    The rules apply in this order and the first that refuses answers, because the status
+    depends on the order when several apply:
+
+    1. the patient (SPEC section 5 step 3): attach to the one stored patient that agrees on
+       every enabled criterion, or create one; 0xC003 when several agree, 0xC002 when none
+       does but one has the Patient ID, 0xC001 when none does and creation is off;
+    2. a stored object with the same SOP Instance UID (step 4): refuse it (0xC004), keep the
+       stored copy, or replace it, as ``on_duplicate`` says;
+    3. a stored study stays with its patient: 0xC002 when it is filed under another one;
+    4. a stored series stays with its study: 0xA900 when it is filed under another one.
     """
-    criteria = enabled(matching)
+    decision = _patient(incoming.demographics, candidates.patients, rules)
+    if isinstance(decision, Refusal):
+        return decision
+    explanation, replaces = decision.explanation, candidates.duplicate
+    if replaces is not None:
+        if rules.on_duplicate == "reject":
+            return Conflict(
+                status.DUPLICATE_INSTANCE,
+                "on-duplicate",
+                "SOP Instance UID already archived",
+                f"SOP Instance UID {incoming.sop_instance_uid} is already in the archive and "
+                '[storage] on_duplicate = "reject"',
+            )
+        if rules.on_duplicate == "ignore":
+            return Keep(
+                f"SOP Instance UID {incoming.sop_instance_uid} is already in the archive; kept "
+                'the stored copy ([storage] on_duplicate = "ignore")'
+            )
+        explanation += '; replaced the stored copy ([storage] on_duplicate = "overwrite")'
+    patient = decision.patient.key if isinstance(decision, Attach) else None
+    study = candidates.study
+    if study is not None and study.patient != patient:
+        return Conflict(
+            status.PATIENT_CONFLICT,
+            "study-patient",
+            "Study Instance UID belongs to another patient",
+            f"Study Instance UID {incoming.study_uid} is filed under patient "
+            f"'{study.patient_id}', not under the object's patient "
+            f"'{incoming.demographics.patient_id}'",
+        )
+    series = candidates.series
+    if series is not None and (study is None or series.study != study.key):
+        return Conflict(
+            status.INVALID_OBJECT,
+            "series-study",
+            "Series Instance UID belongs to another study",
+            f"Series Instance UID {incoming.series_uid} is filed under study "
+            f"{series.study_uid}, not under the object's study {incoming.study_uid}",
+        )
+    if isinstance(decision, Attach):
+        return Attach(decision.patient, explanation, decision.compared, study, series, replaces)
+    return Create(decision.hospital, decision.department, explanation, decision.compared, replaces)
+
+
+def _patient(
+    incoming: Demographics, candidates: Iterable[StoredPatient], rules: Rules
+) -> Attach | Create | Conflict | Ambiguous | NotFound:
+    """Which stored patient ``incoming`` attaches to, or whether one is created (step 3)."""
+    criteria = rules.criteria
+    creation = rules.creation
     pool = list(candidates)
     agreeing = [p for p in pool if incoming.agrees(p.demographics, criteria)]
     wanted = _describe(incoming, criteria)
     if len(agreeing) == 1:
         patient = agreeing[0]
-        return Match(
-            MatchKind.ATTACH,
-            status.SUCCESS,
-            "patient-matching",
-            f"attached to stored patient '{patient.demographics.patient_id}' ({wanted})",
+        return Attach(
             patient,
+            f"attached to stored patient '{patient.demographics.patient_id}' ({wanted})",
             _compared(incoming, patient, criteria),
         )
     if len(agreeing) > 1:
         ids = ", ".join(f"'{p.demographics.patient_id}'" for p in agreeing)
-        return Match(
-            MatchKind.AMBIGUOUS,
+        return Ambiguous(
             status.AMBIGUOUS_PATIENT,
             "patient-matching",
+            "more than one stored patient matches",
             f"{len(agreeing)} stored patients ({ids}) match {wanted}; "
             "enable more [patient_matching] criteria to tell them apart",
-            None,
             _compared(incoming, agreeing[0], criteria),
         )
     same_id = next((p for p in pool if p.demographics.patient_id == incoming.patient_id), None)
@@ -161,32 +359,30 @@ def match(
             criteria
         )
         stored_values = _describe(same_id.demographics, differing)
-        return Match(
-            MatchKind.CONFLICT,
+        return Conflict(
             status.PATIENT_CONFLICT,
             "patient-id-unique",
+            "Patient ID conflict: "
+            + ", ".join(name.replace("_", " ") for name in differing)
+            + " differ",
             f"Patient ID '{incoming.patient_id}' belongs to a stored patient with "
             f"{stored_values}, but the object has {_describe(incoming, differing)}; "
             "Patient IDs are unique, so it cannot be a new patient",
-            same_id,
             _compared(incoming, same_id, differing),
         )
     if not creation.automatic:
-        return Match(
-            MatchKind.NOT_FOUND,
+        return NotFound(
             status.NO_MATCHING_PATIENT,
             "patient-creation",
+            "no matching patient; automatic creation is off",
             f"no stored patient matches {wanted} and automatic patient creation is off "
             "([patient_creation] automatic = false)",
-            None,
             _compared(incoming, None, criteria),
         )
     stamp = " / ".join(v for v in (creation.hospital, creation.department) if v)
-    return Match(
-        MatchKind.CREATE,
-        status.SUCCESS,
-        "patient-creation",
+    return Create(
+        creation.hospital,
+        creation.department,
         f"created patient '{incoming.patient_id}' ({wanted})" + (f" in {stamp}" if stamp else ""),
-        None,
         _compared(incoming, None, criteria),
     )

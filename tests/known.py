@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pydicom.dataset import Dataset
 
 from simdaemon import Daemon
+from simdaemon.archive import NewInstance, NewSeries, NewStudy
 from simdaemon.matching import Demographics
 from tests import objects, scu
 
@@ -102,14 +103,13 @@ def bulk_series(daemon: Daemon, patient_id: str, count: int) -> None:
     attributes = b""
     with daemon.archive.transaction() as tx:
         patient = tx.add_patient(Demographics(patient_id), "Bulk^Patient", "O", "", "")
-        study = tx.add_study(patient, str(template.StudyInstanceUID), {"study_id": "C1"})
-        series = tx.add_series(study, str(template.SeriesInstanceUID), {"modality": "CT"})
+        study = tx.add_study(patient, NewStudy(str(template.StudyInstanceUID), study_id="C1"))
+        series = tx.add_series(study, NewSeries(str(template.SeriesInstanceUID), modality="CT"))
         for number in range(count):
             uid = f"{template.SeriesInstanceUID}.{number}"
             tx.index_instance(
                 series,
-                {"sop_instance_uid": uid, "sop_class_uid": objects.CT,
-                 "instance_number": str(number), "transfer_syntax": "1.2.840.10008.1.2.1"},
+                NewInstance(uid, objects.CT, "1.2.840.10008.1.2.1", instance_number=str(number)),
                 f"files/bulk/{uid}.dcm",
                 attributes,
-            )  # fmt: skip
+            )

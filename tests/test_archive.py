@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from simdaemon.archive import SCHEMA_VERSION, Archive, ArchiveError
+from simdaemon.archive import (
+    SCHEMA_VERSION,
+    Archive,
+    ArchiveError,
+    NewInstance,
+    NewSeries,
+    NewStudy,
+    Transaction,
+)
+from simdaemon.matching import (
+    Demographics,
+    Incoming,
+    StoredInstance,
+    StoredSeries,
+    StoredStudy,
+)
 
 
 def test_a_new_archive_has_the_current_schema_in_wal_mode_with_foreign_keys(
@@ -63,3 +79,54 @@ def test_deleting_a_patient_cascades_to_its_objects(tmp_path: Path) -> None:
             tx._db.execute("DELETE FROM patients")
         with archive.reading() as db:
             assert db.execute("SELECT count(*) FROM studies").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("row", "table"), [(NewStudy, "studies"), (NewSeries, "series"), (NewInstance, "instances")]
+)
+def test_every_field_of_an_insert_row_is_a_column_of_its_table(
+    tmp_path: Path, row: type[NewStudy | NewSeries | NewInstance], table: str
+) -> None:
+    """Rows are inserted by field name, so a renamed column must be renamed in the row too."""
+    with Archive(tmp_path / "a") as archive, archive.reading() as db:
+        columns = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+    assert {f.name for f in dataclasses.fields(row)} <= columns
+
+
+def test_candidates_hold_what_placement_needs_and_no_more(tmp_path: Path) -> None:
+    """The contract of :class:`simdaemon.matching.Candidates`, read from real rows."""
+
+    def patient(tx: Transaction, patient_id: str, name: str) -> int:
+        last, first = name.split("^")
+        demographics = Demographics(patient_id, last_name=last, first_name=first)
+        return tx.add_patient(demographics, name, "O", "", "")
+
+    def found(tx: Transaction, placed: Incoming, *criteria: str) -> set[str]:
+        return {p.demographics.patient_id for p in tx.candidates(placed, criteria).patients}
+
+    with Archive(tmp_path / "a") as archive, archive.transaction() as tx:
+        p1 = patient(tx, "P1", "Doe^John")
+        patient(tx, "P2", "Doe^John")
+        patient(tx, "P3", "Roe^Ann")
+        study = tx.add_study(p1, NewStudy("1.2"))
+        series = tx.add_series(study, NewSeries("1.2.3"))
+        instance = NewInstance("1.2.3.4", "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.1.2.1")
+        key = tx.index_instance(series, instance, "files/x.dcm", b"")
+
+        def incoming(patient_id: str, name: str, uid: str = "9") -> Incoming:
+            demographics = Demographics.from_values(patient_id, [], name, "")
+            return Incoming(demographics, uid, uid, uid)
+
+        names = ("last_name", "first_name")
+        assert found(tx, incoming("P1", "Doe^John"), "patient_id", *names) == {"P1"}
+        assert found(tx, incoming("P9", "DOE^john"), *names) == {"P1", "P2"}
+        assert found(tx, incoming("P1", "Smith^Jane"), "patient_id", *names) == {"P1"}
+        assert found(tx, incoming("P9", "Smith^Jane"), "patient_id", *names) == set()
+        assert found(tx, incoming("P9", "Smith^Jane")) == {"P1", "P2", "P3"}
+
+        nothing = tx.candidates(incoming("P1", "Doe^John"), ())
+        assert (nothing.study, nothing.series, nothing.duplicate) == (None, None, None)
+        stored = tx.candidates(Incoming(Demographics("P1"), "1.2", "1.2.3", "1.2.3.4"), ())
+        assert stored.study == StoredStudy(key=study, patient=p1, patient_id="P1")
+        assert stored.series == StoredSeries(key=series, study=study, study_uid="1.2")
+        assert stored.duplicate == StoredInstance(key=key, file=archive.folder / "files/x.dcm")
