@@ -50,6 +50,7 @@ from simdaemon.faults import Faults
 from simdaemon.importer import Importer
 from simdaemon.injection import Injector, Stopped, identifier_facts
 from simdaemon.investigation import Investigator
+from simdaemon.net.outgoing import no_delay
 from simdaemon.query import Shape
 from simdaemon.reactor import (
     EventDrivenRequestHandler,
@@ -59,7 +60,6 @@ from simdaemon.reactor import (
     fail_on_pdu,
     force_close,
     is_serving,
-    no_delay,
 )
 from simdaemon.services.echo import handle_echo
 from simdaemon.services.find import handle_find
