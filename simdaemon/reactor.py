@@ -34,8 +34,6 @@ import select
 import socket
 import threading
 import types
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from pynetdicom import evt
@@ -45,14 +43,12 @@ from pynetdicom.pdu_primitives import A_ABORT, A_ASSOCIATE, A_P_ABORT, A_RELEASE
 from pynetdicom.transport import RequestHandler
 
 from simdaemon.net.outgoing import quiet_standard_logging
+from simdaemon.net.sabotage import EndAsFault, Saboteur
 
 __all__ = [
     "EventDrivenDUL",
     "EventDrivenRequestHandler",
-    "PduTrap",
     "end_association",
-    "fail_association",
-    "fail_on_pdu",
     "force_close",
     "is_serving",
 ]
@@ -109,28 +105,6 @@ class _WakingQueue(queue.Queue[Any]):
         self._wake_event.set()
 
 
-class _Fail:
-    """A primitive of ours: end the association as a fault, after what is queued before it."""
-
-    def __init__(self, close: bool) -> None:
-        self.close = close
-
-
-@dataclass(frozen=True)
-class PduTrap:
-    """End an association on receipt of the peer's ``count``-th P-DATA-TF PDU.
-
-    With an A-ABORT, or with ``close`` the TCP connection closed without one; ``sprung`` is
-    called (on the connection's thread) when it happens.
-    """
-
-    count: int
-    close: bool
-    sprung: Callable[[], None]
-
-
-#: States in which an association can be ended as a fault: negotiating or established.
-_ABORTABLE = frozenset(f"Sta{n}" for n in range(3, 13))
 #: States after an abort or a closed connection: nothing from the user has a place there.
 _ENDED = frozenset({"Sta1", "Sta13"})
 
@@ -148,10 +122,8 @@ class EventDrivenDUL(DULServiceProvider):
         self._wake_w.setblocking(False)
         self._gave_up = False
         self.ending = False
-        self._failed = False
-        #: An injected fault ending the association on the peer's n-th P-DATA-TF PDU.
-        self.pdu_trap: PduTrap | None = None
-        self._pdata_received = 0
+        #: Carries out injected faults (:mod:`simdaemon.net.sabotage`).
+        self.saboteur = Saboteur(self, self._mark_ending)
 
     def give_up_waiting_for_request(self) -> None:
         """Release an association thread still waiting for its A-ASSOCIATE-RQ.
@@ -172,7 +144,7 @@ class EventDrivenDUL(DULServiceProvider):
         :attr:`ending` *before* the peer can see it, so a peer that reconnects at once is
         never counted against the limit by its previous, still-closing association.
         """
-        if isinstance(primitive, (A_ABORT, A_P_ABORT, _Fail)) or (
+        if isinstance(primitive, (A_ABORT, A_P_ABORT, EndAsFault)) or (
             isinstance(primitive, (A_RELEASE, A_ASSOCIATE)) and primitive.result not in (None, 0x00)
         ):
             self.ending = True
@@ -186,7 +158,7 @@ class EventDrivenDUL(DULServiceProvider):
         self.user_wake.set()
 
     def _process_recv_primitive(self) -> bool:
-        """Hand the next primitive to the state machine; carry out a :class:`_Fail` here.
+        """Hand the next primitive to the state machine; carry out an :class:`EndAsFault` here.
 
         Once the association has been aborted or its connection closed (Sta13, Sta1), what
         the association thread still queued - responses, a second abort, a release response
@@ -200,54 +172,14 @@ class EventDrivenDUL(DULServiceProvider):
         if self.state_machine.current_state in _ENDED:
             self.to_provider_queue.get(block=False)
             return True
-        if not isinstance(primitive, _Fail):
+        if not isinstance(primitive, EndAsFault):
             return bool(super()._process_recv_primitive())
         self.to_provider_queue.get(block=False)
-        self._fail(primitive.close)
+        self.saboteur.end(primitive.close)
         return True
 
-    def _fail(self, close: bool) -> None:
-        """End the association: an A-ABORT, or the connection closed without one.
-
-        The A-ABORT is the one a daemon application sends (source: service user), sent by
-        the state machine's own abort action (AA-1) ahead of anything still queued for the
-        peer, which is then dropped; the association thread is told as it would be of a
-        peer's abort. Closing the socket is seen by the state machine as the peer going away
-        (AA-4). Does nothing unless the association is being negotiated or established.
-        """
-        if self._failed or self.state_machine.current_state not in _ABORTABLE:
-            return
-        self._failed = self.ending = True
-        if close:
-            if self.socket is not None:
-                self.socket.close()  # queues Evt17, "transport connection closed"
-            return
-        abort = A_ABORT()
-        abort.abort_source = 0x00
-        with self.to_provider_queue.mutex:  # AA-1 takes it from the front
-            self.to_provider_queue.queue.appendleft(abort)
-        self.event_queue.put("Evt15")
-        ended = A_P_ABORT()
-        ended.provider_reason = 0x00
-        self.to_user_queue.put(ended)
-
-    def _trapped(self, event: str) -> bool:
-        """Whether a received P-DATA-TF PDU springs :attr:`pdu_trap` (and is never acted on)."""
-        trap = self.pdu_trap
-        if event != "Evt10" or trap is None:
-            return False
-        if self.state_machine.current_state not in _ABORTABLE:
-            return False  # already ended some other way: nothing left to spring on
-        self._pdata_received += 1
-        if self._pdata_received < trap.count:
-            return False
-        self.pdu_trap = None
-        with contextlib.suppress(queue.Empty):
-            self._recv_pdu.get(block=False)
-        self.assoc.is_established = False
-        trap.sprung()  # first: a peer that sees the abort can already read what caused it
-        self._fail(trap.close)
-        return True
+    def _mark_ending(self) -> None:
+        self.ending = True
 
     def _wake(self) -> None:
         with contextlib.suppress(OSError):  # already awake (buffer full), or shutting down
@@ -275,6 +207,7 @@ class EventDrivenDUL(DULServiceProvider):
     def run_reactor(self) -> None:
         """Run the DUL state machine until killed (pynetdicom's loop, event-driven)."""
         self._idle_timer.start()
+        springs = self.saboteur.springs
         idle = False
         try:
             while True:
@@ -312,7 +245,7 @@ class EventDrivenDUL(DULServiceProvider):
                 except queue.Empty:
                     idle = True
                     continue
-                if self._trapped(event):
+                if springs(event):  # ended as an injected fault, never acted on
                     continue
                 self.state_machine.do_action(event)
                 idle = False
@@ -421,28 +354,6 @@ def end_association(assoc: Any) -> None:
         assoc.abort(block=False)
     elif isinstance(assoc.dul, EventDrivenDUL):
         assoc.dul.give_up_waiting_for_request()
-
-
-def fail_association(assoc: Any, close: bool = False) -> None:
-    """End an association the daemon serves, as an injected fault; from any thread.
-
-    An A-ABORT - or, with ``close``, the TCP connection closed without one - follows whatever
-    was already queued for the peer. The association stops counting as established at once,
-    so pynetdicom's service classes and the daemon's move send nothing more.
-    """
-    dul = assoc.dul
-    if not isinstance(dul, EventDrivenDUL):
-        raise TypeError("fail_association needs an association served with EventDrivenDUL")
-    assoc.is_established = False
-    dul.send_pdu(_Fail(close))
-
-
-def fail_on_pdu(assoc: Any, trap: PduTrap) -> None:
-    """Make the association end as a fault on receipt of a P-DATA-TF PDU (see PduTrap)."""
-    dul = assoc.dul
-    if not isinstance(dul, EventDrivenDUL):
-        raise TypeError("fail_on_pdu needs an association served with EventDrivenDUL")
-    dul.pdu_trap = trap
 
 
 def force_close(assoc: Any) -> None:

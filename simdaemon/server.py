@@ -51,16 +51,9 @@ from simdaemon.importer import Importer
 from simdaemon.injection import Injector, Stopped, identifier_facts
 from simdaemon.investigation import Investigator
 from simdaemon.net.outgoing import no_delay
+from simdaemon.net.sabotage import PduTrap, fail_association, fail_on_pdu
 from simdaemon.query import Shape
-from simdaemon.reactor import (
-    EventDrivenRequestHandler,
-    PduTrap,
-    end_association,
-    fail_association,
-    fail_on_pdu,
-    force_close,
-    is_serving,
-)
+from simdaemon.reactor import EventDrivenRequestHandler, end_association, force_close, is_serving
 from simdaemon.services.echo import handle_echo
 from simdaemon.services.find import handle_find
 from simdaemon.services.move import (
