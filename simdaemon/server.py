@@ -50,10 +50,15 @@ from simdaemon.faults import Faults
 from simdaemon.importer import Importer
 from simdaemon.injection import Injector, Stopped, identifier_facts
 from simdaemon.investigation import Investigator
+from simdaemon.net.acceptor import (
+    EventDrivenRequestHandler,
+    end_association,
+    force_close,
+    is_serving,
+)
 from simdaemon.net.outgoing import no_delay
 from simdaemon.net.sabotage import PduTrap, fail_association, fail_on_pdu
 from simdaemon.query import Shape
-from simdaemon.reactor import EventDrivenRequestHandler, end_association, force_close, is_serving
 from simdaemon.services.echo import handle_echo
 from simdaemon.services.find import handle_find
 from simdaemon.services.move import (
@@ -103,7 +108,7 @@ class _Listener(ThreadedAssociationServer):
     """pynetdicom's threaded server with a serve loop that ``stop()`` can wake at once."""
 
     def __init__(self, *args: Any, on_error: Callable[[BaseException], None], **kwargs: Any):
-        #: DIMSE requests the daemon serves itself, by primitive type (see reactor.py).
+        #: DIMSE requests the daemon serves itself, by primitive type (see simdaemon.net.acceptor).
         self.services: dict[type, Callable[[Association, Any, int], None]] = {}
         self._wake_r, self._wake_w = socket.socketpair()
         self._stopping = threading.Event()

@@ -9,7 +9,7 @@ never races the state machine or the responses already queued for the peer:
 * :func:`fail_on_pdu` sets a :class:`PduTrap` that springs on the peer's n-th P-DATA-TF PDU,
   before the state machine acts on it (a C-STORE that never gets its response).
 
-Both need an association served by :mod:`simdaemon.reactor`, whose DUL owns a
+Both need an association served by :mod:`simdaemon.net.acceptor`, whose DUL owns a
 :class:`Saboteur` and hands it each :class:`EndAsFault` and each received event.
 """
 

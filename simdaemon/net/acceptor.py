@@ -1,4 +1,4 @@
-"""Event-driven reactors for the daemon's connections: the DUL's and the association's.
+"""The associations the daemon accepts: event-driven DUL and association loops.
 
 pynetdicom's DUL thread polls: when a loop finds nothing to do it sleeps 1 ms, so every PDU
 a peer sends and every PDU the daemon answers waits up to a millisecond before it moves.
@@ -6,23 +6,18 @@ The association thread polls the same way for complete DIMSE messages, adding up
 millisecond to every request; for a CT series sent slice by slice that is a fifth of the
 time pynetdicom itself needs per slice.
 Shortening the sleep costs more than it saves (on two cores the busy thread competes for the
-GIL with the handler threads). This reactor instead waits in ``select`` on the connection's
-socket and on a wake-up socket that :meth:`send_pdu` writes to, so it reacts at once to both
-directions and sleeps soundly when the association is idle.
+GIL with the handler threads). The DUL loop here instead waits in ``select`` on the
+connection's socket and on a wake-up socket that :meth:`EventDrivenDUL.send_pdu` writes to,
+so it reacts at once to both directions and sleeps soundly when the association is idle; the
+association loop waits on an event that its queues set whenever something is put on them.
 
-The loop is pynetdicom 3.0's ``DULServiceProvider.run_reactor`` with the sleep replaced by
-that wait, and with the socket read on every turn rather than only when nothing is waiting to
-be sent (a C-CANCEL must not queue behind a stream of C-FIND responses); its state machine,
-timers and error handling are untouched. One thing is added: a
-connection that closes (or is aborted for sending garbage) before any A-ASSOCIATE-RQ releases
-the association thread at once, where pynetdicom would keep it waiting for the whole ACSE
-timeout — so such peers do not hold a place under ``max_associations`` for 30 s.
-
-The association loop (:func:`_association_reactor`) is pynetdicom 3.0's
-``Association._run_reactor`` with its sleep replaced by a wait on an event that the DIMSE
-message queue and the DUL's queue to the user set whenever something is put on them. It also
-hands the requests the daemon serves itself (C-MOVE) to the daemon instead of to a pynetdicom
-service class.
+:class:`EventDrivenRequestHandler` is what the daemon's listener hands each connection: it
+builds pynetdicom's acceptor association, then swaps in these loops. Besides speed, they
+release the association thread at once when a connection closes before any A-ASSOCIATE-RQ
+(pynetdicom keeps it waiting for the whole ACSE timeout, holding a place under
+``max_associations``), mark an association as ending before the peer can see its end, carry
+out injected faults (:mod:`simdaemon.net.sabotage`) and hand the requests the daemon serves
+itself (C-MOVE) to the daemon.
 """
 
 from __future__ import annotations
