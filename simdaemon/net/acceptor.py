@@ -17,7 +17,8 @@ release the association thread at once when a connection closes before any A-ASS
 (pynetdicom keeps it waiting for the whole ACSE timeout, holding a place under
 ``max_associations``), mark an association as ending before the peer can see its end, carry
 out injected faults (:mod:`simdaemon.net.sabotage`) and hand the requests the daemon serves
-itself (C-MOVE) to the daemon.
+itself (C-MOVE) to the daemon. Exactly what differs from pynetdicom, function by function,
+is listed in :mod:`simdaemon.net`.
 """
 
 from __future__ import annotations
