@@ -28,8 +28,6 @@ from typing import Any, TypeVar
 from pynetdicom import AE, evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_MOVE
-from pynetdicom.service_class import ServiceClass, StorageServiceClass
-from pynetdicom.sop_class import register_uid, uid_to_service_class
 from pynetdicom.transport import ThreadedAssociationServer
 
 from simdaemon.access import (
@@ -58,6 +56,7 @@ from simdaemon.net.acceptor import (
 )
 from simdaemon.net.outgoing import no_delay
 from simdaemon.net.sabotage import PduTrap, fail_association, fail_on_pdu
+from simdaemon.net.sop_classes import register_private_storage
 from simdaemon.query import Shape
 from simdaemon.services.echo import handle_echo
 from simdaemon.services.find import handle_find
@@ -84,20 +83,7 @@ _PEER_GRACE_S = 1.0
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def _register_private_storage() -> None:
-    """Make pynetdicom serve C-STORE for the private SOP classes the daemon accepts.
-
-    pynetdicom accepts any abstract syntax it is given, but serves only the SOP classes it
-    knows: a C-STORE of a Varian private object would go unanswered ("No supported service
-    class available"). Registering them as storage classes fixes that; it is process-wide,
-    which also lets a pynetdicom storage SCP in the same process (a test's receiver) take them.
-    """
-    for uid in STORAGE:
-        if uid_to_service_class(uid) is ServiceClass:
-            register_uid(uid, f"PrivateStorage_{uid.replace('.', '_')}", StorageServiceClass)
-
-
-_register_private_storage()
+register_private_storage(STORAGE)  # on import: a daemon must answer every class it accepts
 
 
 class DaemonError(RuntimeError):

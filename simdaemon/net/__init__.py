@@ -10,6 +10,8 @@ Modules, by job (each imports only those listed before it, and nothing else of s
 - :mod:`simdaemon.net.acceptor`: the associations the daemon accepts: the event-driven DUL
   and association loops (``EventDrivenRequestHandler``), and ending associations at
   ``stop()`` (``end_association``, ``force_close``, ``is_serving``).
+- :mod:`simdaemon.net.sop_classes`: teaching pynetdicom to serve C-STORE for private SOP
+  classes (``register_private_storage``).
 
 What differs from upstream pynetdicom 3.0 (pinned ``>=3.0,<3.1`` in pyproject.toml;
 ``tests/test_net_canary.py`` hashes the source of every function named here and fails, saying
