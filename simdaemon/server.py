@@ -16,9 +16,6 @@ import contextlib
 import dataclasses
 import functools
 import logging
-import selectors
-import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +25,6 @@ from typing import Any, TypeVar
 from pynetdicom import AE, evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_MOVE
-from pynetdicom.transport import ThreadedAssociationServer
 
 from simdaemon.access import (
     ABSTRACT_SYNTAXES,
@@ -54,6 +50,7 @@ from simdaemon.net.acceptor import (
     force_close,
     is_serving,
 )
+from simdaemon.net.listener import Listener
 from simdaemon.net.outgoing import no_delay
 from simdaemon.net.sabotage import PduTrap, fail_association, fail_on_pdu
 from simdaemon.net.sop_classes import register_private_storage
@@ -90,49 +87,6 @@ class DaemonError(RuntimeError):
     """The daemon could not start, or one of its threads failed."""
 
 
-class _Listener(ThreadedAssociationServer):
-    """pynetdicom's threaded server with a serve loop that ``stop()`` can wake at once."""
-
-    def __init__(self, *args: Any, on_error: Callable[[BaseException], None], **kwargs: Any):
-        #: DIMSE requests the daemon serves itself, by primitive type (see simdaemon.net.acceptor).
-        self.services: dict[type, Callable[[Association, Any, int], None]] = {}
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._stopping = threading.Event()
-        self._on_error = on_error
-        super().__init__(*args, **kwargs)
-
-    def serve_until_stopped(self) -> None:
-        """Accept connections until :meth:`stop_serving` is called."""
-        listening = self.socket
-        assert listening is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(listening, selectors.EVENT_READ)
-            selector.register(self._wake_r, selectors.EVENT_READ)
-            while not self._stopping.is_set():
-                ready = selector.select()
-                if self._stopping.is_set():
-                    break
-                if any(key.fileobj is listening for key, _ in ready):
-                    self._handle_request_noblock()  # type: ignore[attr-defined]
-                    self.service_actions()
-
-    def stop_serving(self) -> None:
-        """Make :meth:`serve_until_stopped` return promptly."""
-        self._stopping.set()
-        self._wake_w.send(b"\0")
-
-    def server_close(self) -> None:
-        super().server_close()
-        self._wake_r.close()
-        self._wake_w.close()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Keep the exception of a failed connection thread instead of printing it."""
-        error = sys.exc_info()[1]
-        if error is not None:
-            self._on_error(error)
-
-
 class Daemon:
     """A simulated ARIA DB Daemon; a context manager, usable without pytest."""
 
@@ -142,7 +96,7 @@ class Daemon:
         self.errors: list[BaseException] = []
         self._trusted: dict[str, TrustedEntity] = {e.ae_title: e for e in self.config.trusted}
         self._lock = threading.Lock()
-        self._listener: _Listener | None = None
+        self._listener: Listener | None = None
         self._thread: threading.Thread | None = None
         self._archive: Archive | None = None
         self._importer: Importer | None = None
@@ -186,11 +140,11 @@ class Daemon:
             ),
         ]
         try:
-            listener: _Listener = self._ae.make_server(
+            listener: Listener = self._ae.make_server(
                 (settings.host, settings.port),
                 ae_title=self.ae_title,
                 evt_handlers=handlers,
-                server_class=_Listener,
+                server_class=Listener,
                 request_handler=EventDrivenRequestHandler,
                 on_error=self._keep_error,
             )  # type: ignore[assignment]

@@ -10,6 +10,8 @@ Modules, by job (each imports only those listed before it, and nothing else of s
 - :mod:`simdaemon.net.acceptor`: the associations the daemon accepts: the event-driven DUL
   and association loops (``EventDrivenRequestHandler``), and ending associations at
   ``stop()`` (``end_association``, ``force_close``, ``is_serving``).
+- :mod:`simdaemon.net.listener`: the listening socket, accepting connections until ``stop()``
+  without polling (``Listener``); it carries the daemon's own services to the acceptor.
 - :mod:`simdaemon.net.sop_classes`: teaching pynetdicom to serve C-STORE for private SOP
   classes (``register_private_storage``).
 
@@ -71,6 +73,12 @@ Relied on unchanged (ours feeds or copies their behaviour):
   ``is_aborted`` (the daemon's refusals and association faults).
 - ``pynetdicom.fsm.AA_1``: takes the A-ABORT that ``Saboteur.end`` puts at the front of
   ``to_provider_queue``.
+
+From Python's standard library (not in the canary, which follows the pynetdicom pin):
+``socketserver.BaseServer.serve_forever`` -> ``listener.Listener.serve_until_stopped``: waits
+on the listening socket and a wake-up socket with no poll interval, and runs pynetdicom's
+``AssociationServer.service_actions`` after each connection instead of after each poll; it
+calls socketserver's private ``_handle_request_noblock``.
 
 Private pynetdicom names used: the module ``pynetdicom._handlers`` (its standard log
 handlers); ``Association._dul_ready``, ``._is_paused``, ``._kill``, ``._reactor_checkpoint``,
