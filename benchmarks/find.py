@@ -61,7 +61,6 @@ import json
 import logging
 import math
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -84,6 +83,7 @@ from simdaemon.access import TRANSFER_SYNTAXES
 from simdaemon.archive import Archive, NewInstance, NewSeries, NewStudy
 from simdaemon.config import from_mapping
 from simdaemon.matching import Demographics
+from simdaemon.net.outgoing import no_delay
 
 HOST = "127.0.0.1"
 CLIENT_AE = "FINDSCU"
@@ -374,13 +374,6 @@ def queries(layout: Layout) -> list[Query]:
     ]
 
 
-def no_delay(event: evt.Event) -> None:
-    """Send each PDU at once, as the daemon does, so small requests do not wait 40 ms."""
-    sock = event.assoc.dul.socket
-    if sock is not None and sock.socket is not None:
-        sock.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
 def run_find(assoc: Association, query: Query) -> list[Dataset]:
     """Send one C-FIND and receive every response; return the identifiers; fail on errors."""
     found: list[Dataset] = []
@@ -422,11 +415,6 @@ def rebuilt(ds: Dataset) -> Dataset:
 def start_bare(ae_title: str, canned: Canned) -> ThreadedAssociationServer:
     """A bare pynetdicom Study Root FIND SCP that answers from ``canned``, listening."""
 
-    def on_connection(event: evt.Event) -> None:
-        raw = event.assoc.dul.socket.socket if event.assoc.dul.socket else None
-        if raw is not None:
-            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
     def on_find(event: evt.Event) -> Iterator[tuple[int, Dataset | None]]:
         for response in canned[signature(event.identifier)]:
             yield PENDING[0], response
@@ -435,7 +423,7 @@ def start_bare(ae_title: str, canned: Canned) -> ThreadedAssociationServer:
     ae = AE(ae_title=ae_title)
     ae.add_supported_context(FIND, list(TRANSFER_SYNTAXES))
     handlers: list[evt.EventHandlerType] = [
-        (evt.EVT_CONN_OPEN, on_connection),
+        (evt.EVT_CONN_OPEN, no_delay),
         (evt.EVT_C_FIND, on_find),
     ]
     server = ae.start_server((HOST, 0), block=False, evt_handlers=handlers)

@@ -133,7 +133,7 @@ SUITE_HEADER = """from pydicom.dataset import Dataset
 from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind, Verification
 
-from simdaemon.reactor import keep_responses
+from simdaemon.net.outgoing import keep_responses
 
 FIND = StudyRootQueryRetrieveInformationModelFind
 
@@ -145,7 +145,7 @@ def echo_and_find(daemon, patient):
     ae.add_requested_context(FIND)
     assoc = ae.associate(daemon.host, daemon.port, ae_title=daemon.ae_title)
     assert assoc.is_established
-    keep_responses(assoc)  # pynetdicom #875, see simdaemon.reactor
+    keep_responses(assoc)  # pynetdicom #875, see simdaemon.net.outgoing
     try:
         assert assoc.send_c_echo().Status == 0x0000
         query = Dataset()

@@ -30,7 +30,7 @@ The slices are generated once with pydicom (one patient, study and series; Expli
 Endian Part-10 files, ``write_series`` of ``store.py``) into a temporary folder and imported
 once, untimed, into the daemon's fresh archive through :func:`simdaemon.local.import_files`,
 the path C-STORE takes. Every pynetdicom association this script requests is wrapped in
-:func:`simdaemon.reactor.keep_responses` (pynetdicom issue #875). One untimed warm-up round per
+:func:`simdaemon.net.outgoing.keep_responses` (pynetdicom issue #875). One untimed warm-up round per
 target comes first, then move and ceiling alternate round by round so machine noise hits both
 alike. Client, daemon and receiver share one process (and its GIL), as a test suite runs them.
 The p90 is taken over the times (the slow tail), so its images/second is the rate that nine
@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -64,7 +63,7 @@ from store import SIZE, print_table, write_series
 from simdaemon import Daemon
 from simdaemon.config import Config, from_mapping
 from simdaemon.local import import_files
-from simdaemon.reactor import keep_responses
+from simdaemon.net.outgoing import keep_responses, no_delay
 
 HOST = "127.0.0.1"
 CLIENT_AE = "MOVESCU"
@@ -77,13 +76,6 @@ RATIO_TARGET = 0.8
 RATE_TARGET = 200.0
 PENDING = (0xFF00, 0xFF01)
 SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
-
-
-def no_delay(event: evt.Event) -> None:
-    """Send each PDU at once (TCP_NODELAY), as the daemon does on its connections."""
-    raw = event.assoc.dul.socket.socket if event.assoc.dul.socket else None
-    if raw is not None:
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def start_receiver(received: list[int]) -> ThreadedAssociationServer:

@@ -17,6 +17,9 @@ __all__ = ["Opened", "open_association", "start_receiver"]
 UNCOMPRESSED = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"]
 
 
+# Copies of helpers in simdaemon.net (outgoing, sop_classes): the client never imports simdaemon.
+
+
 def _no_delay(event: evt.Event) -> None:
     """Send each PDU at once: small requests must not wait for Nagle's algorithm."""
     sock = event.assoc.dul.socket

@@ -3,7 +3,7 @@
 :mod:`simdaemon.faults` says which rule fires; this module gathers what a rule may match on
 from each request, records every firing in the audit trail, waits injected delays (cut short
 by ``stop()``), answers injected statuses and ends associations through
-:mod:`simdaemon.reactor`. The daemon wraps its DIMSE handlers with :meth:`Injector.wrap`
+:mod:`simdaemon.net.sabotage`. The daemon wraps its DIMSE handlers with :meth:`Injector.wrap`
 and asks :meth:`Injector.fire` itself where it serves the protocol directly (associations,
 C-MOVE and its sub-operations).
 """
@@ -24,7 +24,7 @@ from pynetdicom.association import Association
 from simdaemon.archive import Archive
 from simdaemon.audit import AuditTrail
 from simdaemon.faults import Faults, Firing
-from simdaemon.reactor import fail_association
+from simdaemon.net.sabotage import fail_association
 from simdaemon.services.peer import describe_peer
 
 __all__ = ["Injector", "Stopped", "identifier_facts"]

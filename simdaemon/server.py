@@ -16,9 +16,6 @@ import contextlib
 import dataclasses
 import functools
 import logging
-import selectors
-import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -28,9 +25,6 @@ from typing import Any, TypeVar
 from pynetdicom import AE, evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_MOVE
-from pynetdicom.service_class import ServiceClass, StorageServiceClass
-from pynetdicom.sop_class import register_uid, uid_to_service_class
-from pynetdicom.transport import ThreadedAssociationServer
 
 from simdaemon.access import (
     ABSTRACT_SYNTAXES,
@@ -50,17 +44,17 @@ from simdaemon.faults import Faults
 from simdaemon.importer import Importer
 from simdaemon.injection import Injector, Stopped, identifier_facts
 from simdaemon.investigation import Investigator
-from simdaemon.query import Shape
-from simdaemon.reactor import (
+from simdaemon.net.acceptor import (
     EventDrivenRequestHandler,
-    PduTrap,
     end_association,
-    fail_association,
-    fail_on_pdu,
     force_close,
     is_serving,
-    no_delay,
 )
+from simdaemon.net.listener import Listener
+from simdaemon.net.outgoing import no_delay
+from simdaemon.net.sabotage import PduTrap, fail_association, fail_on_pdu
+from simdaemon.net.sop_classes import register_private_storage
+from simdaemon.query import Shape
 from simdaemon.services.echo import handle_echo
 from simdaemon.services.find import handle_find
 from simdaemon.services.move import (
@@ -86,67 +80,11 @@ _PEER_GRACE_S = 1.0
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def _register_private_storage() -> None:
-    """Make pynetdicom serve C-STORE for the private SOP classes the daemon accepts.
-
-    pynetdicom accepts any abstract syntax it is given, but serves only the SOP classes it
-    knows: a C-STORE of a Varian private object would go unanswered ("No supported service
-    class available"). Registering them as storage classes fixes that; it is process-wide,
-    which also lets a pynetdicom storage SCP in the same process (a test's receiver) take them.
-    """
-    for uid in STORAGE:
-        if uid_to_service_class(uid) is ServiceClass:
-            register_uid(uid, f"PrivateStorage_{uid.replace('.', '_')}", StorageServiceClass)
-
-
-_register_private_storage()
+register_private_storage(STORAGE)  # on import: a daemon must answer every class it accepts
 
 
 class DaemonError(RuntimeError):
     """The daemon could not start, or one of its threads failed."""
-
-
-class _Listener(ThreadedAssociationServer):
-    """pynetdicom's threaded server with a serve loop that ``stop()`` can wake at once."""
-
-    def __init__(self, *args: Any, on_error: Callable[[BaseException], None], **kwargs: Any):
-        #: DIMSE requests the daemon serves itself, by primitive type (see reactor.py).
-        self.services: dict[type, Callable[[Association, Any, int], None]] = {}
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._stopping = threading.Event()
-        self._on_error = on_error
-        super().__init__(*args, **kwargs)
-
-    def serve_until_stopped(self) -> None:
-        """Accept connections until :meth:`stop_serving` is called."""
-        listening = self.socket
-        assert listening is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(listening, selectors.EVENT_READ)
-            selector.register(self._wake_r, selectors.EVENT_READ)
-            while not self._stopping.is_set():
-                ready = selector.select()
-                if self._stopping.is_set():
-                    break
-                if any(key.fileobj is listening for key, _ in ready):
-                    self._handle_request_noblock()  # type: ignore[attr-defined]
-                    self.service_actions()
-
-    def stop_serving(self) -> None:
-        """Make :meth:`serve_until_stopped` return promptly."""
-        self._stopping.set()
-        self._wake_w.send(b"\0")
-
-    def server_close(self) -> None:
-        super().server_close()
-        self._wake_r.close()
-        self._wake_w.close()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Keep the exception of a failed connection thread instead of printing it."""
-        error = sys.exc_info()[1]
-        if error is not None:
-            self._on_error(error)
 
 
 class Daemon:
@@ -158,7 +96,7 @@ class Daemon:
         self.errors: list[BaseException] = []
         self._trusted: dict[str, TrustedEntity] = {e.ae_title: e for e in self.config.trusted}
         self._lock = threading.Lock()
-        self._listener: _Listener | None = None
+        self._listener: Listener | None = None
         self._thread: threading.Thread | None = None
         self._archive: Archive | None = None
         self._importer: Importer | None = None
@@ -202,11 +140,11 @@ class Daemon:
             ),
         ]
         try:
-            listener: _Listener = self._ae.make_server(
+            listener: Listener = self._ae.make_server(
                 (settings.host, settings.port),
                 ae_title=self.ae_title,
                 evt_handlers=handlers,
-                server_class=_Listener,
+                server_class=Listener,
                 request_handler=EventDrivenRequestHandler,
                 on_error=self._keep_error,
             )  # type: ignore[assignment]

@@ -100,7 +100,7 @@ from pynetdicom import AE
 from simdaemon import Daemon
 from simdaemon.config import from_mapping
 from simdaemon.importer import received_from
-from simdaemon.reactor import keep_responses
+from simdaemon.net.outgoing import keep_responses
 from simdaemon.synthetic import SyntheticPatient, synthetic_patient
 
 __all__ = [

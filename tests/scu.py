@@ -20,7 +20,7 @@ from pynetdicom.sop_class import (
 )
 
 from simdaemon import Daemon
-from simdaemon.reactor import keep_responses, no_delay
+from simdaemon.net.outgoing import keep_responses, no_delay
 
 
 class Listening(Protocol):
@@ -54,7 +54,7 @@ def associate(
         bind_address=bind_address,
         evt_handlers=[(evt.EVT_CONN_OPEN, no_delay)],
     )
-    return keep_responses(assoc)  # pynetdicom #875: see simdaemon.reactor
+    return keep_responses(assoc)  # pynetdicom #875: see simdaemon.net.outgoing
 
 
 def rejection(assoc: Association) -> tuple[int, int, int]:

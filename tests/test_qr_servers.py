@@ -13,7 +13,7 @@ from pydicom.uid import CTImageStorage, generate_uid
 from pynetdicom import AE
 from pynetdicom.association import Association
 
-from simdaemon.reactor import keep_responses
+from simdaemon.net.outgoing import keep_responses
 from tests.qr_servers import QRServer, echo, patient
 from tests.receiver import Receiver
 

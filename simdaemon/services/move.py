@@ -48,9 +48,9 @@ from simdaemon.charset import TEXT_VRS, value_representation
 from simdaemon.config import TrustedEntity
 from simdaemon.injection import Stopped
 from simdaemon.investigation import Investigator
+from simdaemon.net.outgoing import keep_responses, no_delay, quiet_standard_logging
 from simdaemon.part10 import split, wrap
 from simdaemon.query import Level, QueryError, Shape, compile_query, describe, universal_key
-from simdaemon.reactor import keep_responses, no_delay, quiet_standard_logging
 from simdaemon.services.peer import describe_peer
 
 __all__ = ["MoveService", "answer_fault", "decode_identifier", "fail_move", "serve_move"]

@@ -1,4 +1,4 @@
-"""Event-driven reactors for the daemon's connections: the DUL's and the association's.
+"""The associations the daemon accepts: event-driven DUL and association loops.
 
 pynetdicom's DUL thread polls: when a loop finds nothing to do it sleeps 1 ms, so every PDU
 a peer sends and every PDU the daemon answers waits up to a millisecond before it moves.
@@ -6,23 +6,19 @@ The association thread polls the same way for complete DIMSE messages, adding up
 millisecond to every request; for a CT series sent slice by slice that is a fifth of the
 time pynetdicom itself needs per slice.
 Shortening the sleep costs more than it saves (on two cores the busy thread competes for the
-GIL with the handler threads). This reactor instead waits in ``select`` on the connection's
-socket and on a wake-up socket that :meth:`send_pdu` writes to, so it reacts at once to both
-directions and sleeps soundly when the association is idle.
+GIL with the handler threads). The DUL loop here instead waits in ``select`` on the
+connection's socket and on a wake-up socket that :meth:`EventDrivenDUL.send_pdu` writes to,
+so it reacts at once to both directions and sleeps soundly when the association is idle; the
+association loop waits on an event that its queues set whenever something is put on them.
 
-The loop is pynetdicom 3.0's ``DULServiceProvider.run_reactor`` with the sleep replaced by
-that wait, and with the socket read on every turn rather than only when nothing is waiting to
-be sent (a C-CANCEL must not queue behind a stream of C-FIND responses); its state machine,
-timers and error handling are untouched. One thing is added: a
-connection that closes (or is aborted for sending garbage) before any A-ASSOCIATE-RQ releases
-the association thread at once, where pynetdicom would keep it waiting for the whole ACSE
-timeout — so such peers do not hold a place under ``max_associations`` for 30 s.
-
-The association loop (:func:`_association_reactor`) is pynetdicom 3.0's
-``Association._run_reactor`` with its sleep replaced by a wait on an event that the DIMSE
-message queue and the DUL's queue to the user set whenever something is put on them. It also
-hands the requests the daemon serves itself (C-MOVE) to the daemon instead of to a pynetdicom
-service class.
+:class:`EventDrivenRequestHandler` is what the daemon's listener hands each connection: it
+builds pynetdicom's acceptor association, then swaps in these loops. Besides speed, they
+release the association thread at once when a connection closes before any A-ASSOCIATE-RQ
+(pynetdicom keeps it waiting for the whole ACSE timeout, holding a place under
+``max_associations``), mark an association as ending before the peer can see its end, carry
+out injected faults (:mod:`simdaemon.net.sabotage`) and hand the requests the daemon serves
+itself (C-MOVE) to the daemon. Exactly what differs from pynetdicom, function by function,
+is listed in :mod:`simdaemon.net`.
 """
 
 from __future__ import annotations
@@ -34,35 +30,23 @@ import select
 import socket
 import threading
 import types
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from pynetdicom import evt
-from pynetdicom._handlers import (
-    standard_dimse_recv_handler,
-    standard_dimse_sent_handler,
-    standard_pdu_recv_handler,
-    standard_pdu_sent_handler,
-)
-from pynetdicom.association import Association
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.pdu_primitives import A_ABORT, A_ASSOCIATE, A_P_ABORT, A_RELEASE
 from pynetdicom.transport import RequestHandler
 
+from simdaemon.net.outgoing import quiet_standard_logging
+from simdaemon.net.sabotage import EndAsFault, Saboteur
+
 __all__ = [
     "EventDrivenDUL",
     "EventDrivenRequestHandler",
-    "PduTrap",
     "end_association",
-    "fail_association",
-    "fail_on_pdu",
     "force_close",
     "is_serving",
-    "keep_responses",
-    "no_delay",
-    "quiet_standard_logging",
 ]
 
 LOGGER = logging.getLogger(__name__)
@@ -70,26 +54,6 @@ LOGGER = logging.getLogger(__name__)
 #: Upper bound on one wait, so the ARTIM and idle timers and a kill request are still
 #: checked on time while nothing arrives.
 MAX_WAIT_S = 0.05
-
-
-_STANDARD_LOG_HANDLERS = (
-    (evt.EVT_DIMSE_RECV, standard_dimse_recv_handler),
-    (evt.EVT_DIMSE_SENT, standard_dimse_sent_handler),
-    (evt.EVT_PDU_RECV, standard_pdu_recv_handler),
-    (evt.EVT_PDU_SENT, standard_pdu_sent_handler),
-)
-
-
-def quiet_standard_logging(assoc: Association) -> Association:
-    """Unbind pynetdicom's standard log handlers while its log is quiet; return ``assoc``.
-
-    They describe every PDU and DIMSE message for pynetdicom's log; with that log below INFO
-    nothing prints, and they are pure cost on every PDU of every slice.
-    """
-    if not logging.getLogger("pynetdicom").isEnabledFor(logging.INFO):
-        for event, handler in _STANDARD_LOG_HANDLERS:
-            assoc.unbind(event, handler)
-    return assoc
 
 
 def _recv_exactly(self: Any, nr_bytes: int) -> bytearray:
@@ -111,16 +75,6 @@ def _recv_exactly(self: Any, nr_bytes: int) -> bytearray:
         received += count
     view.release()
     return buffer
-
-
-def no_delay(event: evt.Event) -> None:
-    """An EVT_CONN_OPEN handler: send each PDU at once, not after Nagle's algorithm's wait.
-
-    Small PDUs (responses, command sets) would otherwise wait for the peer's delayed ACK.
-    """
-    sock = event.assoc.dul.socket
-    if sock is not None and sock.socket is not None:
-        sock.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _quick_ack(raw: socket.socket) -> None:
@@ -147,28 +101,6 @@ class _WakingQueue(queue.Queue[Any]):
         self._wake_event.set()
 
 
-class _Fail:
-    """A primitive of ours: end the association as a fault, after what is queued before it."""
-
-    def __init__(self, close: bool) -> None:
-        self.close = close
-
-
-@dataclass(frozen=True)
-class PduTrap:
-    """End an association on receipt of the peer's ``count``-th P-DATA-TF PDU.
-
-    With an A-ABORT, or with ``close`` the TCP connection closed without one; ``sprung`` is
-    called (on the connection's thread) when it happens.
-    """
-
-    count: int
-    close: bool
-    sprung: Callable[[], None]
-
-
-#: States in which an association can be ended as a fault: negotiating or established.
-_ABORTABLE = frozenset(f"Sta{n}" for n in range(3, 13))
 #: States after an abort or a closed connection: nothing from the user has a place there.
 _ENDED = frozenset({"Sta1", "Sta13"})
 
@@ -186,10 +118,8 @@ class EventDrivenDUL(DULServiceProvider):
         self._wake_w.setblocking(False)
         self._gave_up = False
         self.ending = False
-        self._failed = False
-        #: An injected fault ending the association on the peer's n-th P-DATA-TF PDU.
-        self.pdu_trap: PduTrap | None = None
-        self._pdata_received = 0
+        #: Carries out injected faults (:mod:`simdaemon.net.sabotage`).
+        self.saboteur = Saboteur(self, self._mark_ending)
 
     def give_up_waiting_for_request(self) -> None:
         """Release an association thread still waiting for its A-ASSOCIATE-RQ.
@@ -210,7 +140,7 @@ class EventDrivenDUL(DULServiceProvider):
         :attr:`ending` *before* the peer can see it, so a peer that reconnects at once is
         never counted against the limit by its previous, still-closing association.
         """
-        if isinstance(primitive, (A_ABORT, A_P_ABORT, _Fail)) or (
+        if isinstance(primitive, (A_ABORT, A_P_ABORT, EndAsFault)) or (
             isinstance(primitive, (A_RELEASE, A_ASSOCIATE)) and primitive.result not in (None, 0x00)
         ):
             self.ending = True
@@ -224,7 +154,7 @@ class EventDrivenDUL(DULServiceProvider):
         self.user_wake.set()
 
     def _process_recv_primitive(self) -> bool:
-        """Hand the next primitive to the state machine; carry out a :class:`_Fail` here.
+        """Hand the next primitive to the state machine; carry out an :class:`EndAsFault` here.
 
         Once the association has been aborted or its connection closed (Sta13, Sta1), what
         the association thread still queued - responses, a second abort, a release response
@@ -238,54 +168,14 @@ class EventDrivenDUL(DULServiceProvider):
         if self.state_machine.current_state in _ENDED:
             self.to_provider_queue.get(block=False)
             return True
-        if not isinstance(primitive, _Fail):
+        if not isinstance(primitive, EndAsFault):
             return bool(super()._process_recv_primitive())
         self.to_provider_queue.get(block=False)
-        self._fail(primitive.close)
+        self.saboteur.end(primitive.close)
         return True
 
-    def _fail(self, close: bool) -> None:
-        """End the association: an A-ABORT, or the connection closed without one.
-
-        The A-ABORT is the one a daemon application sends (source: service user), sent by
-        the state machine's own abort action (AA-1) ahead of anything still queued for the
-        peer, which is then dropped; the association thread is told as it would be of a
-        peer's abort. Closing the socket is seen by the state machine as the peer going away
-        (AA-4). Does nothing unless the association is being negotiated or established.
-        """
-        if self._failed or self.state_machine.current_state not in _ABORTABLE:
-            return
-        self._failed = self.ending = True
-        if close:
-            if self.socket is not None:
-                self.socket.close()  # queues Evt17, "transport connection closed"
-            return
-        abort = A_ABORT()
-        abort.abort_source = 0x00
-        with self.to_provider_queue.mutex:  # AA-1 takes it from the front
-            self.to_provider_queue.queue.appendleft(abort)
-        self.event_queue.put("Evt15")
-        ended = A_P_ABORT()
-        ended.provider_reason = 0x00
-        self.to_user_queue.put(ended)
-
-    def _trapped(self, event: str) -> bool:
-        """Whether a received P-DATA-TF PDU springs :attr:`pdu_trap` (and is never acted on)."""
-        trap = self.pdu_trap
-        if event != "Evt10" or trap is None:
-            return False
-        if self.state_machine.current_state not in _ABORTABLE:
-            return False  # already ended some other way: nothing left to spring on
-        self._pdata_received += 1
-        if self._pdata_received < trap.count:
-            return False
-        self.pdu_trap = None
-        with contextlib.suppress(queue.Empty):
-            self._recv_pdu.get(block=False)
-        self.assoc.is_established = False
-        trap.sprung()  # first: a peer that sees the abort can already read what caused it
-        self._fail(trap.close)
-        return True
+    def _mark_ending(self) -> None:
+        self.ending = True
 
     def _wake(self) -> None:
         with contextlib.suppress(OSError):  # already awake (buffer full), or shutting down
@@ -313,6 +203,7 @@ class EventDrivenDUL(DULServiceProvider):
     def run_reactor(self) -> None:
         """Run the DUL state machine until killed (pynetdicom's loop, event-driven)."""
         self._idle_timer.start()
+        springs = self.saboteur.springs
         idle = False
         try:
             while True:
@@ -350,7 +241,7 @@ class EventDrivenDUL(DULServiceProvider):
                 except queue.Empty:
                     idle = True
                     continue
-                if self._trapped(event):
+                if springs(event):  # ended as an injected fault, never acted on
                     continue
                 self.state_machine.do_action(event)
                 idle = False
@@ -449,33 +340,6 @@ def _association_reactor(self: Any) -> None:
             return
 
 
-def keep_responses(assoc: Association) -> Association:
-    """Stop pynetdicom's requestor loop from discarding the response a ``send_*`` awaits.
-
-    ``send_c_store`` and its siblings pause the association's loop before sending, but the
-    pause can land just after the loop has passed its checkpoint: the loop then takes the
-    response off the DIMSE queue itself, finds it is not a request, logs "Received unexpected
-    C-STORE-RSP service message" and drops it, and ``send_c_store`` waits out the DIMSE
-    timeout (pynetdicom issue #875). A peer that answers within microseconds - this daemon,
-    on a loaded machine - makes the window real. Responses the loop takes are put back for the
-    ``send_*`` call waiting on the queue, in front of any that came after them. Returns
-    ``assoc``.
-    """
-    serve = assoc._serve_request
-
-    def serve_or_put_back(msg: Any, context_id: int) -> None:
-        if msg.is_valid_response:
-            waiting = assoc.dimse.msg_queue
-            with waiting.mutex:  # back at the front: responses stay in the order they came
-                waiting.queue.appendleft((context_id, msg))
-                waiting.not_empty.notify()
-            return
-        serve(msg, context_id)
-
-    assoc._serve_request = serve_or_put_back  # type: ignore[method-assign]
-    return assoc
-
-
 def end_association(assoc: Any) -> None:
     """Start ending an association the daemon serves, whatever its state; do not block.
 
@@ -486,28 +350,6 @@ def end_association(assoc: Any) -> None:
         assoc.abort(block=False)
     elif isinstance(assoc.dul, EventDrivenDUL):
         assoc.dul.give_up_waiting_for_request()
-
-
-def fail_association(assoc: Any, close: bool = False) -> None:
-    """End an association the daemon serves, as an injected fault; from any thread.
-
-    An A-ABORT - or, with ``close``, the TCP connection closed without one - follows whatever
-    was already queued for the peer. The association stops counting as established at once,
-    so pynetdicom's service classes and the daemon's move send nothing more.
-    """
-    dul = assoc.dul
-    if not isinstance(dul, EventDrivenDUL):
-        raise TypeError("fail_association needs an association served with EventDrivenDUL")
-    assoc.is_established = False
-    dul.send_pdu(_Fail(close))
-
-
-def fail_on_pdu(assoc: Any, trap: PduTrap) -> None:
-    """Make the association end as a fault on receipt of a P-DATA-TF PDU (see PduTrap)."""
-    dul = assoc.dul
-    if not isinstance(dul, EventDrivenDUL):
-        raise TypeError("fail_on_pdu needs an association served with EventDrivenDUL")
-    dul.pdu_trap = trap
 
 
 def force_close(assoc: Any) -> None:

@@ -1,0 +1,92 @@
+"""The network layer: where simdaemon extends or replaces pynetdicom's internals.
+
+Modules, by job (each imports only those listed before it, and nothing else of simdaemon):
+
+- :mod:`simdaemon.net.outgoing`: what each association needs to be quick and reliable
+  (``keep_responses``, ``no_delay``, ``quiet_standard_logging``), for services, tests and
+  benchmarks.
+- :mod:`simdaemon.net.sabotage`: ending an association the daemon serves as an injected
+  fault (``fail_association``, ``fail_on_pdu`` with a ``PduTrap``), on its DUL thread.
+- :mod:`simdaemon.net.acceptor`: the associations the daemon accepts: the event-driven DUL
+  and association loops (``EventDrivenRequestHandler``), and ending associations at
+  ``stop()`` (``end_association``, ``force_close``, ``is_serving``).
+- :mod:`simdaemon.net.listener`: the listening socket, accepting connections until ``stop()``
+  without polling (``Listener``); it carries the daemon's own services to the acceptor.
+- :mod:`simdaemon.net.sop_classes`: teaching pynetdicom to serve C-STORE for private SOP
+  classes (``register_private_storage``).
+
+What differs from upstream pynetdicom 3.0 (pinned ``>=3.0,<3.1`` in pyproject.toml;
+``tests/test_net_canary.py`` hashes the source of every function named here and fails, saying
+what to re-check, when an upgrade changes one):
+
+Copied and changed (ours replaces the upstream code):
+
+- ``pynetdicom.dul.DULServiceProvider.run_reactor`` -> ``acceptor.EventDrivenDUL.run_reactor``:
+  waits in ``select`` on the socket and a wake-up socket (at most ``MAX_WAIT_S``, 50 ms)
+  where upstream sleeps 1 ms, and asks for a TCP quick ACK whenever data arrived; does not
+  sleep once after setting ``_dul_ready`` (upstream does, for single-stepping tests); when the
+  event queue is empty it both queues the next primitive's event and reads the socket in one
+  turn, where upstream does one or the other (so a C-CANCEL does not wait behind every
+  pending C-FIND response); hands each received event to the ``Saboteur`` before the state
+  machine; on reaching Sta1 releases an association thread still waiting for its request; on
+  an exception logs one error line (upstream adds the traceback), then aborts as upstream
+  does; on exit closes the wake-up socket and wakes the association thread.
+- ``pynetdicom.association.Association._run_reactor`` -> ``acceptor._association_reactor``
+  (acceptor only; requested associations keep upstream's): waits on ``dul.user_wake`` (at most
+  ``MAX_WAIT_S``) where upstream sleeps 1 ms, and looks again at once after a message; hands
+  a request whose primitive type is in ``assoc.simdaemon_services`` (the daemon's C-MOVE) to
+  that callable instead of ``_serve_request``, mirroring what ``_serve_request`` does around a
+  service class (``_is_paused`` set, ``dimse.cancel_req`` cleared before and after) but without
+  its checks (valid request, extended negotiation, accepted context) or its log-and-abort on
+  an exception - the callable answers every case itself - and silently ignoring the request
+  once a release was sent; logs "Association Aborted" without upstream's "(A-P-ABORT)".
+- ``pynetdicom.transport.AssociationSocket.recv`` -> ``acceptor._recv_exactly``, bound on each
+  accepted socket: reads straight into one buffer of the PDU's size where upstream appends
+  4 KiB reads to a growing bytearray; returns what it has when the peer closes, as upstream.
+
+Extended (ours calls upstream, then adds):
+
+- ``pynetdicom.dul.DULServiceProvider.__init__``: replaces ``to_user_queue`` with a queue that
+  wakes the association loop; adds the wake-up socket pair, ``ending`` and the ``saboteur``.
+- ``pynetdicom.dul.DULServiceProvider.send_pdu``: marks ``ending`` for a primitive that ends the
+  association (A-ABORT, A-P-ABORT, ``EndAsFault``, A-RELEASE response, A-ASSOCIATE reject),
+  then wakes the DUL loop.
+- ``pynetdicom.dul.DULServiceProvider.kill_dul``: wakes both loops.
+- ``pynetdicom.dul.DULServiceProvider._process_recv_primitive``: drops what the user queued
+  after the association was aborted or its connection closed (Sta1, Sta13; upstream's state
+  machine would raise on it, ending the DUL thread) and carries out an ``EndAsFault`` itself.
+- ``pynetdicom.transport.RequestHandler._create_association``: swaps in an ``EventDrivenDUL``
+  (taking over the socket and the event queue holding Evt5), a waking DIMSE ``msg_queue``,
+  ``_recv_exactly``, ``_association_reactor``, the server's ``services``; unbinds the standard
+  log handlers while pynetdicom's log is quiet; re-applies the ACSE and network timeouts.
+- ``pynetdicom.association.Association._serve_request``: ``outgoing.keep_responses`` wraps it
+  on requested associations to put back the responses it would drop (pynetdicom issue #875).
+
+Relied on unchanged (ours feeds or copies their behaviour):
+
+- ``pynetdicom.dul.DULServiceProvider._is_transport_event``: called on every turn that finds
+  the event queue empty, even when a primitive's event was just queued.
+- ``pynetdicom.dul.DULServiceProvider.receive_pdu``: passes on the ``None`` that
+  ``give_up_waiting_for_request`` queues.
+- ``pynetdicom.association.Association.run_reactor``: an acceptor ends its thread on ``None``
+  instead of an A-ASSOCIATE-RQ, and skips negotiation when an EVT_REQUESTED handler set
+  ``is_aborted`` (the daemon's refusals and association faults).
+- ``pynetdicom.fsm.AA_1``: takes the A-ABORT that ``Saboteur.end`` puts at the front of
+  ``to_provider_queue``.
+
+From Python's standard library (not in the canary, which follows the pynetdicom pin):
+``socketserver.BaseServer.serve_forever`` -> ``listener.Listener.serve_until_stopped``: waits
+on the listening socket and a wake-up socket with no poll interval, and runs pynetdicom's
+``AssociationServer.service_actions`` after each connection instead of after each poll; it
+calls socketserver's private ``_handle_request_noblock``.
+
+Private pynetdicom names used: the module ``pynetdicom._handlers`` (its standard log
+handlers); ``Association._dul_ready``, ``._is_paused``, ``._kill``, ``._reactor_checkpoint``,
+``._run_reactor``, ``._sent_release``, ``._serve_request``; ``DULServiceProvider._idle_timer``,
+``._is_transport_event``, ``._kill_thread``, ``._process_recv_primitive``, ``._recv_pdu``;
+``RequestHandler._create_association``. Public attributes that ours replaces or reaches into:
+``Association.dul``, ``DIMSEServiceProvider.msg_queue`` and ``.cancel_req``,
+``DULServiceProvider.to_user_queue``, ``.to_provider_queue`` (its deque and mutex),
+``.event_queue``, ``.state_machine.current_state`` (state names Sta1-Sta13) and the event
+names Evt5, Evt10, Evt15, Evt17, Evt18; ``AssociationSocket.socket`` and ``.recv``.
+"""
