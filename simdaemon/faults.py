@@ -48,7 +48,15 @@ from typing import Any
 
 from simdaemon.status import outcome
 
-__all__ = ["OPERATIONS", "Fault", "FaultError", "Faults", "Firing"]
+__all__ = ["OPERATIONS", "Fault", "FaultError", "Faults", "Firing", "Stopped"]
+
+
+class Stopped(Exception):
+    """An injected delay was cut short by ``stop()``; the request was aborted, not served.
+
+    Here, beside the rules, so the services that end a request this way need not import the
+    injector that raises it.
+    """
 
 
 OPERATIONS = ("associate", "echo", "find", "store", "move", "suboperation")

@@ -23,19 +23,15 @@ from pynetdicom.association import Association
 
 from simdaemon.archive import Archive
 from simdaemon.audit import AuditTrail
-from simdaemon.faults import Faults, Firing
+from simdaemon.faults import Faults, Firing, Stopped
 from simdaemon.net.sabotage import fail_association
 from simdaemon.services.peer import describe_peer
 
-__all__ = ["Injector", "Stopped", "identifier_facts"]
+__all__ = ["Injector", "identifier_facts"]
 
 LOGGER = logging.getLogger(__name__)
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-
-
-class Stopped(Exception):
-    """An injected delay was cut short by ``stop()``; the request was aborted, not served."""
 
 
 def identifier_facts(identifier: Dataset) -> dict[str, str]:

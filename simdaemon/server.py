@@ -40,9 +40,9 @@ from simdaemon.access import (
 from simdaemon.archive import Archive, ArchiveError, Consistency
 from simdaemon.audit import AuditTrail
 from simdaemon.config import Config, TrustedEntity, normalize_ae_title
-from simdaemon.faults import Faults
+from simdaemon.faults import Faults, Stopped
 from simdaemon.importer import Importer
-from simdaemon.injection import Injector, Stopped, identifier_facts
+from simdaemon.injection import Injector, identifier_facts
 from simdaemon.investigation import Investigator
 from simdaemon.net.acceptor import (
     EventDrivenRequestHandler,

@@ -46,7 +46,7 @@ from simdaemon.attributes import read as read_attributes
 from simdaemon.audit import AuditTrail
 from simdaemon.charset import TEXT_VRS, value_representation
 from simdaemon.config import TrustedEntity
-from simdaemon.injection import Stopped
+from simdaemon.faults import Stopped
 from simdaemon.investigation import Investigator
 from simdaemon.net.outgoing import keep_responses, no_delay, quiet_standard_logging
 from simdaemon.part10 import split, wrap
