@@ -33,7 +33,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -46,7 +46,6 @@ from pydicom.dataset import Dataset
 from simdaemon.attributes import read as read_attributes
 from simdaemon.audit import AuditEvent
 from simdaemon.matching import Demographics, StoredPatient
-from simdaemon.query import Extent, Query
 
 __all__ = [
     "HIERARCHY",
@@ -798,48 +797,6 @@ class Archive:
         if row is None:
             raise KeyError(f"no instance {sop_instance_uid} in the archive")
         return dcmread(row.path)
-
-    def find(
-        self, sql: str, params: Sequence[str], batch: int = 64
-    ) -> Generator[tuple[Any, ...], None, None]:
-        """Stream the rows of a compiled query (:mod:`simdaemon.query`), ``batch`` at a time.
-
-        The read connection is held until the generator is exhausted or closed, so a caller
-        that stops early (a C-CANCEL) must close it.
-        """
-        with self.reading() as db:
-            cursor = db.execute(sql, params)
-            try:
-                while rows := cursor.fetchmany(batch):
-                    yield from rows
-            finally:
-                cursor.close()
-
-    def extent(self, query: Query) -> Extent:
-        """What a C-MOVE of ``query`` would send, counted without reading a file.
-
-        The same matcher as the move (:meth:`Query.instances_sql` and its post-filters):
-        ``COUNT(DISTINCT ...)`` in SQL when every matched key is a column; when some key is
-        matched in the stored attributes (RTPlanLabel, a sequence), the rows the SQL keeps
-        are filtered as they stream past, as the move would, and their keys counted.
-        """
-        if not query.post_filters:
-            with self.reading() as db:
-                patients, studies, series, objects = db.execute(
-                    query.extent_sql(), query.params
-                ).fetchone()
-            return Extent(int(patients), int(studies), int(series), int(objects))
-        seen: tuple[set[int], set[int], set[int]] = (set(), set(), set())
-        objects = 0
-        for patient, study, series_key, _, attributes, syntax in self.find(
-            query.members_sql(), query.params
-        ):
-            stored = read_attributes(attributes, syntax)
-            if all(accept(stored) for accept in query.post_filters):
-                for keys, key in zip(seen, (patient, study, series_key), strict=True):
-                    keys.add(key)
-                objects += 1
-        return Extent(len(seen[0]), len(seen[1]), len(seen[2]), objects)
 
     def count(self) -> int:
         """How many instances the archive holds."""
