@@ -14,14 +14,21 @@ case-sensitive and treats ``%``, ``_`` and ``\\`` as ordinary characters; ``[`` 
 ``[[]``. PN keys compare case-folded values, from an indexed folded column where there is one.
 Rows stream from SQLite a batch at a time, so a query matching a hundred thousand instances
 holds a batch in memory, not the result; the read connection is held until the generator is
-exhausted or closed. The filters on stored attributes (:attr:`Query.post_filters`) run here
-too, as rows stream past, so C-FIND, C-MOVE and the move's count match alike.
+exhausted or closed.
+
+Some matching is Python, applied here as rows stream past, so C-FIND, C-MOVE and the move's
+count match alike: the filters on stored attributes (:attr:`Query.post_filters`), and the
+keys the ``[quirks]`` response shape derives (:attr:`Shape.derived`: StudyID as the course ID,
+ARIA's series descriptions). Those are computed by :class:`~simdaemon.query.Shape`'s rules from
+the stored values, so each row carries - and each constraint is matched against - the value
+the daemon answers with; no quirk is written in SQL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple, assert_never
 
@@ -52,9 +59,12 @@ BATCH = 64
 class IndexRow(NamedTuple):
     """One C-FIND match: the values the archive's index holds for it, by name.
 
-    A field is ``None`` when the query did not ask for it (or, for the computed lists, when
-    there is nothing to list). ``stored`` is the decoded stored attributes of the row's
-    instance - at levels above IMAGE, of its first instance - when keys or filters need them.
+    Values are as answered: ``study_id`` and ``series_description`` already have the query's
+    response shape applied. A field is ``None`` when nothing asked for it (or, for the computed
+    list, when there is nothing to list). ``stored`` is the decoded stored attributes of the
+    row's instance - at levels above IMAGE, of its first instance - when keys or filters need
+    them. ``course_number`` is the study's place among its patient's studies, read only to
+    derive a course ID, and counted only for a study without a StudyID (else 0).
     """
 
     stored: Dataset | None
@@ -89,6 +99,7 @@ class IndexRow(NamedTuple):
     study_series: int | None
     study_instances: int | None
     series_instances: int | None
+    course_number: int | None
 
     def value(self, keyword: str) -> str | int | None:
         """The value answering the index key ``keyword`` (see :data:`simdaemon.query.INDEXED`)."""
@@ -115,7 +126,7 @@ class Statement:
 
 @dataclass(frozen=True)
 class _Field:
-    """An :class:`IndexRow` field: the key it answers and the SQL that reads it.
+    """An :class:`IndexRow` field: the key it answers (none: read for a rule) and its SQL.
 
     ``folded`` names an indexed column holding the case-folded value, for PN matching;
     ``condition``, when set, is how a :class:`~simdaemon.query.ValueList` on the key is
@@ -127,6 +138,13 @@ class _Field:
     sql: str
     folded: str = ""
     condition: str = ""
+
+
+def _course_number() -> str:
+    # Counted only for a study without a StudyID, the only kind whose course ID is derived
+    # (Shape.study_id); SQLite tests that before walking the patient's studies.
+    tables, under = below(1, 0, "3")
+    return f"(SELECT count(*) FROM {tables} WHERE s.study_id = '' AND {under} AND s3.id <= s.id)"
 
 
 def _modalities() -> str:
@@ -175,8 +193,9 @@ _FIELDS = (
     _Field("study_series", "NumberOfStudyRelatedSeries", count_below(2, 1, "2")),
     _Field("study_instances", "NumberOfStudyRelatedInstances", count_below(3, 1, "2")),
     _Field("series_instances", "NumberOfSeriesRelatedInstances", count_below(3, 2, "2")),
+    _Field("course_number", "", _course_number()),
 )
-_BY_KEYWORD = {f.keyword: f for f in _FIELDS}
+_BY_KEYWORD = {f.keyword: f for f in _FIELDS if f.keyword}
 _POSITION = {f.name: IndexRow._fields.index(f.name) for f in _FIELDS}
 
 # The row type, the SQL and the DICOM side must agree; say so at import, not in a response.
@@ -188,28 +207,51 @@ if set(_BY_KEYWORD) != INDEXED:
         f"{sorted(set(_BY_KEYWORD) ^ INDEXED)}"
     )
 
-_ARIA_SERIES_DESCRIPTION = (
-    "CASE r.modality WHEN 'RTPLAN' THEN 'ARIA RadOnc Plans' "
-    "WHEN 'RTSTRUCT' THEN 'ARIA RadOnc Structure Sets' "
-    "WHEN 'REG' THEN 'Image Registration' ELSE r.description END"
-)
+#: For each key a response shape may derive, the fields its rule reads, in its order (two
+#: or more, so that ``itemgetter`` hands them over as a tuple).
+_RULE_INPUTS: dict[str, tuple[str, ...]] = {
+    "StudyID": ("study_id", "course_number"),
+    "SeriesDescription": ("modality", "series_description"),
+}
 
 
-def _course_id() -> str:
-    tables, under = below(1, 0, "3")
-    return (
-        "CASE WHEN s.study_id <> '' THEN s.study_id ELSE 'C' || "
-        f"(SELECT count(*) FROM {tables} WHERE {under} AND s3.id <= s.id) END"
-    )
+def _rule(keyword: str, shape: Shape) -> Callable[..., str]:
+    """The shape's rule deriving ``keyword`` from the values of its :data:`_RULE_INPUTS`."""
+    if keyword == "StudyID":
+        return shape.study_id
+    if keyword == "SeriesDescription":
+        return shape.series_description
+    raise ValueError(f"lookup: no rule derives {keyword}")
 
 
-def _expression(field: _Field, shape: Shape) -> str:
-    """The SQL reading ``field`` under the response ``shape``."""
-    if field.name == "study_id" and shape.course_id_as_study_id:
-        return _course_id()
-    if field.name == "series_description" and shape.aria_series_descriptions:
-        return _ARIA_SERIES_DESCRIPTION
-    return field.sql
+if set(_RULE_INPUTS) != Shape().derived:
+    raise RuntimeError("lookup: every key a Shape derives needs its rule's inputs here")
+
+
+@dataclass
+class _Check:
+    """A constraint on a derived key, checked on a row's columns.
+
+    Rows of one study or series share the rule's inputs, so each verdict is remembered by
+    them: a search over many instances derives and matches once per study or series.
+    """
+
+    inputs: Callable[[Sequence[Any]], tuple[Any, ...]]
+    rule: Callable[..., str]
+    constraint: Constraint
+    verdicts: dict[tuple[Any, ...], bool]
+
+    #: Verdicts kept at most (then forgotten, so memory stays flat however many rows).
+    LIMIT = 4096
+
+    def __call__(self, raw: Sequence[Any]) -> bool:
+        key = self.inputs(raw)
+        verdict = self.verdicts.get(key)
+        if verdict is None:
+            if len(self.verdicts) >= self.LIMIT:
+                self.verdicts.clear()
+            verdict = self.verdicts[key] = self.constraint.accepts(self.rule(*key))
+        return verdict
 
 
 # --- constraints to SQL ---------------------------------------------------------------------
@@ -226,17 +268,23 @@ def _compare(column: str, match: Single | Wildcard) -> tuple[str, list[str]]:
     return f"{column} = ?", [match.value]
 
 
-def _condition(constraint: Constraint, shape: Shape) -> tuple[str, list[str]]:
-    """SQL (with ``?`` placeholders) matching one constraint, and its parameters."""
+def _condition(constraint: Constraint, *, steer: bool = True) -> tuple[str, list[str]]:
+    """SQL (with ``?`` placeholders) matching one constraint, and its parameters.
+
+    ``steer=False`` keeps the condition from choosing an index: SQLite's unary ``+`` makes a
+    column an expression, which it filters with but never searches by.
+    """
     field = _BY_KEYWORD[constraint.keyword]
     match = constraint.match
     if field.condition:
         if not isinstance(match, ValueList):
             raise TypeError(f"{constraint.keyword} is matched by a value list, not {match}")
         return field.condition.format(marks=", ".join("?" for _ in match.values)), [*match.values]
-    column = _expression(field, shape)
+    column = field.sql
     if constraint.folded:
         column = field.folded or f"casefold({column})"
+    if not steer:
+        column = f"+{column}"
     if isinstance(match, ValueList):
         marks = ", ".join("?" for _ in match.values)
         return f"{column} IN ({marks})", list(match.values)
@@ -261,25 +309,28 @@ def _condition(constraint: Constraint, shape: Shape) -> tuple[str, list[str]]:
     assert_never(match)
 
 
-def _where(query: Query) -> tuple[str, tuple[str, ...]]:
-    """The WHERE condition of every constraint (empty when none), and its parameters."""
+def _where(
+    constraints: Sequence[Constraint], shape: Shape, derived: Sequence[Constraint]
+) -> tuple[str, tuple[str, ...]]:
+    """The WHERE condition (empty when none) and its parameters.
+
+    ``constraints`` are matched exactly. A constraint on a key the ``shape`` derives
+    (``derived``) is matched in Python afterwards; here it only narrows the search, to rows
+    whose stored value it accepts or where the shape's rules may derive one it accepts. It
+    does not steer the plan: a stored StudyID or Modality says little about the derived
+    value, so an index on it could have SQLite search many rows, then sort them.
+    """
     conditions: list[str] = []
     params: list[str] = []
-    for constraint in query.constraints:
-        sql, values = _condition(constraint, query.shape)
+    for constraint in constraints:
+        sql, values = _condition(constraint)
         conditions.append(f"({sql})")
         params.extend(values)
+    for constraint in derived:
+        either = [_condition(c, steer=False) for c in (constraint, *shape.derivable(constraint))]
+        conditions.append("(" + " OR ".join(f"({sql})" for sql, _ in either) + ")")
+        params.extend(value for _, values in either for value in values)
     return " AND ".join(conditions), tuple(params)
-
-
-def _statement(columns: Sequence[str], level: Level, query: Query, order: str = "") -> Statement:
-    where, params = _where(query)
-    sql = f"SELECT {', '.join(columns)} FROM {joined(level)}"
-    if where:
-        sql += f" WHERE {where}"
-    if order:
-        sql += f" ORDER BY {order}"
-    return Statement(sql, params)
 
 
 def _stored_columns(level: Level) -> list[str]:
@@ -294,24 +345,118 @@ def _stored_columns(level: Level) -> list[str]:
     ]
 
 
-def _wanted(query: Query) -> list[_Field]:
-    """The fields the query's return keys ask for, in :class:`IndexRow` order."""
-    asked = {k.element.keyword for k in query.keys if k.source == "index"}
-    return [f for f in _FIELDS if f.keyword in asked]
+class _Plan:
+    """One query at one depth: its SQL, and how its rows are checked and read.
+
+    Constraints on keys the response shape derives are matched in Python, on the derived
+    value (SQL only narrows the search for them); all others in SQL. ``head`` columns come
+    first in each row (the caller's own), then the stored attributes and transfer syntax
+    when ``stored``, then the fields that return keys (``asked``), Python constraints and
+    the shape's rules read.
+    """
+
+    def __init__(
+        self,
+        query: Query,
+        level: Level,
+        head: Sequence[str],
+        asked: set[str],
+        stored: bool,
+        order: str = "",
+        group: str = "",
+    ) -> None:
+        derived = query.shape.derived
+        self.query = query
+        in_python = [c for c in query.constraints if c.keyword in derived]
+        in_sql = [c for c in query.constraints if c.keyword not in derived]
+        keywords = asked | {c.keyword for c in in_python}
+        names = {_BY_KEYWORD[k].name for k in keywords}
+        derive = sorted(derived & keywords)
+        for keyword in derive:
+            names.update(_RULE_INPUTS[keyword])
+        fields = [f for f in _FIELDS if f.name in names]
+        self.head = len(head)
+        self.stored = stored
+        first = self.head + (2 if stored else 0)
+        at = {f.name: first + n for n, f in enumerate(fields)}
+        #: (IndexRow position, row column) of each field read.
+        self.positions = [(_POSITION[f.name], at[f.name]) for f in fields]
+        inputs = {k: itemgetter(*(at[name] for name in _RULE_INPUTS[k])) for k in derive}
+        #: (IndexRow position, row columns, rule) of each derived field.
+        self.derivations = [
+            (_POSITION[_BY_KEYWORD[k].name], inputs[k], _rule(k, query.shape)) for k in derive
+        ]
+        self.checks = [
+            _Check(inputs[c.keyword], _rule(c.keyword, query.shape), c, {}) for c in in_python
+        ]
+        columns = [*head, *(_stored_columns(level) if stored else []), *(f.sql for f in fields)]
+        where, params = _where(in_sql, query.shape, in_python)
+        sql = f"SELECT {', '.join(columns) or '1'} FROM {joined(level)}"
+        if where:
+            sql += f" WHERE {where}"
+        if group:
+            sql += f" GROUP BY {group}"
+        if order:
+            sql += f" ORDER BY {order}"
+        self.statement = Statement(sql, params)
+
+    @property
+    def all_in_sql(self) -> bool:
+        """Whether every row the SQL yields is a match (nothing left to check in Python)."""
+        return not (self.checks or self.query.post_filters)
+
+    def _derived_values_match(self, raw: Sequence[Any]) -> bool:
+        return all(check(raw) for check in self.checks)
+
+    def admits(self, raw: Sequence[Any]) -> bool:
+        """Whether a row is a match: its derived values and stored attributes pass."""
+        if self.checks and not self._derived_values_match(raw):
+            return False
+        if not self.query.post_filters:
+            return True
+        attributes = raw[self.head]
+        if attributes is None:
+            return False
+        stored = read_attributes(attributes, raw[self.head + 1])
+        return all(accept(stored) for accept in self.query.post_filters)
+
+    def row(self, raw: Sequence[Any]) -> IndexRow | None:
+        """The row as answered, or ``None`` when it is no match (see :meth:`admits`)."""
+        if self.checks and not self._derived_values_match(raw):
+            return None
+        values: list[Any] = [None] * len(IndexRow._fields)
+        for position, column in self.positions:
+            values[position] = raw[column]
+        for position, inputs, rule in self.derivations:
+            values[position] = rule(*inputs(raw))
+        if self.stored:
+            attributes = raw[self.head]
+            if attributes is not None:
+                stored = read_attributes(attributes, raw[self.head + 1])
+                if not all(accept(stored) for accept in self.query.post_filters):
+                    return None
+                values[0] = stored
+            elif self.query.post_filters:
+                return None  # nothing stored to match against
+        return IndexRow._make(values)
+
+
+def _find_plan(query: Query) -> _Plan:
+    asked = {k.keyword for k in query.keys if k.source == "index"}
+    return _Plan(query, query.level, (), asked, query.needs_attributes)
 
 
 def select(query: Query) -> Statement:
-    """The C-FIND statement: one row per match at the query's level.
+    """The C-FIND statement: one row per match at the query's level, before Python checks.
 
     Columns: the stored attributes and their transfer syntax when a key or filter needs them
-    (:attr:`Query.needs_attributes`), then one per :class:`IndexRow` field a return key asks
-    for, in the row's order (``1`` alone when nothing is asked). No ORDER BY: sorting makes
-    SQLite read every match before the first response, and the index walk already yields
-    rows grouped down the hierarchy, oldest first within it.
+    (:attr:`Query.needs_attributes`), then one per :class:`IndexRow` field that a return key,
+    a constraint matched in Python or a quirk's rule reads, in the row's order (``1`` alone
+    when nothing is). No ORDER BY: sorting makes SQLite read every match before the first
+    response, and the index walk already yields rows grouped down the hierarchy, oldest first
+    within it.
     """
-    stored = _stored_columns(query.level) if query.needs_attributes else []
-    values = [_expression(f, query.shape) for f in _wanted(query)]
-    return _statement([*stored, *values] or ["1"], query.level, query)
+    return _find_plan(query).statement
 
 
 # --- running ------------------------------------------------------------------------------
@@ -328,54 +473,38 @@ def _stream(archive: Archive, statement: Statement) -> Generator[tuple[Any, ...]
             cursor.close()
 
 
-def _accepted(query: Query, attributes: bytes | None, syntax: str | None) -> Dataset | None:
-    """Whether stored attributes pass every post-filter: the decoded data set, else None."""
-    if attributes is None or syntax is None:
-        return None
-    stored = read_attributes(attributes, syntax)
-    return stored if all(accept(stored) for accept in query.post_filters) else None
-
-
 def find(archive: Archive, query: Query) -> Generator[IndexRow, None, None]:
-    """Stream the C-FIND matches of ``query`` (post-filters applied); close it to stop early."""
-    # Where each selected column goes in the row; the fields not selected stay None.
-    positions = [_POSITION[f.name] for f in _wanted(query)]
-    empty: list[Any] = [None] * len(IndexRow._fields)
-    first = 2 if query.needs_attributes else 0
-    rows = _stream(archive, select(query))
+    """Stream the C-FIND matches of ``query``; close the generator to stop early."""
+    plan = _find_plan(query)
+    rows = _stream(archive, plan.statement)
     try:
-        for row in rows:
-            stored: Dataset | None = None
-            if query.post_filters:
-                stored = _accepted(query, row[0], row[1])
-                if stored is None:
-                    continue
-            elif first and row[0] is not None:
-                stored = read_attributes(row[0], row[1])
-            values = empty.copy()
-            values[0] = stored
-            for position, value in zip(positions, row[first:], strict=False):
-                values[position] = value
-            yield IndexRow._make(values)
+        for raw in rows:
+            row = plan.row(raw)
+            if row is not None:
+                yield row
     finally:
         rows.close()
 
 
-def instances(archive: Archive, query: Query) -> Generator[StoredInstance, None, None]:
-    """Stream every instance at or below the matched level, oldest first: what a move sends.
+def _members(query: Query, head: Sequence[str], order: str = "") -> _Plan:
+    """The instances at or below the query's matched level, with ``head`` columns first.
 
-    The same constraints and post-filters select as for C-FIND at the query's level, so a
-    move retrieves exactly what the equivalent query would list, with everything below it.
+    The same constraints and filters select as for C-FIND at the query's level, so a move
+    retrieves exactly what the equivalent query would list, with everything below it.
     """
-    columns = ["i.sop_instance_uid", "i.sop_class_uid", "i.file", "i.transfer_syntax"]
-    if query.post_filters:
-        columns.append("i.attributes")
-    rows = _stream(archive, _statement(columns, Level.IMAGE, query, order="i.id"))
+    return _Plan(query, Level.IMAGE, head, set(), bool(query.post_filters), order)
+
+
+def instances(archive: Archive, query: Query) -> Generator[StoredInstance, None, None]:
+    """Stream every instance a C-MOVE of ``query`` sends, oldest first."""
+    head = ["i.sop_instance_uid", "i.sop_class_uid", "i.file", "i.transfer_syntax"]
+    plan = _members(query, head, order="i.id")
+    rows = _stream(archive, plan.statement)
     try:
-        for uid, sop_class, file, syntax, *attributes in rows:
-            if query.post_filters and _accepted(query, attributes[0], syntax) is None:
-                continue
-            yield StoredInstance(uid, sop_class, archive.folder / file, syntax)
+        for raw in rows:
+            if plan.all_in_sql or plan.admits(raw):
+                uid, sop_class, file, syntax = raw[:4]
+                yield StoredInstance(uid, sop_class, archive.folder / file, syntax)
     finally:
         rows.close()
 
@@ -383,28 +512,33 @@ def instances(archive: Archive, query: Query) -> Generator[StoredInstance, None,
 def extent(archive: Archive, query: Query) -> Extent:
     """What a C-MOVE of ``query`` would send, counted without reading a file.
 
-    The same matcher as :func:`instances`: ``COUNT(DISTINCT ...)`` in SQL when every matched
-    key is in the index; when some key is matched in the stored attributes (RTPlanLabel, a
-    sequence), the rows the SQL keeps are filtered as they stream past, as the move would
-    filter them, and their keys counted.
+    The same matcher as :func:`instances`. ``COUNT(DISTINCT ...)`` in SQL when SQL matches
+    every key. When the response shape derives a matched key (StudyID, SeriesDescription:
+    values of a series and its study), SQL counts each series' instances and Python checks
+    one row per series. When a key is matched in the stored attributes (RTPlanLabel, a
+    sequence), every instance the SQL keeps is checked as it streams past, as the move
+    would check it.
     """
     keys = [f"{table.alias}.id" for table in HIERARCHY[: Level.IMAGE]]
-    if not query.post_filters:
+    derived = query.shape.derived
+    if not (query.post_filters or any(c.keyword in derived for c in query.constraints)):
         counts = [f"count(DISTINCT {key})" for key in keys] + ["count(i.id)"]
-        statement = _statement(counts, Level.IMAGE, query)
+        statement = _members(query, counts).statement
         with archive.reading() as db:
             patients, studies, series, objects = db.execute(
                 statement.sql, statement.params
             ).fetchone()
         return Extent(int(patients), int(studies), int(series), int(objects))
+    per_series = not query.post_filters
+    if per_series:
+        plan = _Plan(query, Level.IMAGE, [*keys, "count(i.id)"], set(), False, group="r.id")
+    else:
+        plan = _members(query, keys)
     seen: tuple[set[int], set[int], set[int]] = (set(), set(), set())
     objects = 0
-    columns = [*keys, "i.attributes", "i.transfer_syntax"]
-    for patient, study, series_key, attributes, syntax in _stream(
-        archive, _statement(columns, Level.IMAGE, query)
-    ):
-        if _accepted(query, attributes, syntax) is not None:
-            for found, key in zip(seen, (patient, study, series_key), strict=True):
+    for raw in _stream(archive, plan.statement):
+        if plan.admits(raw):
+            for found, key in zip(seen, raw[:3], strict=True):
                 found.add(key)
-            objects += 1
+            objects += raw[3] if per_series else 1
     return Extent(len(seen[0]), len(seen[1]), len(seen[2]), objects)

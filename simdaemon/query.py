@@ -36,6 +36,7 @@ from pydicom.dataset import Dataset
 from simdaemon.attributes import text_value
 
 __all__ = [
+    "ARIA_SERIES_DESCRIPTIONS",
     "ATTRIBUTES",
     "COMPUTED",
     "INDEXED",
@@ -92,13 +93,71 @@ MODELS: dict[str, tuple[Level, ...]] = {
 _MODEL_NAMES = {"patient": "Patient Root", "study": "Study Root"}
 
 
+#: How ARIA describes the series of these modalities, whatever the objects say
+#: (``[quirks] aria_series_descriptions``).
+ARIA_SERIES_DESCRIPTIONS: dict[str, str] = {
+    "RTPLAN": "ARIA RadOnc Plans",
+    "RTSTRUCT": "ARIA RadOnc Structure Sets",
+    "REG": "Image Registration",
+}
+
+
 @dataclass(frozen=True)
 class Shape:
-    """The ARIA response-shape quirks of SPEC section 6 (``[quirks]``)."""
+    """The ARIA response-shape quirks of SPEC section 6 (``[quirks]``), as Python rules.
+
+    Keys in :attr:`derived` are answered - and matched - with the value the rules give,
+    computed from stored values by :mod:`simdaemon.lookup` as rows stream past.
+    """
 
     course_id_as_study_id: bool = True
     aria_series_descriptions: bool = True
     series_without_study_keys: bool = True
+
+    @property
+    def derived(self) -> frozenset[str]:
+        """The keys whose answers these quirks derive from other stored values."""
+        keys = []
+        if self.course_id_as_study_id:
+            keys.append("StudyID")
+        if self.aria_series_descriptions:
+            keys.append("SeriesDescription")
+        return frozenset(keys)
+
+    def study_id(self, stored: str, course: int) -> str:
+        """StudyID as answered: the imported one, else the course ID ``C1``, ``C2``, ...
+
+        ``course`` is the study's place among its patient's studies, in the order they were
+        created: ARIA numbers a patient's courses so.
+        """
+        if stored or not self.course_id_as_study_id:
+            return stored
+        return f"C{course}"
+
+    def series_description(self, modality: str, stored: str) -> str:
+        """SeriesDescription as answered: ARIA's own for plans, structure sets, registrations."""
+        if not self.aria_series_descriptions:
+            return stored
+        return ARIA_SERIES_DESCRIPTIONS.get(modality, stored)
+
+    def derivable(self, constraint: Constraint) -> tuple[Constraint, ...]:
+        """Where these rules may answer a value ``constraint`` accepts, whatever is stored.
+
+        Constraints on stored keys; a row satisfying any of them, or whose stored value
+        ``constraint`` accepts, may match - the archive narrows a search on a derived key
+        with them before the rules decide. StudyID is derived only where none is stored;
+        a series description only for the modalities whose ARIA description is accepted.
+        """
+        if constraint.keyword == "StudyID" and self.course_id_as_study_id:
+            return (Constraint("StudyID", Single("")),)
+        if constraint.keyword == "SeriesDescription" and self.aria_series_descriptions:
+            modalities = tuple(
+                modality
+                for modality, description in ARIA_SERIES_DESCRIPTIONS.items()
+                if constraint.accepts(description)
+            )
+            return (Constraint("Modality", ValueList(modalities)),) if modalities else ()
+        return ()
 
 
 @dataclass(frozen=True)
@@ -340,11 +399,16 @@ class ReturnKey:
 
     ``source`` is ``"index"`` (a value the archive's index holds or computes: a field of
     :class:`simdaemon.lookup.IndexRow`), ``"attribute"`` (read from the stored attributes) or
-    ``"empty"`` (a key below the level, or a private one: answered empty).
+    ``"empty"`` (a key below the level, or a private one: answered empty). ``keyword`` is the
+    element's, looked up once here rather than for every response.
     """
 
     element: DataElement
     source: Literal["index", "attribute", "empty"]
+    keyword: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keyword", self.element.keyword)
 
 
 @dataclass(frozen=True)
@@ -530,11 +594,7 @@ def compile_query(identifier: Dataset, model: str, shape: Shape | None = None) -
                 COMPUTED.get(keyword) is Level.STUDY
             )
 
-        keys = [
-            k
-            for k in keys
-            if k.element.keyword == "StudyInstanceUID" or not study_level(k.element.keyword)
-        ]
+        keys = [k for k in keys if k.keyword == "StudyInstanceUID" or not study_level(k.keyword)]
 
     return Query(
         level=level,

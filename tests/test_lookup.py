@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset
 from simdaemon import lookup
 from simdaemon.archive import Archive
 from simdaemon.matching import Demographics
-from simdaemon.query import Extent, compile_query
+from simdaemon.query import Extent, Shape, compile_query
 
 
 def identifier(level: str, **keys: Any) -> Dataset:
@@ -182,3 +182,91 @@ def test_stopping_early_returns_the_connection(archive: Archive) -> None:
         next(rows)
         rows.close()
     assert archive._readers.qsize() == 1
+
+
+# --- the response shape's quirks, matched on the values answered --------------------------------
+
+
+@pytest.fixture
+def courses(tmp_path: Path) -> Iterator[Archive]:
+    """One patient: courses without StudyID, with one ("X"), without; RT and CT series."""
+    with Archive(tmp_path / "c") as archive:
+        with archive.transaction() as tx:
+            patient = tx.add_patient(Demographics("PAT"), "Doe^John", "O", "", "")
+            for number, study_id in enumerate(["", "X", ""], start=1):
+                study = tx.add_study(patient, f"1.{number}", {"study_id": study_id})
+                for modality, description in [("RTPLAN", "plan"), ("CT", "ARIA RadOnc Plans")]:
+                    series_uid = f"1.{number}.{modality}"
+                    series = tx.add_series(
+                        study, series_uid, {"modality": modality, "description": description}
+                    )
+                    tx.index_instance(
+                        series,
+                        {"sop_instance_uid": f"{series_uid}.1", "sop_class_uid": "1.2.3",
+                         "transfer_syntax": "1.2.840.10008.1.2.1"},
+                        f"files/{series_uid}.dcm",
+                        b"",
+                    )  # fmt: skip
+        yield archive
+
+
+PLAIN = Shape(course_id_as_study_id=False, aria_series_descriptions=False)
+
+
+@pytest.mark.parametrize(
+    ("study_id", "shape", "expected"),
+    [
+        ("C3", Shape(), ["1.3"]),
+        ("C2", Shape(), []),  # the second course has its own StudyID
+        ("X", Shape(), ["1.2"]),
+        ("C*", Shape(), ["1.1", "1.3"]),
+        ("C1\\X", Shape(), ["1.1", "1.2"]),
+        ("C3", PLAIN, []),
+        ("X", PLAIN, ["1.2"]),
+    ],
+)
+def test_course_ids_are_answered_and_matched(
+    courses: Archive, study_id: str, shape: Shape, expected: list[str]
+) -> None:
+    keys = identifier("STUDY", StudyID=study_id, StudyInstanceUID="")
+    rows = list(lookup.find(courses, compile_query(keys, "study", shape)))
+    assert sorted(str(row.study_uid) for row in rows) == expected
+    answered = {"1.1": "C1", "1.2": "X", "1.3": "C3"} if shape == Shape() else {"1.2": "X"}
+    assert all(row.study_id == answered.get(str(row.study_uid), "") for row in rows)
+    move = compile_query(identifier("IMAGE", StudyID=study_id), "study", shape)
+    moved = {m.sop_instance_uid.split(".")[1] for m in lookup.instances(courses, move)}
+    assert sorted(f"1.{number}" for number in moved) == expected
+    assert lookup.extent(courses, move) == Extent(
+        len(expected) and 1, len(expected), 2 * len(expected), 2 * len(expected)
+    )
+
+
+@pytest.mark.parametrize(
+    ("description", "shape", "expected"),
+    [
+        ("ARIA RadOnc Plans", Shape(), {"RTPLAN", "CT"}),  # CT: as stored
+        ("ARIA*", Shape(), {"RTPLAN", "CT"}),
+        ("plan", Shape(), set()),  # the plans' stored description is not answered
+        ("ARIA RadOnc Plans", PLAIN, {"CT"}),
+        ("plan", PLAIN, {"RTPLAN"}),
+    ],
+)
+def test_aria_series_descriptions_are_answered_and_matched(
+    courses: Archive, description: str, shape: Shape, expected: set[str]
+) -> None:
+    keys = identifier("SERIES", StudyInstanceUID="1.1", SeriesDescription=description,
+                      Modality="")  # fmt: skip
+    rows = list(lookup.find(courses, compile_query(keys, "study", shape)))
+    assert {row.modality for row in rows} == expected
+    for row in rows:
+        assert row.series_description == (
+            "ARIA RadOnc Plans" if shape == Shape() or row.modality == "CT" else "plan"
+        )
+
+
+def test_no_quirk_is_written_in_sql() -> None:
+    for shape in (Shape(), PLAIN):
+        keys = identifier("SERIES", StudyID="C1", SeriesDescription="ARIA*", Modality="")
+        statement = lookup.select(compile_query(keys, "study", shape))
+        assert "CASE" not in statement.sql
+        assert "ARIA" not in statement.sql

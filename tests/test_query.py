@@ -129,6 +129,29 @@ def test_quirks_switch_the_shape() -> None:
     assert "StudyDate" in {k.element.keyword for k in plain.keys}
 
 
+def test_quirk_rules_derive_study_ids_and_series_descriptions() -> None:
+    aria, plain = Shape(), Shape(course_id_as_study_id=False, aria_series_descriptions=False)
+    assert aria.derived == {"StudyID", "SeriesDescription"}
+    assert plain.derived == set()
+    assert (aria.study_id("", 2), aria.study_id("X", 2)) == ("C2", "X")
+    assert plain.study_id("", 2) == ""
+    assert aria.series_description("RTPLAN", "plans") == "ARIA RadOnc Plans"
+    assert aria.series_description("REG", "") == "Image Registration"
+    assert aria.series_description("CT", "CT Planning") == "CT Planning"
+    assert plain.series_description("RTPLAN", "plans") == "plans"
+
+
+def test_quirks_say_where_a_derived_value_may_match() -> None:
+    aria = Shape()
+    radonc = Constraint("SeriesDescription", Wildcard("ARIA RadOnc*"))
+    assert aria.derivable(radonc) == (Constraint("Modality", ValueList(("RTPLAN", "RTSTRUCT"))),)
+    assert aria.derivable(Constraint("SeriesDescription", Single("CT"))) == ()
+    assert aria.derivable(Constraint("StudyID", Single("C2"))) == (
+        Constraint("StudyID", Single("")),
+    )
+    assert Shape(course_id_as_study_id=False).derivable(Constraint("StudyID", Single("C2"))) == ()
+
+
 @pytest.mark.parametrize(
     ("constraint", "stored", "expected"),
     [

@@ -61,7 +61,7 @@ def _value(key: ReturnKey, row: IndexRow) -> DataElement:
     """The element answering ``key`` for one matched row."""
     requested = key.element
     if key.source == "index":
-        value = row.value(requested.keyword)
+        value = row.value(key.keyword)
         return DataElement(requested.tag, requested.VR, "" if value is None else value)
     stored = row.stored
     if key.source == "attribute" and stored is not None and requested.tag in stored:
@@ -81,7 +81,7 @@ def _value(key: ReturnKey, row: IndexRow) -> DataElement:
             reduced.append(kept)
         return DataElement(requested.tag, "SQ", reduced)
     if key.source == "attribute" and stored is not None:
-        derived = _derived(stored, requested.keyword)
+        derived = _derived(stored, key.keyword)
         if derived is not None:
             return derived
     if requested.VR == "SQ":
