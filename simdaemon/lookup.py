@@ -6,7 +6,7 @@ over the archive's tables (joined through :data:`simdaemon.archive.HIERARCHY`), 
 read connection, and hands back typed rows:
 
 * :func:`find` - the C-FIND matches at the query's level, as :class:`IndexRow` values;
-* :func:`instances` - what a C-MOVE of the query sends, as :class:`StoredInstance` values;
+* :func:`instances` - what a C-MOVE of the query sends, as :class:`InstanceFile` values;
 * :func:`extent` - how much that is (:class:`~simdaemon.query.Extent`), counted, not read.
 
 Every value reaches SQL as a bound parameter. Wildcards compile to ``GLOB``, which is
@@ -50,7 +50,7 @@ from simdaemon.query import (
     Wildcard,
 )
 
-__all__ = ["IndexRow", "Statement", "StoredInstance", "extent", "find", "instances", "select"]
+__all__ = ["IndexRow", "InstanceFile", "Statement", "extent", "find", "instances", "select"]
 
 #: Rows fetched from SQLite at a time.
 BATCH = 64
@@ -107,7 +107,7 @@ class IndexRow(NamedTuple):
         return value
 
 
-class StoredInstance(NamedTuple):
+class InstanceFile(NamedTuple):
     """An instance a C-MOVE sends: its UIDs, its file, the transfer syntax it is stored in."""
 
     sop_instance_uid: str
@@ -495,7 +495,7 @@ def _members(query: Query, head: Sequence[str], order: str = "") -> _Plan:
     return _Plan(query, Level.IMAGE, head, set(), bool(query.post_filters), order)
 
 
-def instances(archive: Archive, query: Query) -> Generator[StoredInstance, None, None]:
+def instances(archive: Archive, query: Query) -> Generator[InstanceFile, None, None]:
     """Stream every instance a C-MOVE of ``query`` sends, oldest first."""
     head = ["i.sop_instance_uid", "i.sop_class_uid", "i.file", "i.transfer_syntax"]
     plan = _members(query, head, order="i.id")
@@ -504,7 +504,7 @@ def instances(archive: Archive, query: Query) -> Generator[StoredInstance, None,
         for raw in rows:
             if plan.all_in_sql or plan.admits(raw):
                 uid, sop_class, file, syntax = raw[:4]
-                yield StoredInstance(uid, sop_class, archive.folder / file, syntax)
+                yield InstanceFile(uid, sop_class, archive.folder / file, syntax)
     finally:
         rows.close()
 
