@@ -33,7 +33,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -56,9 +56,9 @@ from simdaemon.matching import (
     StoredSeries,
     StoredStudy,
 )
-from simdaemon.query import Extent, Query
 
 __all__ = [
+    "HIERARCHY",
     "SCHEMA_VERSION",
     "Archive",
     "ArchiveError",
@@ -70,7 +70,11 @@ __all__ = [
     "PatientRow",
     "ReviewTask",
     "SeriesRow",
+    "Table",
     "Transaction",
+    "below",
+    "count_below",
+    "joined",
 ]
 
 LOGGER = logging.getLogger(__name__)
@@ -184,6 +188,69 @@ CREATE INDEX audit_operation ON audit (operation, calling_ae);
 
 #: Statements that bring an archive of schema version N (the key) to N + 1.
 _MIGRATIONS: dict[int, str] = {}
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of the hierarchy: its name, the alias every query gives it, its parent link.
+
+    ``parent`` is the column holding the key (``id``) of the row one level up; empty at the top.
+    """
+
+    name: str
+    alias: str
+    parent: str = ""
+
+
+#: The tables the archive indexes, top down: a patient's studies, a study's series, a series'
+#: instances (the depth in this tuple is the Query/Retrieve level's value). Every join between
+#: them is made from these links by :func:`joined` and :func:`below`, and nowhere else.
+HIERARCHY = (
+    Table("patients", "p"),
+    Table("studies", "s", "patient"),
+    Table("series", "r", "study"),
+    Table("instances", "i", "series"),
+)
+
+
+def _join(tables: Sequence[Table], suffix: str) -> str:
+    """``tables`` (top down) joined from the bottom one up, each alias with ``suffix``."""
+    bottom = tables[-1]
+    parts = [f"{bottom.name} {bottom.alias}{suffix}"]
+    for parent, child in zip(reversed(tables[:-1]), reversed(tables[1:]), strict=True):
+        parts.append(
+            f"JOIN {parent.name} {parent.alias}{suffix} "
+            f"ON {parent.alias}{suffix}.id = {child.alias}{suffix}.{child.parent}"
+        )
+    return " ".join(parts)
+
+
+def joined(depth: int) -> str:
+    """A FROM clause: the rows of :data:`HIERARCHY` at ``depth``, each with its ancestors.
+
+    ``joined(2)`` is ``series r JOIN studies s ON s.id = r.study JOIN patients p ON p.id =
+    s.patient``: every alias of the levels above is there to select from or match on.
+    """
+    return _join(HIERARCHY[: depth + 1], "")
+
+
+def below(depth: int, under: int, suffix: str) -> tuple[str, str]:
+    """A correlated subquery's FROM clause and condition: rows at ``depth`` under one row.
+
+    The row is the outer query's row at depth ``under`` (alias unsuffixed); the subquery's
+    aliases carry ``suffix`` so they do not shadow the outer ones. ``below(3, 1, "2")`` is
+    ``("instances i2 JOIN series r2 ON r2.id = i2.series", "r2.study = s.id")``: the
+    instances of study ``s``.
+    """
+    tables = HIERARCHY[under + 1 : depth + 1]
+    top = tables[0]
+    return _join(tables, suffix), f"{top.alias}{suffix}.{top.parent} = {HIERARCHY[under].alias}.id"
+
+
+def count_below(depth: int, under: int, suffix: str = "") -> str:
+    """An SQL expression counting the rows at ``depth`` under the outer row at ``under``."""
+    tables, condition = below(depth, under, suffix)
+    return f"(SELECT count(*) FROM {tables} WHERE {condition})"
 
 
 class ArchiveError(RuntimeError):
@@ -721,15 +788,10 @@ class Archive:
     def patients(self) -> list[PatientRow]:
         """Every stored patient, in the order they were created."""
         with self.reading() as db:
+            counts = ", ".join(count_below(depth, 0) for depth in (1, 2, 3))
             rows = db.execute(
                 "SELECT p.patient_id, p.patient_id2, p.patient_name, p.birth_date, p.sex, "
-                "p.hospital, p.department, p.created, "
-                "(SELECT count(*) FROM studies s WHERE s.patient = p.id), "
-                "(SELECT count(*) FROM series r JOIN studies s ON s.id = r.study "
-                " WHERE s.patient = p.id), "
-                "(SELECT count(*) FROM instances i JOIN series r ON r.id = i.series "
-                " JOIN studies s ON s.id = r.study WHERE s.patient = p.id) "
-                "FROM patients p ORDER BY p.id"
+                f"p.hospital, p.department, p.created, {counts} FROM {joined(0)} ORDER BY p.id"
             ).fetchall()
         return [PatientRow(*row) for row in rows]
 
@@ -738,10 +800,8 @@ class Archive:
         with self.reading() as db:
             rows = db.execute(
                 "SELECT r.series_uid, s.study_uid, p.patient_id, r.modality, r.description, "
-                "(SELECT count(*) FROM instances i WHERE i.series = r.id), "
-                "r.user_origin_x, r.user_origin_y, r.user_origin_z "
-                "FROM series r JOIN studies s ON s.id = r.study JOIN patients p "
-                "ON p.id = s.patient ORDER BY r.id"
+                f"{count_below(3, 2)}, r.user_origin_x, r.user_origin_y, r.user_origin_z "
+                f"FROM {joined(2)} ORDER BY r.id"
             ).fetchall()
         return [
             SeriesRow(
@@ -761,8 +821,7 @@ class Archive:
     _INSTANCE_SELECT = (
         "SELECT i.sop_instance_uid, i.sop_class_uid, r.series_uid, s.study_uid, p.patient_id, "
         "i.file, i.transfer_syntax, i.charset, i.calling_ae, i.received, i.attributes "
-        "FROM instances i JOIN series r ON r.id = i.series JOIN studies s ON s.id = r.study "
-        "JOIN patients p ON p.id = s.patient"
+        f"FROM {joined(3)}"
     )
 
     def _instance_row(self, row: Sequence[Any]) -> InstanceRow:
@@ -804,48 +863,6 @@ class Archive:
             raise KeyError(f"no instance {sop_instance_uid} in the archive")
         return dcmread(row.path)
 
-    def find(
-        self, sql: str, params: Sequence[str], batch: int = 64
-    ) -> Generator[tuple[Any, ...], None, None]:
-        """Stream the rows of a compiled query (:mod:`simdaemon.query`), ``batch`` at a time.
-
-        The read connection is held until the generator is exhausted or closed, so a caller
-        that stops early (a C-CANCEL) must close it.
-        """
-        with self.reading() as db:
-            cursor = db.execute(sql, params)
-            try:
-                while rows := cursor.fetchmany(batch):
-                    yield from rows
-            finally:
-                cursor.close()
-
-    def extent(self, query: Query) -> Extent:
-        """What a C-MOVE of ``query`` would send, counted without reading a file.
-
-        The same matcher as the move (:meth:`Query.instances_sql` and its post-filters):
-        ``COUNT(DISTINCT ...)`` in SQL when every matched key is a column; when some key is
-        matched in the stored attributes (RTPlanLabel, a sequence), the rows the SQL keeps
-        are filtered as they stream past, as the move would, and their keys counted.
-        """
-        if not query.post_filters:
-            with self.reading() as db:
-                patients, studies, series, objects = db.execute(
-                    query.extent_sql(), query.params
-                ).fetchone()
-            return Extent(int(patients), int(studies), int(series), int(objects))
-        seen: tuple[set[int], set[int], set[int]] = (set(), set(), set())
-        objects = 0
-        for patient, study, series_key, _, attributes, syntax in self.find(
-            query.members_sql(), query.params
-        ):
-            stored = read_attributes(attributes, syntax)
-            if all(accept(stored) for accept in query.post_filters):
-                for keys, key in zip(seen, (patient, study, series_key), strict=True):
-                    keys.add(key)
-                objects += 1
-        return Extent(len(seen[0]), len(seen[1]), len(seen[2]), objects)
-
     def count(self) -> int:
         """How many instances the archive holds."""
         with self.reading() as db:
@@ -856,9 +873,7 @@ class Archive:
         with self.reading() as db:
             rows = db.execute(
                 "SELECT i.sop_instance_uid, p.patient_id, t.kind, t.state, t.created "
-                "FROM review_tasks t JOIN instances i ON i.id = t.instance "
-                "JOIN series r ON r.id = i.series JOIN studies s ON s.id = r.study "
-                "JOIN patients p ON p.id = s.patient ORDER BY t.id"
+                f"FROM {joined(3)} JOIN review_tasks t ON t.instance = i.id ORDER BY t.id"
             ).fetchall()
         return [ReviewTask(*row) for row in rows]
 

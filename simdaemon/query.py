@@ -1,4 +1,4 @@
-"""C-FIND identifiers as archive queries: PS3.4 C.2.2.2 matching, compiled to SQL (pure).
+"""C-FIND and C-MOVE identifiers as lookups: PS3.4 C.2.2.2 matching, in DICOM terms (pure).
 
 An identifier names a level and carries keys. Keys with a value filter the result when they
 belong to the query level or any level above it - leniently, as client code uses the real
@@ -6,24 +6,28 @@ daemon (SERIES with only a StudyInstanceUID, IMAGE with a PatientID and a Modali
 daemon cannot match on, and keys below the level, never cause an error: they are returned
 (empty when unknown) and listed in :attr:`Query.ignored`.
 
-Matching, per PS3.4 C.2.2.2: single value; universal (empty); wildcard ``*`` and ``?``; UID
-list (backslash separated); DA/TM/DT range (``A-B``, ``-B``, ``A-``); sequence matching with
-one item; PN compared case-insensitively, everything else case-sensitively. Every value
-reaches SQL as a bound parameter. Wildcards compile to ``GLOB`` (case-sensitive, and ``%``,
-``_`` and ``\\`` are ordinary characters there); ``[`` is escaped as ``[[]``.
+Matching, per PS3.4 C.2.2.2: single value (:class:`Single`); universal (an empty value: no
+constraint, the key is only returned); wildcard ``*`` and ``?`` (:class:`Wildcard`); UID list,
+backslash separated, for any VR (:class:`ValueList`); DA/TM/DT range ``A-B``, ``-B``, ``A-``
+(:class:`Range`); sequence matching with one item (:class:`SequenceMatch`); PN compared
+case-insensitively (:attr:`Constraint.folded`), everything else case-sensitively.
 
-Keys kept in columns are matched in SQL. A few RT keys that live in the stored attributes
-(RTPlanLabel, StructureSetLabel, ...) are matched in Python as rows stream past
-(:attr:`Query.post_filters`); so is sequence matching. Everything else - NumberOfBeams, say,
-which Evil DICOM sends as "0" expecting plans with any number of beams - is ignored.
+This module says *what* to match and answer; it writes no SQL. Keys the archive indexes become
+:class:`Constraint` objects that :mod:`simdaemon.lookup` compiles to SQL, and each match type
+also answers :meth:`~Single.accepts` in Python with the same rules. A few RT keys that live only
+in the stored attributes (RTPlanLabel, StructureSetLabel, ...) and sequence matching are
+:attr:`Query.post_filters`, applied in Python as rows stream past. Everything else -
+NumberOfBeams, say, which Evil DICOM sends as "0" expecting plans with any number of beams - is
+ignored.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import lru_cache
 from typing import Literal
 
 from pydicom.dataelem import DataElement
@@ -32,17 +36,30 @@ from pydicom.dataset import Dataset
 from simdaemon.attributes import text_value
 
 __all__ = [
+    "ARIA_SERIES_DESCRIPTIONS",
     "ATTRIBUTES",
+    "COMPUTED",
+    "INDEXED",
     "MODELS",
     "UNIQUE_KEYS",
+    "AnyOf",
     "Attribute",
+    "Constraint",
     "Extent",
     "Level",
+    "Matching",
     "Query",
     "QueryError",
+    "Range",
     "ReturnKey",
+    "SequenceMatch",
     "Shape",
+    "Single",
+    "StoredFilter",
+    "StoredMatch",
     "UniversalKey",
+    "ValueList",
+    "Wildcard",
     "compile_query",
     "describe",
     "matches",
@@ -75,146 +92,140 @@ MODELS: dict[str, tuple[Level, ...]] = {
 }
 _MODEL_NAMES = {"patient": "Patient Root", "study": "Study Root"}
 
-#: SQL naming each level's table; later levels join the earlier ones.
-_FROM = {
-    Level.PATIENT: "patients p",
-    Level.STUDY: "studies s JOIN patients p ON p.id = s.patient",
-    Level.SERIES: "series r JOIN studies s ON s.id = r.study JOIN patients p ON p.id = s.patient",
-    Level.IMAGE: (
-        "instances i JOIN series r ON r.id = i.series JOIN studies s ON s.id = r.study "
-        "JOIN patients p ON p.id = s.patient"
-    ),
-}
-_KEY = {Level.PATIENT: "p.id", Level.STUDY: "s.id", Level.SERIES: "r.id", Level.IMAGE: "i.id"}
-#: Where the first instance below a row at each level is found (for attribute-backed keys).
-_FIRST_INSTANCE = {
-    Level.PATIENT: (
-        "(SELECT i2.id FROM instances i2 JOIN series r2 ON r2.id = i2.series "
-        "JOIN studies s2 ON s2.id = r2.study WHERE s2.patient = p.id ORDER BY i2.id LIMIT 1)"
-    ),
-    Level.STUDY: (
-        "(SELECT i2.id FROM instances i2 JOIN series r2 ON r2.id = i2.series "
-        "WHERE r2.study = s.id ORDER BY i2.id LIMIT 1)"
-    ),
-    Level.SERIES: "(SELECT i2.id FROM instances i2 WHERE i2.series = r.id ORDER BY i2.id LIMIT 1)",
-    Level.IMAGE: "i.id",
-}
 
-_COURSE_ID = (
-    "CASE WHEN s.study_id <> '' THEN s.study_id ELSE 'C' || "
-    "(SELECT count(*) FROM studies s3 WHERE s3.patient = s.patient AND s3.id <= s.id) END"
-)
-_ARIA_SERIES_DESCRIPTION = (
-    "CASE r.modality WHEN 'RTPLAN' THEN 'ARIA RadOnc Plans' "
-    "WHEN 'RTSTRUCT' THEN 'ARIA RadOnc Structure Sets' "
-    "WHEN 'REG' THEN 'Image Registration' ELSE r.description END"
-)
+#: How ARIA describes the series of these modalities, whatever the objects say
+#: (``[quirks] aria_series_descriptions``).
+ARIA_SERIES_DESCRIPTIONS: dict[str, str] = {
+    "RTPLAN": "ARIA RadOnc Plans",
+    "RTSTRUCT": "ARIA RadOnc Structure Sets",
+    "REG": "Image Registration",
+}
 
 
 @dataclass(frozen=True)
 class Shape:
-    """The ARIA response-shape quirks of SPEC section 6 (``[quirks]``)."""
+    """The ARIA response-shape quirks of SPEC section 6 (``[quirks]``), as Python rules.
+
+    Keys in :attr:`derived` are answered - and matched - with the value the rules give,
+    computed from stored values by :mod:`simdaemon.lookup` as rows stream past.
+    """
 
     course_id_as_study_id: bool = True
     aria_series_descriptions: bool = True
     series_without_study_keys: bool = True
 
+    @property
+    def derived(self) -> frozenset[str]:
+        """The keys whose answers these quirks derive from other stored values."""
+        keys = []
+        if self.course_id_as_study_id:
+            keys.append("StudyID")
+        if self.aria_series_descriptions:
+            keys.append("SeriesDescription")
+        return frozenset(keys)
+
+    def study_id(self, stored: str, course: int) -> str:
+        """StudyID as answered: the imported one, else the course ID ``C1``, ``C2``, ...
+
+        ``course`` is the study's place among its patient's studies, in the order they were
+        created: ARIA numbers a patient's courses so.
+        """
+        if stored or not self.course_id_as_study_id:
+            return stored
+        return f"C{course}"
+
+    def series_description(self, modality: str, stored: str) -> str:
+        """SeriesDescription as answered: ARIA's own for plans, structure sets, registrations."""
+        if not self.aria_series_descriptions:
+            return stored
+        return ARIA_SERIES_DESCRIPTIONS.get(modality, stored)
+
+    def derivable(self, constraint: Constraint) -> tuple[Constraint, ...]:
+        """Where these rules may answer a value ``constraint`` accepts, whatever is stored.
+
+        Constraints on stored keys; a row satisfying any of them, or whose stored value
+        ``constraint`` accepts, may match - the archive narrows a search on a derived key
+        with them before the rules decide. StudyID is derived only where none is stored;
+        a series description only for the modalities whose ARIA description is accepted.
+        """
+        if constraint.keyword == "StudyID" and self.course_id_as_study_id:
+            return (Constraint("StudyID", Single("")),)
+        if constraint.keyword == "SeriesDescription" and self.aria_series_descriptions:
+            modalities = tuple(
+                modality
+                for modality, description in ARIA_SERIES_DESCRIPTIONS.items()
+                if constraint.accepts(description)
+            )
+            return (Constraint("Modality", ValueList(modalities)),) if modalities else ()
+        return ()
+
 
 @dataclass(frozen=True)
 class Attribute:
-    """A key the daemon can match on: its level, its VR and where its value is kept.
+    """A key the daemon can match on: its level, its VR and whether the archive indexes it.
 
-    ``column`` is an SQL expression; ``None`` means the key lives in the stored attributes of
-    an instance and is matched in Python. ``folded`` names the column holding the case-folded
-    value of a PN key (indexed), when there is one.
+    ``indexed`` keys are kept in the archive's index and matched by :mod:`simdaemon.lookup`;
+    the others live only in the stored attributes of an instance and are matched in Python.
     """
 
     keyword: str
     level: Level
     vr: str
-    column: str | None = None
-    folded: str | None = None
+    indexed: bool = True
 
 
-def _attributes(shape: Shape) -> dict[str, Attribute]:
-    study_id = _COURSE_ID if shape.course_id_as_study_id else "s.study_id"
-    description = _ARIA_SERIES_DESCRIPTION if shape.aria_series_descriptions else "r.description"
-    entries = [
-        Attribute("PatientID", Level.PATIENT, "LO", "p.patient_id"),
-        Attribute("PatientName", Level.PATIENT, "PN", "p.patient_name", "p.patient_name_key"),
-        Attribute("PatientBirthDate", Level.PATIENT, "DA", "p.birth_date"),
-        Attribute("PatientSex", Level.PATIENT, "CS", "p.sex"),
-        Attribute("OtherPatientIDs", Level.PATIENT, "LO", "p.patient_id2"),
-        Attribute("StudyInstanceUID", Level.STUDY, "UI", "s.study_uid"),
-        Attribute("StudyID", Level.STUDY, "SH", study_id),
-        Attribute("StudyDate", Level.STUDY, "DA", "s.study_date"),
-        Attribute("StudyTime", Level.STUDY, "TM", "s.study_time"),
-        Attribute("AccessionNumber", Level.STUDY, "SH", "s.accession_number"),
-        Attribute("StudyDescription", Level.STUDY, "LO", "s.description"),
-        Attribute("ReferringPhysicianName", Level.STUDY, "PN", "s.referring_physician"),
-        Attribute("SeriesInstanceUID", Level.SERIES, "UI", "r.series_uid"),
-        Attribute("Modality", Level.SERIES, "CS", "r.modality"),
-        Attribute("SeriesNumber", Level.SERIES, "IS", "r.series_number"),
-        Attribute("SeriesDescription", Level.SERIES, "LO", description),
-        Attribute("SeriesDate", Level.SERIES, "DA", "r.series_date"),
-        Attribute("SeriesTime", Level.SERIES, "TM", "r.series_time"),
-        Attribute("FrameOfReferenceUID", Level.SERIES, "UI", "r.frame_of_reference_uid"),
-        Attribute("SOPInstanceUID", Level.IMAGE, "UI", "i.sop_instance_uid"),
-        Attribute("SOPClassUID", Level.IMAGE, "UI", "i.sop_class_uid"),
-        Attribute("InstanceNumber", Level.IMAGE, "IS", "i.instance_number"),
-        Attribute("ContentDate", Level.IMAGE, "DA", "i.content_date"),
-        Attribute("ContentTime", Level.IMAGE, "TM", "i.content_time"),
-        # Kept in the stored attributes; matched in Python.
-        Attribute("RTPlanLabel", Level.IMAGE, "SH"),
-        Attribute("RTPlanName", Level.IMAGE, "LO"),
-        Attribute("RTPlanDate", Level.IMAGE, "DA"),
-        Attribute("RTPlanTime", Level.IMAGE, "TM"),
-        Attribute("StructureSetLabel", Level.IMAGE, "SH"),
-        Attribute("StructureSetName", Level.IMAGE, "LO"),
-        Attribute("StructureSetDate", Level.IMAGE, "DA"),
-        Attribute("RTImageLabel", Level.IMAGE, "SH"),
-        Attribute("DoseSummationType", Level.IMAGE, "CS"),
-    ]
-    return {a.keyword: a for a in entries}
+_ENTRIES = [
+    Attribute("PatientID", Level.PATIENT, "LO"),
+    Attribute("PatientName", Level.PATIENT, "PN"),
+    Attribute("PatientBirthDate", Level.PATIENT, "DA"),
+    Attribute("PatientSex", Level.PATIENT, "CS"),
+    Attribute("OtherPatientIDs", Level.PATIENT, "LO"),
+    Attribute("StudyInstanceUID", Level.STUDY, "UI"),
+    Attribute("StudyID", Level.STUDY, "SH"),
+    Attribute("StudyDate", Level.STUDY, "DA"),
+    Attribute("StudyTime", Level.STUDY, "TM"),
+    Attribute("AccessionNumber", Level.STUDY, "SH"),
+    Attribute("StudyDescription", Level.STUDY, "LO"),
+    Attribute("ReferringPhysicianName", Level.STUDY, "PN"),
+    Attribute("SeriesInstanceUID", Level.SERIES, "UI"),
+    Attribute("Modality", Level.SERIES, "CS"),
+    Attribute("SeriesNumber", Level.SERIES, "IS"),
+    Attribute("SeriesDescription", Level.SERIES, "LO"),
+    Attribute("SeriesDate", Level.SERIES, "DA"),
+    Attribute("SeriesTime", Level.SERIES, "TM"),
+    Attribute("FrameOfReferenceUID", Level.SERIES, "UI"),
+    Attribute("SOPInstanceUID", Level.IMAGE, "UI"),
+    Attribute("SOPClassUID", Level.IMAGE, "UI"),
+    Attribute("InstanceNumber", Level.IMAGE, "IS"),
+    Attribute("ContentDate", Level.IMAGE, "DA"),
+    Attribute("ContentTime", Level.IMAGE, "TM"),
+    # Kept in the stored attributes only; matched in Python.
+    Attribute("RTPlanLabel", Level.IMAGE, "SH", indexed=False),
+    Attribute("RTPlanName", Level.IMAGE, "LO", indexed=False),
+    Attribute("RTPlanDate", Level.IMAGE, "DA", indexed=False),
+    Attribute("RTPlanTime", Level.IMAGE, "TM", indexed=False),
+    Attribute("StructureSetLabel", Level.IMAGE, "SH", indexed=False),
+    Attribute("StructureSetName", Level.IMAGE, "LO", indexed=False),
+    Attribute("StructureSetDate", Level.IMAGE, "DA", indexed=False),
+    Attribute("RTImageLabel", Level.IMAGE, "SH", indexed=False),
+    Attribute("DoseSummationType", Level.IMAGE, "CS", indexed=False),
+]
+ATTRIBUTES: dict[str, Attribute] = {a.keyword: a for a in _ENTRIES}
 
-
-ATTRIBUTES = _attributes(Shape())
-
-#: Keys answered with a count or a list computed over the levels below.
-_COMPUTED: dict[str, tuple[Level, str]] = {
-    "ModalitiesInStudy": (
-        Level.STUDY,
-        "(SELECT group_concat(m, '\\') FROM (SELECT DISTINCT r2.modality AS m FROM series r2 "
-        "WHERE r2.study = s.id AND r2.modality <> '' ORDER BY r2.modality))",
-    ),
-    "NumberOfPatientRelatedStudies": (
-        Level.PATIENT,
-        "(SELECT count(*) FROM studies s2 WHERE s2.patient = p.id)",
-    ),
-    "NumberOfPatientRelatedSeries": (
-        Level.PATIENT,
-        "(SELECT count(*) FROM series r2 JOIN studies s2 ON s2.id = r2.study "
-        "WHERE s2.patient = p.id)",
-    ),
-    "NumberOfPatientRelatedInstances": (
-        Level.PATIENT,
-        "(SELECT count(*) FROM instances i2 JOIN series r2 ON r2.id = i2.series "
-        "JOIN studies s2 ON s2.id = r2.study WHERE s2.patient = p.id)",
-    ),
-    "NumberOfStudyRelatedSeries": (
-        Level.STUDY,
-        "(SELECT count(*) FROM series r2 WHERE r2.study = s.id)",
-    ),
-    "NumberOfStudyRelatedInstances": (
-        Level.STUDY,
-        "(SELECT count(*) FROM instances i2 JOIN series r2 ON r2.id = i2.series "
-        "WHERE r2.study = s.id)",
-    ),
-    "NumberOfSeriesRelatedInstances": (
-        Level.SERIES,
-        "(SELECT count(*) FROM instances i2 WHERE i2.series = r.id)",
-    ),
+#: Keys answered with a count or a list computed over the levels below, and the level from
+#: which down they can be asked. Only ModalitiesInStudy can be matched (on any of its values).
+COMPUTED: dict[str, Level] = {
+    "ModalitiesInStudy": Level.STUDY,
+    "NumberOfPatientRelatedStudies": Level.PATIENT,
+    "NumberOfPatientRelatedSeries": Level.PATIENT,
+    "NumberOfPatientRelatedInstances": Level.PATIENT,
+    "NumberOfStudyRelatedSeries": Level.STUDY,
+    "NumberOfStudyRelatedInstances": Level.STUDY,
+    "NumberOfSeriesRelatedInstances": Level.SERIES,
 }
+
+#: Every key the archive's index answers (and :mod:`simdaemon.lookup` must know).
+INDEXED: frozenset[str] = frozenset([a.keyword for a in _ENTRIES if a.indexed] + list(COMPUTED))
 _NOT_KEYS = frozenset({"QueryRetrieveLevel", "SpecificCharacterSet", "RetrieveAETitle"})
 
 
@@ -222,85 +233,7 @@ class QueryError(ValueError):
     """An identifier the daemon cannot run: the message is the Error Comment (<= 64 chars)."""
 
 
-@dataclass(frozen=True)
-class ReturnKey:
-    """A key to answer: its element as requested, and where its value comes from.
-
-    ``source`` is ``"column"`` (``select`` names the SQL result column), ``"attribute"`` (read
-    from the stored attributes) or ``"empty"`` (a key below the level: answered empty).
-    """
-
-    element: DataElement
-    source: str
-    select: int = -1
-
-
-@dataclass(frozen=True)
-class Query:
-    """A compiled C-FIND: SQL with its parameters, Python filters and the keys to answer."""
-
-    level: Level
-    model: str
-    sql: str
-    params: tuple[str, ...]
-    keys: tuple[ReturnKey, ...]
-    post_filters: tuple[Callable[[Dataset], bool], ...] = ()
-    ignored: tuple[str, ...] = ()
-    matched: tuple[str, ...] = field(default=())
-    where: str = ""
-
-    @property
-    def needs_attributes(self) -> bool:
-        """Whether rows must bring their stored attributes (filters or return keys)."""
-        return bool(self.post_filters) or any(k.source == "attribute" for k in self.keys)
-
-    def instances_sql(self) -> str:
-        """SQL selecting every instance at or below the matched level (for C-MOVE).
-
-        Columns: SOP Instance UID, SOP Class UID, file, transfer syntax, stored attributes.
-        The same keys filter as for C-FIND at this level, so a move retrieves exactly what
-        the equivalent query would list, with everything below it.
-        """
-        sql = (
-            "SELECT i.sop_instance_uid, i.sop_class_uid, i.file, i.transfer_syntax, "
-            f"i.attributes FROM {_FROM[Level.IMAGE]}"
-        )
-        if self.where:
-            sql += f" WHERE {self.where}"
-        return f"{sql} ORDER BY i.id"
-
-    def extent_sql(self) -> str:
-        """SQL counting what :meth:`instances_sql` selects, without selecting it.
-
-        One row: distinct patients, studies, series and instances. Exact when there are no
-        :attr:`post_filters`; otherwise an upper bound (see :meth:`members_sql`).
-        """
-        sql = (
-            "SELECT count(DISTINCT p.id), count(DISTINCT s.id), count(DISTINCT r.id), "
-            f"count(i.id) FROM {_FROM[Level.IMAGE]}"
-        )
-        return f"{sql} WHERE {self.where}" if self.where else sql
-
-    def members_sql(self) -> str:
-        """SQL listing what :meth:`instances_sql` selects by row keys, for :attr:`post_filters`.
-
-        Columns: patient, study, series and instance keys, stored attributes, transfer
-        syntax. No file names and no ordering: enough to count the matches that keys kept in
-        the stored attributes (RTPlanLabel, sequences) leave, as the move would filter them.
-        """
-        sql = (
-            "SELECT p.id, s.id, r.id, i.id, i.attributes, i.transfer_syntax "
-            f"FROM {_FROM[Level.IMAGE]}"
-        )
-        return f"{sql} WHERE {self.where}" if self.where else sql
-
-
 # --- matching one value ---------------------------------------------------------------------
-
-
-def _glob(value: str) -> str:
-    """A DICOM wildcard value as a GLOB pattern: ``*`` and ``?`` kept, ``[`` made literal."""
-    return value.replace("[", "[[]")
 
 
 def _is_wild(value: str) -> bool:
@@ -314,48 +247,135 @@ def _split_range(value: str) -> tuple[str, str] | None:
     return (low, high) if (low or high) else None
 
 
-def _condition(attribute: Attribute, values: Sequence[str]) -> tuple[str, list[str]]:
-    """SQL (with ``?`` placeholders) matching ``values`` against a column attribute."""
-    assert attribute.column is not None
-    column = attribute.column
-    if len(values) > 1:  # value list (UID list matching, and lists of any other VR)
-        marks = ", ".join("?" for _ in values)
-        return f"{column} IN ({marks})", list(values)
-    value = values[0]
-    if attribute.vr in ("DA", "TM", "DT") and (bounds := _split_range(value)) is not None:
-        low, high = bounds
-        parts, params = [], []
-        if low:
-            parts.append(f"{column} >= ?")
-            params.append(low)
-        if high:
-            # "-1230" includes 12:30:45; "~" sorts after every digit and the dot.
-            parts.append(f"{column} <= ?")
-            params.append(f"{high}~")
-        parts.append(f"{column} <> ''")
-        return " AND ".join(parts), params
-    if attribute.vr == "PN":
-        folded = attribute.folded or f"casefold({column})"
-        needle = value.casefold()
-        wild = _is_wild(needle)
-        if "=" in needle:  # several component groups given: compare the whole name
-            return (f"{folded} GLOB ?", [_glob(needle)]) if wild else (f"{folded} = ?", [needle])
-        # One group, the alphabetic one as a rule: a stored name may carry more after "=".
-        if wild:
-            return f"({folded} GLOB ? OR {folded} GLOB ?)", [_glob(needle), f"{_glob(needle)}=*"]
-        return f"({folded} = ? OR {folded} GLOB ?)", [needle, f"{_glob(needle)}=*"]
-    if _is_wild(value):
-        return f"{column} GLOB ?", [_glob(value)]
-    return f"{column} = ?", [value]
-
-
 def _regex(value: str) -> str:
     """A DICOM wildcard value as a regular expression matching the whole stored value."""
     return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in value)
 
 
+@lru_cache(maxsize=256)
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    return re.compile(_regex(pattern), re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Single:
+    """Single value matching: the stored value is ``value``, character for character."""
+
+    value: str
+
+    def accepts(self, stored: str) -> bool:
+        """Whether ``stored`` matches."""
+        return stored == self.value
+
+
+@dataclass(frozen=True)
+class ValueList:
+    """List of UID matching (PS3.4 C.2.2.2.2), taken for any VR: one of ``values``, exactly.
+
+    Inside a list no value is a wildcard or a range, and an empty value matches only an
+    empty stored value: ``\\`` cannot widen a query to everything.
+    """
+
+    values: tuple[str, ...]
+
+    def accepts(self, stored: str) -> bool:
+        """Whether ``stored`` matches."""
+        return stored in self.values
+
+
+@dataclass(frozen=True)
+class Wildcard:
+    """Wild card matching: ``*`` is any run of characters, ``?`` any one; nothing else is wild."""
+
+    pattern: str
+
+    def accepts(self, stored: str) -> bool:
+        """Whether ``stored`` matches."""
+        return _wildcard(self.pattern).fullmatch(stored) is not None
+
+
+@dataclass(frozen=True)
+class Range:
+    """Range matching of DA, TM and DT: ``low-high``, ``-high`` or ``low-``; never an empty value.
+
+    Either bound may be empty (open). The upper bound holds at any precision: ``-1230``
+    includes 12:30:45, so stored values are compared with :attr:`ceiling`.
+    """
+
+    low: str
+    high: str
+
+    @property
+    def ceiling(self) -> str:
+        """The upper bound as compared: ``~`` sorts after every digit and the dot."""
+        return f"{self.high}~"
+
+    def accepts(self, stored: str) -> bool:
+        """Whether ``stored`` matches."""
+        return (
+            bool(stored)
+            and (not self.low or stored >= self.low)
+            and (not self.high or stored <= self.ceiling)
+        )
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    """Any of several matches: a name given with one component group may be stored with more."""
+
+    options: tuple[Single | Wildcard, ...]
+
+    def accepts(self, stored: str) -> bool:
+        """Whether ``stored`` matches."""
+        return any(option.accepts(stored) for option in self.options)
+
+
+#: How one indexed key matches (universal matching is no constraint at all).
+Matching = Single | ValueList | Wildcard | Range | AnyOf
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A valued key the archive's index matches: its keyword and how it matches.
+
+    ``folded``: compare case-folded values (PN); the values in ``match`` are folded already.
+    """
+
+    keyword: str
+    match: Matching
+    folded: bool = False
+
+    def accepts(self, stored: str) -> bool:
+        """Whether a stored value matches, by the rules the SQL of :mod:`simdaemon.lookup` uses."""
+        return self.match.accepts(stored.casefold() if self.folded else stored)
+
+
+def _constraint(attribute: Attribute, values: Sequence[str]) -> Constraint:
+    """How a valued key kept in the index matches ``values`` (at least one)."""
+    keyword = attribute.keyword
+    if len(values) > 1:  # value list (UID list matching, and lists of any other VR)
+        return Constraint(keyword, ValueList(tuple(values)))
+    value = values[0]
+    if attribute.vr in ("DA", "TM", "DT") and (bounds := _split_range(value)) is not None:
+        return Constraint(keyword, Range(*bounds))
+    if attribute.vr == "PN":
+        needle = value.casefold()
+        exact: Single | Wildcard = Wildcard(needle) if _is_wild(needle) else Single(needle)
+        if "=" in needle:  # several component groups given: compare the whole name
+            return Constraint(keyword, exact, folded=True)
+        # One group, the alphabetic one as a rule: a stored name may carry more after "=".
+        return Constraint(keyword, AnyOf((exact, Wildcard(f"{needle}=*"))), folded=True)
+    if _is_wild(value):
+        return Constraint(keyword, Wildcard(value))
+    return Constraint(keyword, Single(value))
+
+
 def matches(vr: str, query: str, stored: str) -> bool:
-    """Match one stored value in Python with the same rules as the SQL (post-filters)."""
+    """Match one value of the stored attributes (:class:`StoredMatch`, sequence items).
+
+    Unlike an indexed key's :class:`Constraint`, each value of a backslash list is matched
+    by itself here (so it may be a wildcard or a range), and an empty one matches anything.
+    """
     values = query.split("\\")
     if len(values) > 1:
         return any(matches(vr, v, stored) for v in values)
@@ -363,15 +383,84 @@ def matches(vr: str, query: str, stored: str) -> bool:
     if not value:
         return True
     if vr in ("DA", "TM", "DT") and (bounds := _split_range(value)) is not None:
-        low, high = bounds
-        return bool(stored) and (not low or stored >= low) and (not high or stored <= high + "~")
+        return Range(*bounds).accepts(stored)
     if vr == "PN":
         value, stored = value.casefold(), stored.casefold()
         if "=" not in value:
             stored = stored.split("=")[0]
     if _is_wild(value):
-        return re.fullmatch(_regex(value), stored, re.DOTALL) is not None
+        return Wildcard(value).accepts(stored)
     return value == stored
+
+
+@dataclass(frozen=True)
+class ReturnKey:
+    """A key to answer: its element as requested, and where its value comes from.
+
+    ``source`` is ``"index"`` (a value the archive's index holds or computes: a field of
+    :class:`simdaemon.lookup.IndexRow`), ``"attribute"`` (read from the stored attributes) or
+    ``"empty"`` (a key below the level, or a private one: answered empty). ``keyword`` is the
+    element's, looked up once here rather than for every response.
+    """
+
+    element: DataElement
+    source: Literal["index", "attribute", "empty"]
+    keyword: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keyword", self.element.keyword)
+
+
+@dataclass(frozen=True)
+class StoredMatch:
+    """A valued key kept only in the stored attributes (RTPlanLabel, ...): :func:`matches`."""
+
+    keyword: str
+    vr: str
+    value: str
+
+    def __call__(self, stored: Dataset) -> bool:
+        """Whether an instance's stored attributes match."""
+        return matches(self.vr, self.value, text_value(stored, self.keyword, strip=False))
+
+
+@dataclass(frozen=True)
+class SequenceMatch:
+    """Sequence matching (C.2.2.2.6): a stored item matches every valued key of the query's item."""
+
+    element: DataElement
+
+    def __call__(self, stored: Dataset) -> bool:
+        """Whether an instance's stored attributes match."""
+        return _sequence_matches(self.element, stored)
+
+
+#: A match applied in Python to an instance's stored attributes.
+StoredFilter = StoredMatch | SequenceMatch
+
+
+@dataclass(frozen=True)
+class Query:
+    """An identifier as the archive's lookup takes it: what to match and what to answer.
+
+    ``constraints`` are matched by the archive's index (:mod:`simdaemon.lookup` compiles them
+    to SQL); ``post_filters`` by Python on each row's stored attributes; ``keys`` are answered
+    in the order requested. ``shape`` is the response shape the answers take (``[quirks]``).
+    """
+
+    level: Level
+    model: str
+    constraints: tuple[Constraint, ...]
+    keys: tuple[ReturnKey, ...]
+    post_filters: tuple[StoredFilter, ...] = ()
+    ignored: tuple[str, ...] = ()
+    matched: tuple[str, ...] = field(default=())
+    shape: Shape = field(default_factory=Shape)
+
+    @property
+    def needs_attributes(self) -> bool:
+        """Whether rows must bring their stored attributes (filters or return keys)."""
+        return bool(self.post_filters) or any(k.source == "attribute" for k in self.keys)
 
 
 # --- identifiers ---------------------------------------------------------------------------
@@ -389,14 +478,6 @@ def _strings(element: DataElement) -> list[str]:
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
         return [str(v).strip() for v in value]
     return [str(value).strip()]
-
-
-def _attribute_filter(attribute: Attribute, query: str) -> Callable[[Dataset], bool]:
-    def accept(stored: Dataset) -> bool:
-        return matches(attribute.vr, query, text_value(stored, attribute.keyword, strip=False))
-
-    accept.__name__ = f"match_{attribute.keyword}"
-    return accept
 
 
 def _item_matches(query_item: Dataset, stored_item: Dataset) -> bool:
@@ -431,14 +512,6 @@ def _has_values(item: Dataset) -> bool:
     return False
 
 
-def _sequence_filter(element: DataElement) -> Callable[[Dataset], bool]:
-    def accept(stored: Dataset) -> bool:
-        return _sequence_matches(element, stored)
-
-    accept.__name__ = f"match_{element.keyword}"
-    return accept
-
-
 def parse_level(identifier: Dataset, model: str) -> Level:
     """The identifier's QueryRetrieveLevel, checked against the model."""
     raw = identifier.get("QueryRetrieveLevel")
@@ -456,21 +529,14 @@ def parse_level(identifier: Dataset, model: str) -> Level:
 
 
 def compile_query(identifier: Dataset, model: str, shape: Shape | None = None) -> Query:
-    """Compile a C-FIND identifier for ``model`` (``"patient"`` or ``"study"``)."""
+    """What a C-FIND or C-MOVE identifier for ``model`` (``"patient"``, ``"study"``) asks for."""
     shape = shape if shape is not None else Shape()
-    catalogue = ATTRIBUTES if shape == Shape() else _attributes(shape)
     level = parse_level(identifier, model)
-    selects: list[str] = []
-    where: list[str] = []
-    params: list[str] = []
+    constraints: list[Constraint] = []
     keys: list[ReturnKey] = []
-    filters: list[Callable[[Dataset], bool]] = []
+    filters: list[StoredFilter] = []
     ignored: list[str] = []
     matched: list[str] = []
-
-    def select(expression: str) -> int:
-        selects.append(expression)
-        return len(selects) - 1
 
     for element in identifier:
         keyword = element.keyword
@@ -479,28 +545,23 @@ def compile_query(identifier: Dataset, model: str, shape: Shape | None = None) -
         if not keyword:  # private or unknown tags: nothing to match, answered as sent
             keys.append(ReturnKey(element, "empty"))
             continue
-        attribute = catalogue.get(keyword)
+        attribute = ATTRIBUTES.get(keyword)
         if element.VR == "SQ":
             filtering = level is Level.IMAGE and any(_has_values(i) for i in element.value)
             if filtering and len(element.value) == 1:
-                filters.append(_sequence_filter(element))
+                filters.append(SequenceMatch(element))
                 matched.append(keyword)
             elif filtering:
                 ignored.append(keyword)
             keys.append(ReturnKey(element, "attribute"))
             continue
         values = _strings(element)
-        if keyword in _COMPUTED:
-            computed_level, expression = _COMPUTED[keyword]
-            if computed_level <= level:
-                keys.append(ReturnKey(element, "column", select(expression)))
+        if keyword in COMPUTED:
+            if COMPUTED[keyword] <= level:
+                keys.append(ReturnKey(element, "index"))
                 if values and keyword == "ModalitiesInStudy":
-                    marks = ", ".join("?" for _ in values)
-                    where.append(
-                        "EXISTS (SELECT 1 FROM series r4 WHERE r4.study = s.id "
-                        f"AND r4.modality IN ({marks}))"
-                    )
-                    params.extend(values)
+                    # Any of the study's modalities, each value compared as it is.
+                    constraints.append(Constraint(keyword, ValueList(tuple(values))))
                     matched.append(keyword)
                 elif values:
                     ignored.append(keyword)
@@ -510,71 +571,40 @@ def compile_query(identifier: Dataset, model: str, shape: Shape | None = None) -
                     ignored.append(keyword)
             continue
         if attribute is None or attribute.level > level:
-            source = "empty" if attribute is not None else "attribute"
-            keys.append(ReturnKey(element, source))
+            keys.append(ReturnKey(element, "empty" if attribute is not None else "attribute"))
             if values:
                 ignored.append(keyword)
             continue
-        if attribute.column is None:
+        if not attribute.indexed:
             keys.append(ReturnKey(element, "attribute"))
             if values:
-                filters.append(_attribute_filter(attribute, "\\".join(values)))
+                filters.append(StoredMatch(keyword, attribute.vr, "\\".join(values)))
                 matched.append(keyword)
             continue
-        keys.append(ReturnKey(element, "column", select(attribute.column)))
+        keys.append(ReturnKey(element, "index"))
         if values:
-            condition, condition_params = _condition(attribute, values)
-            where.append(condition)
-            params.extend(condition_params)
+            constraints.append(_constraint(attribute, values))
             matched.append(keyword)
 
     if shape.series_without_study_keys and level is Level.SERIES:
 
         def study_level(keyword: str) -> bool:
-            attribute = catalogue.get(keyword)
-            computed = _COMPUTED.get(keyword)
+            attribute = ATTRIBUTES.get(keyword)
             return (attribute is not None and attribute.level is Level.STUDY) or (
-                computed is not None and computed[0] is Level.STUDY
+                COMPUTED.get(keyword) is Level.STUDY
             )
 
-        keys = [
-            k
-            for k in keys
-            if k.element.keyword == "StudyInstanceUID" or not study_level(k.element.keyword)
-        ]
+        keys = [k for k in keys if k.keyword == "StudyInstanceUID" or not study_level(k.keyword)]
 
-    # Fixed result columns: the row key, then (for attribute-backed keys and filters) the
-    # stored attributes of the row's instance - its own at IMAGE level, else the first below.
-    fixed = [_KEY[level]]
-    needs = bool(filters) or any(k.source == "attribute" for k in keys)
-    if needs:
-        first = _FIRST_INSTANCE[level]
-        fixed += [
-            f"(SELECT ia.attributes FROM instances ia WHERE ia.id = {first})",
-            f"(SELECT ia.transfer_syntax FROM instances ia WHERE ia.id = {first})",
-        ]
-    offset = len(fixed)
-    keys = [
-        ReturnKey(k.element, k.source, k.select + offset) if k.source == "column" else k
-        for k in keys
-    ]
-    columns = ", ".join([*fixed, *selects])
-    sql = f"SELECT {columns} FROM {_FROM[level]}"
-    condition = " AND ".join(f"({w})" for w in where)
-    if condition:
-        sql += f" WHERE {condition}"
-    # No ORDER BY: sorting makes SQLite read every match before the first response. The
-    # index walk already yields rows grouped down the hierarchy, oldest first within it.
     return Query(
         level=level,
         model=model,
-        sql=sql,
-        params=tuple(params),
+        constraints=tuple(constraints),
         keys=tuple(keys),
         post_filters=tuple(filters),
         ignored=tuple(ignored),
         matched=tuple(matched),
-        where=condition,
+        shape=shape,
     )
 
 

@@ -64,29 +64,43 @@ def test_configured(simdaemon):
 def test_the_factory_makes_several_daemons_and_leaves_nothing_behind(
     pytester: pytest.Pytester,
 ) -> None:
+    # Only this test's daemons count: a session-scoped server of another test (the interop
+    # tests' qr_server) may be running in this process when xdist schedules it here.
+    before = daemon_threads()
+    running = {t.name for t in before}
     pytester.makepyfile(
         ECHO
-        + """
+        + f"""
 PORTS = []
+
+def daemon_threads():
+    import threading
+    return {{t for t in threading.enumerate() if t.name.startswith("simdaemon@")}}
 
 def test_two(simdaemon_factory):
     first = simdaemon_factory(ae_title="FIRST")
     second = simdaemon_factory(ae_title="SECOND", trusted=[])
     PORTS.extend([first.port, second.port])
     assert first.port != second.port
+    assert {{t.name for t in daemon_threads()}} >= {{f"simdaemon@{{p}}" for p in PORTS}}
     assert echo(first)
     assert not echo(second)  # trusts nobody
 
 def test_gone():
-    import socket, threading
-    assert not [t for t in threading.enumerate() if t.name.startswith("simdaemon@")]
+    import socket
+    assert {{t.name for t in daemon_threads()}} <= {running!r}
     for port in PORTS:
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0
 """
     )
     pytester.runpytest_inprocess("-p", "no:randomly").assert_outcomes(passed=2)
-    assert not [t for t in threading.enumerate() if t.name.startswith("simdaemon@")]
+    assert daemon_threads() <= before
+
+
+def daemon_threads() -> set[threading.Thread]:
+    """The daemons' serving threads alive in this process (named ``simdaemon@<port>``)."""
+    return {t for t in threading.enumerate() if t.name.startswith("simdaemon@")}
 
 
 def test_the_shared_daemon_is_reset_between_tests(pytester: pytest.Pytester) -> None:

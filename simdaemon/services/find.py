@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Generator, Iterator
-from typing import Any, cast
+from typing import cast
 
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
@@ -19,11 +19,11 @@ from pydicom.sequence import Sequence as DicomSequence
 from pynetdicom import evt
 from pynetdicom.dimse_primitives import C_FIND
 
-from simdaemon import status
+from simdaemon import lookup, status
 from simdaemon.archive import Archive
-from simdaemon.attributes import read as read_attributes
 from simdaemon.audit import AuditTrail
 from simdaemon.config import TrustedEntity
+from simdaemon.lookup import IndexRow
 from simdaemon.query import Query, QueryError, ReturnKey, Shape, compile_query, describe
 from simdaemon.services.peer import describe_peer
 
@@ -57,12 +57,13 @@ def _derived(stored: Dataset, keyword: str) -> DataElement | None:
     return None
 
 
-def _value(key: ReturnKey, row: tuple[Any, ...], stored: Dataset | None) -> DataElement:
-    """The element answering ``key`` for one row."""
+def _value(key: ReturnKey, row: IndexRow) -> DataElement:
+    """The element answering ``key`` for one matched row."""
     requested = key.element
-    if key.source == "column":
-        value = row[key.select]
+    if key.source == "index":
+        value = row.value(key.keyword)
         return DataElement(requested.tag, requested.VR, "" if value is None else value)
+    stored = row.stored
     if key.source == "attribute" and stored is not None and requested.tag in stored:
         found = stored[requested.tag]
         if found.VR != "SQ":
@@ -80,7 +81,7 @@ def _value(key: ReturnKey, row: tuple[Any, ...], stored: Dataset | None) -> Data
             reduced.append(kept)
         return DataElement(requested.tag, "SQ", reduced)
     if key.source == "attribute" and stored is not None:
-        derived = _derived(stored, requested.keyword)
+        derived = _derived(stored, key.keyword)
         if derived is not None:
             return derived
     if requested.VR == "SQ":
@@ -88,33 +89,25 @@ def _value(key: ReturnKey, row: tuple[Any, ...], stored: Dataset | None) -> Data
     return DataElement(requested.tag, requested.VR, None)
 
 
-def answer(query: Query, row: tuple[Any, ...], stored: Dataset | None, charset: str,
-           retrieve_ae: str) -> Dataset:  # fmt: skip
+def answer(query: Query, row: IndexRow, charset: str, retrieve_ae: str) -> Dataset:
     """One response identifier: exactly the requested keys, plus level, charset and AE."""
     identifier = Dataset()
     identifier.SpecificCharacterSet = charset
     identifier.QueryRetrieveLevel = query.level.name
     identifier.RetrieveAETitle = retrieve_ae
     for key in query.keys:
-        identifier.add(_value(key, row, stored))
+        identifier.add(_value(key, row))
     return identifier
 
 
 def run_query(
     archive: Archive, query: Query, charset: str, retrieve_ae: str
 ) -> Generator[Dataset, None, None]:
-    """Stream the response identifiers of a compiled query (post-filters applied)."""
-    rows = archive.find(query.sql, query.params)
+    """Stream the response identifiers of a query, as the archive's lookup finds its rows."""
+    rows = lookup.find(archive, query)
     try:
         for row in rows:
-            stored: Dataset | None = None
-            if query.needs_attributes and row[1] is not None:
-                stored = read_attributes(row[1], row[2])
-            if query.post_filters and (
-                stored is None or not all(accept(stored) for accept in query.post_filters)
-            ):
-                continue
-            yield answer(query, row, stored, charset, retrieve_ae)
+            yield answer(query, row, charset, retrieve_ae)
     finally:
         rows.close()
 

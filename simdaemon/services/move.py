@@ -40,9 +40,8 @@ from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_MOVE, C_STORE
 from pynetdicom.dsutils import decode, encode
 
-from simdaemon import status
+from simdaemon import lookup, status
 from simdaemon.archive import Archive
-from simdaemon.attributes import read as read_attributes
 from simdaemon.audit import AuditTrail
 from simdaemon.charset import TEXT_VRS, value_representation
 from simdaemon.config import TrustedEntity
@@ -331,7 +330,7 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
     universal = universal_key(identifier, query.level)
     if universal is not None and not service.move_universal_match:
         # Counted, never listed: the refusal costs one SQL count, not the move's matching.
-        extent = archive.extent(query)
+        extent = lookup.extent(archive, query)
         finish(
             UNABLE_TO_PROCESS,
             f"refused: {universal.sentence(extent)}; no connection was made. Name the "
@@ -345,15 +344,10 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
             f" ({universal.keyword} {universal.how}: universal match allowed by [quirks] "
             "move_universal_match)"
         )
-    instances: list[_Instance] = []
-    for uid, sop_class, file, syntax, attributes in archive.find(
-        query.instances_sql(), query.params
-    ):
-        if query.post_filters:
-            stored = read_attributes(attributes, syntax)
-            if not all(accept(stored) for accept in query.post_filters):
-                continue
-        instances.append(_Instance(uid, sop_class, archive.folder / file, syntax))
+    instances = [
+        _Instance(found.sop_instance_uid, found.sop_class_uid, found.path, found.transfer_syntax)
+        for found in lookup.instances(archive, query)
+    ]
 
     if (
         service.image_move_requires_series_uid
