@@ -6,12 +6,11 @@ import time
 
 from pynetdicom import evt
 
+from simdaemon import status
 from simdaemon.audit import AuditTrail
 from simdaemon.services.peer import describe_peer
 
 __all__ = ["handle_echo"]
-
-SUCCESS = 0x0000
 
 
 def handle_echo(event: evt.Event, audit: AuditTrail) -> int:
@@ -25,7 +24,7 @@ def handle_echo(event: evt.Event, audit: AuditTrail) -> int:
         peer=peer.address,
         outcome="success",
         detail="verification answered",
-        status=SUCCESS,
+        status=status.SUCCESS,
         duration_ms=(time.perf_counter() - started) * 1000,
     )
-    return SUCCESS
+    return status.SUCCESS

@@ -27,14 +27,11 @@ from simdaemon.lookup import IndexRow
 from simdaemon.query import Query, QueryError, ReturnKey, Shape, compile_query, describe
 from simdaemon.services.peer import describe_peer
 
-__all__ = ["PENDING", "answer", "handle_find", "run_query"]
+__all__ = ["answer", "handle_find", "run_query"]
 
 LOGGER = logging.getLogger(__name__)
 
 PATIENT_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.1.1"
-PENDING = 0xFF00
-CANCELLED = 0xFE00
-UNABLE_TO_PROCESS = 0xC000
 #: The export character set of a caller that is not a trusted entity (local tools).
 DEFAULT_EXPORT_CHARSET = "ISO_IR 192"
 
@@ -159,17 +156,17 @@ def handle_find(
         summary = describe(identifier)
         query = compile_query(identifier, model, shape)
     except QueryError as error:
-        outcome_status, detail = UNABLE_TO_PROCESS, f"{model} root query refused: {error}"
+        outcome_status, detail = status.UNABLE_TO_PROCESS, f"{model} root query refused: {error}"
         LOGGER.warning("C-FIND from '%s' refused: %s", peer.calling_ae, error)
         record()
-        yield _failure(UNABLE_TO_PROCESS, str(error)), None
+        yield _failure(status.UNABLE_TO_PROCESS, str(error)), None
         return
     except Exception as error:  # noqa: BLE001 - a malformed identifier is the peer's data
-        outcome_status = UNABLE_TO_PROCESS
+        outcome_status = status.UNABLE_TO_PROCESS
         detail = f"identifier cannot be decoded: {type(error).__name__}: {error}"
         LOGGER.warning("C-FIND from '%s': %s", peer.calling_ae, detail)
         record()
-        yield _failure(UNABLE_TO_PROCESS, "identifier cannot be decoded"), None
+        yield _failure(status.UNABLE_TO_PROCESS, "identifier cannot be decoded"), None
         return
 
     source = entity(peer.calling_ae)
@@ -180,23 +177,23 @@ def handle_find(
     try:
         for response in responses:
             if event.is_cancelled:
-                outcome_status = CANCELLED
+                outcome_status = status.CANCELLED
                 break
             matched += 1
-            yield PENDING, response
+            yield status.PENDING, response
         else:
             if event.is_cancelled:
-                outcome_status = CANCELLED
+                outcome_status = status.CANCELLED
     except GeneratorExit:  # closed early: the association was aborted or released under it
         abandoned = True
         raise
     finally:
         responses.close()
-        cancelled = " (cancelled)" if outcome_status == CANCELLED else ""
+        cancelled = " (cancelled)" if outcome_status == status.CANCELLED else ""
         ended = " (association ended before the final response)" if abandoned else ""
         detail = (
             f"{query.level.name} {root}: {summary}{ignored}: {matched} match(es){cancelled}{ended}"
         )
         record()
-    if outcome_status == CANCELLED:
-        yield CANCELLED, None
+    if outcome_status == status.CANCELLED:
+        yield status.CANCELLED, None

@@ -58,18 +58,8 @@ LOGGER = logging.getLogger(__name__)
 
 PATIENT_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.1.2"
 RT_PLAN_STORAGE = "1.2.840.10008.5.1.4.1.1.481.5"
-PENDING = 0xFF00
-CANCELLED = 0xFE00
-SUBOPERATIONS_FAILED = 0xB000
-UNABLE_TO_COUNT = 0xA701
-UNABLE_TO_PERFORM = 0xA702
 #: Sub-operation counts are US (16 bit) in the C-MOVE response.
 MAX_SUBOPERATIONS = 65535
-DESTINATION_UNKNOWN = 0xA801
-IDENTIFIER_MISMATCH = 0xA900
-UNABLE_TO_PROCESS = 0xC000
-QUIRK_REFUSED = 0xC001
-INTERNAL_FAILURE = 0xC511
 #: How long the destination may take: to accept the connection, to answer the association
 #: request, to answer one C-STORE.
 CONNECT_TIMEOUT_S = 5.0
@@ -156,7 +146,7 @@ class _Responder:
         if comment:
             rsp.ErrorComment = comment[:64]  # type: ignore[assignment]
         if counts is not None:
-            if not final or code == CANCELLED:
+            if not final or code == status.CANCELLED:
                 rsp.NumberOfRemainingSuboperations = counts.remaining
             rsp.NumberOfCompletedSuboperations = counts.completed
             rsp.NumberOfFailedSuboperations = counts.failed
@@ -306,7 +296,7 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
     try:
         identifier = decode_identifier(assoc, request, context_id)
     except Exception as error:  # noqa: BLE001 - a malformed identifier is the peer's data
-        finish(IDENTIFIER_MISMATCH, f"identifier cannot be decoded: {error}",
+        finish(status.IDENTIFIER_MISMATCH, f"identifier cannot be decoded: {error}",
                comment="identifier cannot be decoded")  # fmt: skip
         return
     summary = describe(identifier)
@@ -314,7 +304,7 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
     entity = service.entity(destination_ae)
     if entity is None:
         finish(
-            DESTINATION_UNKNOWN,
+            status.DESTINATION_UNKNOWN,
             f"'{destination_ae}' is not a trusted entity, so its address is unknown; "
             "no connection was made",
             comment="Move Destination is not a trusted entity",
@@ -323,7 +313,7 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
     try:
         query = compile_query(identifier, model, service.shape)
     except QueryError as error:
-        finish(UNABLE_TO_PROCESS, f"refused: {error}", comment=str(error))
+        finish(status.UNABLE_TO_PROCESS, f"refused: {error}", comment=str(error))
         return
 
     archive = service.archive()
@@ -332,7 +322,7 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
         # Counted, never listed: the refusal costs one SQL count, not the move's matching.
         extent = lookup.extent(archive, query)
         finish(
-            UNABLE_TO_PROCESS,
+            status.UNABLE_TO_PROCESS,
             f"refused: {universal.sentence(extent)}; no connection was made. Name the "
             f"objects by {universal.keyword}, or set [quirks] move_universal_match = true",
             comment=universal.comment(extent),
@@ -356,7 +346,7 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
         and any(i.sop_class != RT_PLAN_STORAGE for i in instances)
     ):
         finish(
-            QUIRK_REFUSED,
+            status.QUIRK_REFUSED,
             "IMAGE-level move without SeriesInstanceUID refused for objects other than "
             "plans ([quirks] image_move_requires_series_uid)",
             comment="IMAGE move needs SeriesInstanceUID",
@@ -373,7 +363,7 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
     counts = _Counts(remaining=len(instances))
     if len(instances) > MAX_SUBOPERATIONS:
         finish(
-            UNABLE_TO_COUNT,
+            status.UNABLE_TO_COUNT,
             f"{len(instances)} objects match; a move's counts are 16-bit, so at most "
             f"{MAX_SUBOPERATIONS} can be moved at once: move series by series",
             comment="more than 65535 sub-operations",
@@ -390,7 +380,7 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
     address = _destination_address(entity)
     if address is None:
         finish(
-            UNABLE_TO_PERFORM,
+            status.UNABLE_TO_PERFORM,
             f"trusted entity '{entity.ae_title}' has ip = '{entity.ip}', a network, not a "
             "host; set its ip to the address of its storage SCP",
             counts,
@@ -404,7 +394,7 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
         for instance in instances:
             counts.fail(instance.uid)
         finish(
-            UNABLE_TO_PERFORM,
+            status.UNABLE_TO_PERFORM,
             f"cannot reach {where}: {_refusal(store)}",
             counts,
             comment="cannot associate with the Move Destination",
@@ -433,7 +423,7 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
                 finish(None, f"the requester left after {counts.describe()}; move stopped")
                 return
             if respond.cancelled():
-                finish(CANCELLED, f"cancelled after {counts.describe()}", counts)
+                finish(status.CANCELLED, f"cancelled after {counts.describe()}", counts)
                 return
             injected = ""  # the outcome of an injected sub-operation status, if any
             if service.suboperation_fault is not None and instance.uid not in dropped:
@@ -445,7 +435,7 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
                 warn = injected == "warning"
                 _suboperation(service, store, instance, entity, accepted, counts, request, peer,
                               warn=warn)  # fmt: skip
-            respond.send(PENDING, counts, final=False)
+            respond.send(status.PENDING, counts, final=False)
     except Stopped:  # stop() ended an injected sub-operation delay and aborted the requester
         finish(None, f"the daemon stopped after {counts.describe()}")
         raise
@@ -454,7 +444,7 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
             store.release()
     if interrupted(at_the_end=True):  # fewer sub-operations than the fault's count
         return
-    code = status.SUCCESS if not (counts.failed or counts.warning) else SUBOPERATIONS_FAILED
+    code = status.SUCCESS if not (counts.failed or counts.warning) else status.SUBOPERATIONS_FAILED
     finish(code, f"{len(instances)} sub-operation(s) to {where}: {counts.describe()}", counts)
 
 
@@ -468,7 +458,7 @@ def answer_fault(
 def fail_move(assoc: Association, request: C_MOVE, context_id: int) -> None:
     """Answer 0xC511 after a failure of the daemon itself, so the requester is not left waiting."""
     _Responder(assoc, request, context_id).send(
-        INTERNAL_FAILURE, comment="the daemon failed; see its log"
+        status.INTERNAL_FAILURE, comment="the daemon failed; see its log"
     )
 
 
