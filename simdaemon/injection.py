@@ -102,9 +102,7 @@ class Injector:
         peer = describe_peer(assoc)
         self.audit.record(
             "fault",
-            calling_ae=peer.calling_ae,
-            called_ae=peer.called_ae,
-            peer=peer.address,
+            **peer.audit_fields(),
             outcome="fired",
             detail=f"injected: {firing.fault.describe()}",
             rule=firing.fault.operation,

@@ -435,9 +435,7 @@ class Daemon:
         # Record before answering: a client that has its answer can already read the audit.
         self.audit.record(
             "associate",
-            calling_ae=peer.calling_ae,
-            called_ae=peer.called_ae,
-            peer=peer.address,
+            **peer.audit_fields(),
             outcome=outcome,
             detail=decision.explanation,
             rule=decision.rule,

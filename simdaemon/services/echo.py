@@ -19,9 +19,7 @@ def handle_echo(event: evt.Event, audit: AuditTrail) -> int:
     peer = describe_peer(event.assoc)
     audit.record(
         "echo",
-        calling_ae=peer.calling_ae,
-        called_ae=peer.called_ae,
-        peer=peer.address,
+        **peer.audit_fields(),
         outcome="success",
         detail="verification answered",
         status=status.SUCCESS,

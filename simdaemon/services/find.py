@@ -141,9 +141,7 @@ def handle_find(
     def record() -> None:
         audit.record(
             "find",
-            calling_ae=peer.calling_ae,
-            called_ae=peer.called_ae,
-            peer=peer.address,
+            **peer.audit_fields(),
             outcome="aborted" if abandoned else status.outcome(outcome_status),
             detail=detail,
             rule="query",

@@ -283,9 +283,7 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
         log("C-MOVE from '%s' to '%s': %s", peer.calling_ae, destination_ae, detail)
         service.audit.record(
             "move",
-            calling_ae=peer.calling_ae,
-            called_ae=peer.called_ae,
-            peer=peer.address,
+            **peer.audit_fields(),
             outcome=outcome,
             detail=f"{summary} to '{destination_ae}': {detail}",
             rule=rule,

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 from pynetdicom.association import Association
 
-__all__ = ["Peer", "describe_peer"]
+__all__ = ["AuditParties", "Peer", "describe_peer"]
+
+
+class AuditParties(TypedDict):
+    """The fields of an audit event that say who it is about."""
+
+    calling_ae: str
+    called_ae: str
+    peer: str
 
 
 @dataclass(frozen=True)
@@ -22,6 +31,10 @@ class Peer:
     def address(self) -> str:
         """The peer as ``ip:port``."""
         return f"{self.ip}:{self.port}"
+
+    def audit_fields(self) -> AuditParties:
+        """Who an audit event is about, as :meth:`AuditTrail.record` takes it."""
+        return {"calling_ae": self.calling_ae, "called_ae": self.called_ae, "peer": self.address}
 
 
 def describe_peer(assoc: Association) -> Peer:

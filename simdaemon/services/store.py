@@ -48,9 +48,7 @@ def handle_store(
     result = importer().run(received, entity(peer.calling_ae))
     audit.record(
         "store",
-        calling_ae=peer.calling_ae,
-        called_ae=peer.called_ae,
-        peer=peer.address,
+        **peer.audit_fields(),
         outcome=status.outcome(result.answered),
         detail=f"SOP Instance {result.sop_instance_uid or '(none)'}: {result.detail}",
         rule=result.rule,
