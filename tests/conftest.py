@@ -83,6 +83,15 @@ def client_for(daemon: TestDaemon, calling: str | None = None, **timeouts: float
 
 
 @pytest.fixture
+def receivers() -> Iterator[list[Receiver]]:
+    """Storage receivers a test starts and appends here; all stopped at teardown."""
+    started: list[Receiver] = []
+    yield started
+    for receiver in started:
+        receiver.stop()
+
+
+@pytest.fixture
 def receiver(simdaemon: TestDaemon) -> Iterator[Receiver]:
     """The test's own storage receiver, on the port its entity reserved: moves to it arrive."""
     entity = simdaemon.test_entity

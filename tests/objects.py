@@ -30,6 +30,16 @@ def uid() -> str:
     return f"{ROOT}.{next(_counter)}"
 
 
+def _override(ds: Dataset, overrides: dict[str, Any]) -> None:
+    """Set each keyword to its value; None removes the attribute."""
+    for keyword, value in overrides.items():
+        if value is None:
+            if keyword in ds:
+                delattr(ds, keyword)
+        else:
+            setattr(ds, keyword, value)
+
+
 def _base(sop_class: str, modality: str, **overrides: Any) -> Dataset:
     ds = Dataset()
     ds.SOPClassUID = sop_class
@@ -48,12 +58,7 @@ def _base(sop_class: str, modality: str, **overrides: Any) -> Dataset:
     ds.SeriesNumber = 1
     ds.Modality = modality
     ds.InstanceNumber = 1
-    for keyword, value in overrides.items():
-        if value is None:
-            if keyword in ds:
-                delattr(ds, keyword)
-        else:
-            setattr(ds, keyword, value)
+    _override(ds, overrides)
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
@@ -74,12 +79,7 @@ def ct(size: int = 4, **overrides: Any) -> Dataset:
     grayscale_pixels(ds, size, 16, True, pixels)
     ds.RescaleIntercept = -1024
     ds.RescaleSlope = 1
-    for keyword, value in overrides.items():
-        if value is None:
-            if keyword in ds:
-                delattr(ds, keyword)
-        else:
-            setattr(ds, keyword, value)
+    _override(ds, overrides)
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
     return ds

@@ -9,7 +9,6 @@ tested first, without sockets; then the daemon, over pynetdicom, against the kno
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -164,14 +163,6 @@ def test_the_quirk_is_in_the_example_configuration_and_loads() -> None:
 
 
 # --- the daemon ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def receivers() -> Iterator[list[Receiver]]:
-    started: list[Receiver] = []
-    yield started
-    for receiver in started:
-        receiver.stop()
 
 
 @pytest.fixture
