@@ -508,8 +508,7 @@ class Transaction:
     def _study(self, study_uid: str) -> StoredStudy | None:
         """A stored study and the patient it is filed under."""
         row = self._db.execute(
-            "SELECT s.id, s.patient, p.patient_id FROM studies s JOIN patients p "
-            "ON p.id = s.patient WHERE s.study_uid = ?",
+            f"SELECT s.id, s.patient, p.patient_id FROM {joined(1)} WHERE s.study_uid = ?",
             (study_uid,),
         ).fetchone()
         return None if row is None else StoredStudy(key=row[0], patient=row[1], patient_id=row[2])
@@ -521,7 +520,7 @@ class Transaction:
     def _series(self, series_uid: str) -> StoredSeries | None:
         """A stored series and the study it is filed under."""
         row = self._db.execute(
-            "SELECT r.id, r.study, s.study_uid FROM series r JOIN studies s ON s.id = r.study "
+            f"SELECT r.id, r.study, s.study_uid FROM {_join(HIERARCHY[1:3], '')} "
             "WHERE r.series_uid = ?",
             (series_uid,),
         ).fetchone()
