@@ -14,7 +14,7 @@ from dbdaemon_client import DaemonClient, Entity
 from simdaemon import Daemon
 from simdaemon.dcmtk import find_dcmtk
 from simdaemon.pytest_plugin import TestDaemon
-from tests.receiver import Receiver
+from tests.receiver import Receiver, receiving
 
 MakeDaemon = Callable[..., Daemon]
 
@@ -94,7 +94,4 @@ def receivers() -> Iterator[list[Receiver]]:
 @pytest.fixture
 def receiver(simdaemon: TestDaemon) -> Iterator[Receiver]:
     """The test's own storage receiver, on the port its entity reserved: moves to it arrive."""
-    entity = simdaemon.test_entity
-    started = Receiver(ae_title=entity.ae_title, bind_port=entity.port).start()
-    yield started
-    started.stop()
+    yield from receiving(simdaemon.test_entity.ae_title, simdaemon.test_entity.port)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,3 +92,15 @@ class Receiver:
         if self.on_store is not None:
             self.on_store(count)
         return 0x0000
+
+
+def receiving(ae_title: str, port: int) -> Iterator[Receiver]:
+    """A fixture's body: a receiver as ``ae_title`` on ``port`` (a reserved one), then stopped.
+
+    Use as ``yield from receiving(entity.ae_title, entity.port)``.
+    """
+    started = Receiver(ae_title=ae_title, bind_port=port).start()
+    try:
+        yield started
+    finally:
+        started.stop()

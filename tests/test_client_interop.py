@@ -32,7 +32,7 @@ from dbdaemon_client.results import text
 from simdaemon.synthetic import SyntheticPatient, synthetic_patient
 from tests import qr_servers
 from tests.qr_servers import Peer, QRServer
-from tests.receiver import Receiver
+from tests.receiver import Receiver, receiving
 
 #: The fixtures qr_server and qr_peers: a plugin, so every module shares one set of servers.
 pytest_plugins = ["tests.qr_servers"]
@@ -53,19 +53,13 @@ def client(qr_server: QRServer) -> DaemonClient:
 @pytest.fixture
 def here(qr_server: QRServer) -> Iterator[Receiver]:
     """A storage SCP on the test's own entity's port, for moves addressed to the test."""
-    local = qr_server.local
-    started = Receiver(ae_title=local.ae_title, bind_port=local.port).start()
-    yield started
-    started.stop()
+    yield from receiving(qr_server.local.ae_title, qr_server.local.port)
 
 
 @pytest.fixture
 def third(qr_server: QRServer) -> Iterator[Receiver]:
     """A third party's storage SCP: the server moves to it on the test's request."""
-    peer = qr_server.third
-    started = Receiver(ae_title=peer.ae_title, bind_port=peer.port).start()
-    yield started
-    started.stop()
+    yield from receiving(qr_server.third.ae_title, qr_server.third.port)
 
 
 def uids(datasets: list[Dataset]) -> list[str]:
