@@ -7,17 +7,23 @@ instead of silently storing mojibake.
 
 pydicom decodes the default repertoire (ISO_IR 6) as Latin-1 and so never notices a byte above
 0x7F; here ISO_IR 6 is strict US-ASCII, as the standard and the real daemon have it.
+
+C-MOVE export: ``export_bytes`` patches only (0008,0005) into a stored data set's bytes when
+its text is ASCII; ``export_dataset`` re-encodes a read data set for the export character set.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from io import BytesIO
 
 from pydicom.charset import convert_encodings, decode_bytes
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.filereader import read_dataset
 from pydicom.tag import BaseTag
 
 __all__ = [
@@ -26,6 +32,8 @@ __all__ = [
     "decode_dataset",
     "decode_text",
     "effective_charset",
+    "export_bytes",
+    "export_dataset",
     "value_representation",
 ]
 
@@ -160,3 +168,99 @@ def decode_dataset(dataset: Dataset, import_charset: str, override: bool) -> Dec
     bad: list[str] = []
     _walk(dataset, terms, bad, "")
     return Decoded(charset=terms, declared=declared, undecodable=tuple(bad))
+
+
+#: Character sets whose first 128 codes are US-ASCII and that need no escape sequences:
+#: text that is all ASCII is written identically in any of them.
+_ASCII_SUPERSETS = frozenset(
+    {"", "ISO_IR 6", "ISO_IR 100", "ISO_IR 101", "ISO_IR 109", "ISO_IR 110", "ISO_IR 144",
+     "ISO_IR 127", "ISO_IR 126", "ISO_IR 138", "ISO_IR 148", "ISO_IR 203", "ISO_IR 166",
+     "ISO_IR 192", "GB18030", "GBK"}
+)  # fmt: skip
+
+
+def _all_ascii(dataset: Dataset) -> bool:
+    """Whether every text value of the (unconverted) data set is plain US-ASCII."""
+    for tag in dataset.keys():  # noqa: SIM118 - iterating a Dataset converts its elements
+        element = dataset.get_item(tag)
+        if element is None:
+            continue
+        vr = value_representation(element)
+        if vr == "SQ":
+            if not all(_all_ascii(item) for item in dataset[tag].value):
+                return False
+        elif vr in TEXT_VRS:
+            value = element.value
+            if isinstance(value, (bytes, str)) and not value.isascii():
+                return False
+    return True
+
+
+def export_dataset(dataset: Dataset, wanted: Sequence[str]) -> Dataset:
+    """Change a read data set's text to the export character set ``wanted`` (in place).
+
+    Decoding every text value to write it again costs a third of a sub-operation, so it is
+    skipped when the text is plain ASCII and both character sets write ASCII the same way:
+    then only the Specific Character Set changes.
+    """
+    wanted = list(wanted)
+    stored = dataset.get("SpecificCharacterSet")
+    stored_terms = (
+        [str(stored)] if isinstance(stored, str) else [str(t) for t in stored] if stored else []
+    )
+    if stored_terms == wanted:
+        return dataset
+    compatible = set(stored_terms) | set(wanted) <= _ASCII_SUPERSETS
+    if not (compatible and _all_ascii(dataset)):
+        dataset.decode()  # text to str in the stored charset, written in the wanted one
+    dataset.SpecificCharacterSet = wanted[0] if len(wanted) == 1 else wanted
+    return dataset
+
+
+def _charset_element(terms: list[str], implicit: bool) -> bytes:
+    value = "\\".join(terms).encode("ascii")
+    if len(value) % 2:
+        value += b" "
+    if implicit:
+        return struct.pack("<HHI", 0x0008, 0x0005, len(value)) + value
+    return struct.pack("<HH2sH", 0x0008, 0x0005, b"CS", len(value)) + value
+
+
+_LONG_HEADER_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR",
+                              "UT", "UV"})  # fmt: skip
+
+
+def export_bytes(data: bytes, implicit: bool, wanted: Sequence[str]) -> bytes | None:
+    """A little-endian data set's bytes with (0008,0005) set to ``wanted``, text untouched.
+
+    ``None`` when the text must change: a character set that is not an ASCII superset, a
+    group length, non-ASCII text, or an element after (0008,0005) that cannot be located.
+    """
+    wanted = list(wanted)
+    parsed = read_dataset(BytesIO(data), implicit, True)
+    element = parsed.get_item(0x00080005)
+    value = element.value if element is not None else None
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    stored = [t.strip() for t in str(value or "").split("\\")] if value else []
+    if stored == wanted:
+        return data
+    if not (set(stored) | set(wanted) <= _ASCII_SUPERSETS) or 0x00080000 in parsed:
+        return None
+    if not _all_ascii(parsed):
+        return None
+    new = _charset_element(wanted, implicit)
+    if isinstance(element, RawDataElement):
+        header = 8
+        start = int(element.value_tell) - header
+        return data[:start] + new + data[int(element.value_tell) + int(element.length) :]
+    for tag in parsed.keys():  # noqa: SIM118 - keys, without converting elements
+        if tag > 0x00080005:
+            after = parsed.get_item(tag)
+            if not isinstance(after, RawDataElement):
+                return None
+            vr = value_representation(after)
+            long = not implicit and vr in _LONG_HEADER_VRS
+            start = int(after.value_tell) - (12 if long else 8)
+            return data[:start] + new + data[start:]
+    return data + new

@@ -20,7 +20,6 @@ List.
 from __future__ import annotations
 
 import logging
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,10 +28,8 @@ from pathlib import Path
 from typing import Any, cast
 
 from pydicom import dcmread
-from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
-from pydicom.filereader import read_dataset
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, evt
@@ -43,7 +40,7 @@ from pynetdicom.dsutils import decode, encode
 from simdaemon import lookup, status
 from simdaemon.archive import Archive
 from simdaemon.audit import AuditTrail
-from simdaemon.charset import TEXT_VRS, value_representation
+from simdaemon.charset import export_bytes, export_dataset
 from simdaemon.config import TrustedEntity
 from simdaemon.faults import Stopped
 from simdaemon.investigation import Investigator
@@ -204,52 +201,10 @@ def _refusal(store: Association) -> str:
     return "no association (connection refused or timed out)"
 
 
-#: Character sets whose first 128 codes are US-ASCII and that need no escape sequences:
-#: text that is all ASCII is written identically in any of them.
-_ASCII_SUPERSETS = frozenset(
-    {"", "ISO_IR 6", "ISO_IR 100", "ISO_IR 101", "ISO_IR 109", "ISO_IR 110", "ISO_IR 144",
-     "ISO_IR 127", "ISO_IR 126", "ISO_IR 138", "ISO_IR 148", "ISO_IR 203", "ISO_IR 166",
-     "ISO_IR 192", "GB18030", "GBK"}
-)  # fmt: skip
-
-
-def _all_ascii(dataset: Dataset) -> bool:
-    """Whether every text value of the (unconverted) data set is plain US-ASCII."""
-    for tag in dataset.keys():  # noqa: SIM118 - iterating a Dataset converts its elements
-        element = dataset.get_item(tag)
-        if element is None:
-            continue
-        vr = value_representation(element)
-        if vr == "SQ":
-            if not all(_all_ascii(item) for item in dataset[tag].value):
-                return False
-        elif vr in TEXT_VRS:
-            value = element.value
-            if isinstance(value, (bytes, str)) and not value.isascii():
-                return False
-    return True
-
-
 def _outgoing(instance: _Instance, entity: TrustedEntity) -> Dataset:
-    """The stored object as sent: text re-encoded in the destination's export charset.
-
-    Decoding every text value to write it again costs a third of a sub-operation, so it is
-    skipped when the text is plain ASCII and both character sets write ASCII the same way:
-    then only the Specific Character Set changes.
-    """
+    """The stored object as sent: text re-encoded in the destination's export charset."""
     dataset = dcmread(instance.path)
-    stored = dataset.get("SpecificCharacterSet")
-    stored_terms = (
-        [str(stored)] if isinstance(stored, str) else [str(t) for t in stored] if stored else []
-    )
-    wanted = entity.export_charset.split("\\")
-    if stored_terms == wanted:
-        return dataset
-    compatible = set(stored_terms) | set(wanted) <= _ASCII_SUPERSETS
-    if not (compatible and _all_ascii(dataset)):
-        dataset.decode()  # text to str in the stored charset, written in the wanted one
-    dataset.SpecificCharacterSet = wanted[0] if len(wanted) == 1 else wanted
-    return dataset
+    return export_dataset(dataset, entity.export_charset.split("\\"))
 
 
 def _as_file(dataset: Dataset) -> bytes:
@@ -527,53 +482,13 @@ def _send(
     return answer
 
 
-def _charset_element(terms: list[str], implicit: bool) -> bytes:
-    value = "\\".join(terms).encode("ascii")
-    if len(value) % 2:
-        value += b" "
-    if implicit:
-        return struct.pack("<HHI", 0x0008, 0x0005, len(value)) + value
-    return struct.pack("<HH2sH", 0x0008, 0x0005, b"CS", len(value)) + value
-
-
-_LONG_HEADER_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR",
-                              "UT", "UV"})  # fmt: skip
-
-
 def _raw_dataset(instance: _Instance, entity: TrustedEntity) -> bytes | None:
     """The stored data set's bytes, fit to send as they are; ``None`` if text must change."""
     syntax = UID(instance.transfer_syntax)
     if syntax not in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
         return None
     _, data = split(instance.path.read_bytes())
-    parsed = read_dataset(BytesIO(data), syntax.is_implicit_VR, True)
-    wanted = entity.export_charset.split("\\")
-    element = parsed.get_item(0x00080005)
-    value = element.value if element is not None else None
-    if isinstance(value, bytes):
-        value = value.decode("ascii", "replace")
-    stored = [t.strip() for t in str(value or "").split("\\")] if value else []
-    if stored == wanted:
-        return data
-    if not (set(stored) | set(wanted) <= _ASCII_SUPERSETS) or 0x00080000 in parsed:
-        return None
-    if not _all_ascii(parsed):
-        return None
-    new = _charset_element(wanted, syntax.is_implicit_VR)
-    if isinstance(element, RawDataElement):
-        header = 8
-        start = int(element.value_tell) - header
-        return data[:start] + new + data[int(element.value_tell) + int(element.length) :]
-    for tag in parsed.keys():  # noqa: SIM118 - keys, without converting elements
-        if tag > 0x00080005:
-            after = parsed.get_item(tag)
-            if not isinstance(after, RawDataElement):
-                return None
-            vr = value_representation(after)
-            long = not syntax.is_implicit_VR and vr in _LONG_HEADER_VRS
-            start = int(after.value_tell) - (12 if long else 8)
-            return data[:start] + new + data[start:]
-    return data + new
+    return export_bytes(data, syntax.is_implicit_VR, entity.export_charset.split("\\"))
 
 
 def _suboperation(

@@ -1,0 +1,119 @@
+"""Export re-encoding: a stored object's text in the destination's character set (no sockets)."""
+
+from __future__ import annotations
+
+import warnings
+from io import BytesIO
+
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset
+from pydicom.filewriter import write_dataset
+
+from simdaemon.charset import export_bytes, export_dataset
+
+
+def _raw(ds: Dataset, implicit: bool) -> bytes:
+    out = DicomBytesIO()
+    out.is_little_endian = True
+    out.is_implicit_VR = implicit
+    write_dataset(out, ds)
+    return out.getvalue()
+
+
+def _object(charset: str | None, name: bytes, description: bytes) -> Dataset:
+    ds = Dataset()
+    if charset is not None:
+        ds.SpecificCharacterSet = charset
+    ds.add_new(0x00080018, "UI", "1.2.3.4")
+    ds.add_new(0x00081030, "LO", description)
+    ds.add_new(0x00100010, "PN", name)
+    return ds
+
+
+def _read(data: bytes, implicit: bool) -> Dataset:
+    return read_dataset(BytesIO(data), implicit, True)
+
+
+@pytest.mark.parametrize("implicit", [True, False])
+def test_ascii_text_only_the_charset_element_is_rewritten(implicit: bool) -> None:
+    data = _raw(_object("ISO_IR 100", b"Smith^John", b"Prostate"), implicit)
+    out = export_bytes(data, implicit, ["ISO_IR 192"])
+    assert out is not None
+    new = b"ISO_IR 192"
+    header = b"\x08\x00\x05\x00" + (b"\x0a\x00\x00\x00" if implicit else b"CS\x0a\x00")
+    old_len = len(b"ISO_IR 100")
+    assert out == data.replace(data[: 8 + old_len], header + new)
+    assert _read(out, implicit).PatientName == "Smith^John"
+
+
+@pytest.mark.parametrize("implicit", [True, False])
+def test_ascii_text_without_a_charset_gets_one_inserted_in_tag_order(implicit: bool) -> None:
+    data = _raw(_object(None, b"Smith^John", b"Prostate"), implicit)
+    out = export_bytes(data, implicit, ["ISO_IR 100"])
+    assert out is not None
+    assert len(out) == len(data) + 8 + len(b"ISO_IR 100")
+    ds = _read(out, implicit)
+    assert ds.SpecificCharacterSet == "ISO_IR 100"
+    assert list(ds.keys()) == [0x00080005, 0x00080018, 0x00081030, 0x00100010]
+    assert ds.PatientName == "Smith^John"
+
+
+def test_the_same_charset_returns_the_bytes_as_they_are() -> None:
+    data = _raw(_object("ISO_IR 100", "Müller".encode("latin-1"), b"x"), True)
+    assert export_bytes(data, True, ["ISO_IR 100"]) is data
+
+
+@pytest.mark.parametrize(
+    ("stored", "wanted"),
+    [("ISO_IR 100", ["ISO_IR 192"]), ("ISO_IR 192", ["ISO_IR 100"])],
+)
+def test_non_ascii_text_cannot_go_as_it_is(stored: str, wanted: list[str]) -> None:
+    name = "Müller^Jürgen".encode("latin-1" if stored == "ISO_IR 100" else "utf-8")
+    data = _raw(_object(stored, name, b"x"), True)
+    assert export_bytes(data, True, wanted) is None
+
+
+def test_a_charset_with_escapes_is_not_patched() -> None:
+    data = _raw(_object("ISO_IR 100", b"Smith", b"x"), True)
+    assert export_bytes(data, True, ["ISO 2022 IR 6", "ISO 2022 IR 87"]) is None
+
+
+@pytest.mark.parametrize(
+    ("stored", "encoding", "wanted", "wanted_encoding"),
+    [
+        ("ISO_IR 100", "latin-1", "ISO_IR 192", "utf-8"),
+        ("ISO_IR 192", "utf-8", "ISO_IR 100", "latin-1"),
+    ],
+)
+def test_latin1_and_utf8_are_re_encoded(
+    stored: str, encoding: str, wanted: str, wanted_encoding: str
+) -> None:
+    name = "Müller^Jürgen"
+    ds = _read(_raw(_object(stored, name.encode(encoding), b"x"), True), True)
+    out = export_dataset(ds, [wanted])
+    assert out is ds
+    assert out.SpecificCharacterSet == wanted
+    data = _raw(out, True)
+    assert name.encode(wanted_encoding) in data
+
+
+def test_ascii_text_keeps_its_values_and_changes_only_the_charset() -> None:
+    ds = _read(_raw(_object("ISO_IR 100", b"Smith^John", b"Prostate"), True), True)
+    out = export_dataset(ds, ["ISO_IR 192"])
+    assert out.SpecificCharacterSet == "ISO_IR 192"
+    assert (
+        _raw(out, True)[18:] == _raw(_object("ISO_IR 192", b"Smith^John", b"Prostate"), True)[18:]
+    )
+
+
+def test_a_name_the_target_cannot_encode_is_written_with_question_marks() -> None:
+    """As move.py did before the move: pydicom replaces what Latin-1 cannot hold, warning."""
+    ds = _read(_raw(_object("ISO_IR 192", "山田^太郎".encode(), b"x"), True), True)
+    out = export_dataset(ds, ["ISO_IR 100"])
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        data = _raw(out, True)
+    assert out.SpecificCharacterSet == "ISO_IR 100"
+    assert b"\x10\x00\x10\x00\x06\x00\x00\x00??^?? " in data
