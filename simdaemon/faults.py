@@ -48,7 +48,16 @@ from typing import Any
 
 from simdaemon.status import outcome
 
-__all__ = ["OPERATIONS", "Fault", "FaultError", "Faults", "Firing", "Stopped"]
+__all__ = [
+    "NO_FAULTS",
+    "OPERATIONS",
+    "Fault",
+    "FaultError",
+    "FaultPlan",
+    "Faults",
+    "Firing",
+    "Stopped",
+]
 
 
 class Stopped(Exception):
@@ -57,6 +66,67 @@ class Stopped(Exception):
     Here, beside the rules, so the services that end a request this way need not import the
     injector that raises it.
     """
+
+
+def _nothing() -> None:
+    """What :attr:`FaultPlan.abort` and :attr:`FaultPlan.record` do when no fault fired."""
+
+
+def _no_status(sop_instance_uid: str, sop_class_uid: str) -> int | None:
+    """What :attr:`FaultPlan.suboperation` says when no sub-operation fault is in force."""
+    return None
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """What injected faults do to one request; every service reads it at its own unit points.
+
+    The injector builds one per request (association, C-ECHO, C-STORE, C-FIND, C-MOVE) after
+    any injected delay has been waited, and hands it to the service beside the request: the
+    service answers :attr:`status` instead of serving, counts its units of work (matches
+    sent, sub-operations done, the object imported) against :attr:`abort_after`, and asks
+    :attr:`suboperation` before each object a move sends. Services see only this plan, never
+    the injector, so a new fault needs no new wiring. :data:`NO_FAULTS` is the plan of a
+    request no fault touched.
+    """
+
+    #: The daemon stopped during an injected delay: the association is already aborted, so
+    #: the request is neither served nor answered.
+    stopped: bool = False
+    #: Answer this status (with :attr:`comment`) instead of serving the request.
+    status: int | None = None
+    comment: str = ""
+    #: Refuse the association transiently (``associate`` only).
+    refuse: bool = False
+    #: End the association after this many units of the operation's work, or in place of
+    #: its final response when it has fewer; by calling :attr:`abort`.
+    abort_after: int | None = None
+    #: Whether :attr:`abort` closes the connection without an A-ABORT.
+    close: bool = False
+    #: Ends the association as the fault says. A service records its own audit event first,
+    #: so a client that sees the abort can already read it.
+    abort: Callable[[], None] = _nothing
+    #: Records the firing, for a fault recorded when it springs rather than when it fires
+    #: (an association's PDU trap); every other firing is recorded before the plan is made.
+    record: Callable[[], None] = _nothing
+    #: For n sub-operations of a move, which to drop (seeded); None: drop none.
+    drops: Callable[[int], list[bool]] | None = None
+    #: Whether dropped sub-operations are counted failed (else the move silently reports fewer).
+    drops_counted_failed: bool = False
+    #: Asked before each object a move sends, with its SOP Instance and Class UID: waits any
+    #: injected delay (raising :class:`Stopped` when ``stop()`` cuts it short) and returns a
+    #: status to count the object by instead of the destination's, or None.
+    suboperation: Callable[[str, str], int | None] = _no_status
+    #: The rule that fired, in words, for explanations; empty when none did.
+    described: str = ""
+
+    def aborts(self, done: int) -> bool:
+        """Whether the association ends now, after ``done`` units of work."""
+        return self.abort_after is not None and done >= self.abort_after
+
+
+#: The plan of a request no fault touched.
+NO_FAULTS = FaultPlan()
 
 
 OPERATIONS = ("associate", "echo", "find", "store", "move", "suboperation")

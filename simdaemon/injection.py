@@ -3,35 +3,47 @@
 :mod:`simdaemon.faults` says which rule fires; this module gathers what a rule may match on
 from each request, records every firing in the audit trail, waits injected delays (cut short
 by ``stop()``), answers injected statuses and ends associations through
-:mod:`simdaemon.net.sabotage`. The daemon wraps its DIMSE handlers with :meth:`Injector.wrap`
-and asks :meth:`Injector.fire` itself where it serves the protocol directly (associations,
-C-MOVE and its sub-operations).
+:mod:`simdaemon.net.sabotage`. Every request gets one :class:`~simdaemon.faults.FaultPlan` from
+:meth:`Injector.plan`: :meth:`Injector.wrap` hands it to the DIMSE services beside their
+:class:`~simdaemon.services.context.ServiceContext`, :meth:`Injector.move_plan` to C-MOVE, and
+the association decision asks for its own. The services carry the plan out; nothing here
+knows what an operation's units of work are.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from pydicom.dataset import Dataset
 from pynetdicom import evt
 from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_MOVE
 
 from simdaemon.archive import Archive
 from simdaemon.audit import AuditTrail
-from simdaemon.faults import Faults, Firing, Stopped
+from simdaemon.faults import NO_FAULTS, FaultPlan, Faults, Firing, Stopped
 from simdaemon.net.sabotage import fail_association
+from simdaemon.services.context import ServiceContext
+from simdaemon.services.move import decode_identifier
 from simdaemon.services.peer import describe_peer
 
 __all__ = ["Injector", "identifier_facts"]
 
 LOGGER = logging.getLogger(__name__)
 
-_F = TypeVar("_F", bound=Callable[..., Any])
+_R = TypeVar("_R", covariant=True)
+
+
+class Service(Protocol[_R]):
+    """A DIMSE service as the daemon wires it: the request, the daemon's parts, the plan."""
+
+    def __call__(self, event: evt.Event, context: ServiceContext, plan: FaultPlan, /) -> _R: ...
 
 
 def identifier_facts(identifier: Dataset) -> dict[str, str]:
@@ -40,28 +52,6 @@ def identifier_facts(identifier: Dataset) -> dict[str, str]:
     if "PatientID" in identifier:
         facts["patient_id"] = str(identifier.PatientID or "")
     return facts
-
-
-def _abort_after_matches(
-    results: Iterator[Any], limit: int, fail: Callable[[], None]
-) -> Iterator[Any]:
-    """Pass on ``limit`` pending C-FIND responses, then end the association as a fault.
-
-    With fewer matches the abort replaces the final response; either way the client never
-    hears that its query finished. The search is closed first, so its audit event (outcome
-    ``aborted``) is recorded before the peer can see the abort.
-    """
-    try:
-        for _ in range(limit):
-            item = next(results, None)
-            if item is None or int(getattr(item[0], "Status", item[0])) not in (0xFF00, 0xFF01):
-                break
-            yield item
-    finally:
-        close = getattr(results, "close", None)
-        if close is not None:
-            close()
-    fail()
 
 
 class Injector:
@@ -110,40 +100,65 @@ class Injector:
         )
         LOGGER.warning("injected fault fired: %s", firing.fault.describe())
 
-    def wrap(self, operation: str, handler: _F) -> _F:
-        """Wrap a DIMSE handler so faults for ``operation`` can delay, answer or abort it."""
+    def plan(self, operation: str, assoc: Association, what: dict[str, str]) -> FaultPlan:
+        """Fire a fault for one request and say, as a plan, what the request must suffer.
 
-        def faulty(event: evt.Event, *args: Any) -> Any:
-            if not self.faults.covers(operation):
-                return handler(event, *args)
+        The plan's delay is already waited; when ``stop()`` cut it short the association is
+        aborted and the plan says ``stopped``. A move's plan also carries the sub-operation
+        hook, whether or not a ``move`` rule fired.
+        """
+        plan = NO_FAULTS
+        if self.faults.covers(operation):
             try:
-                firing = self.fire(operation, event.assoc, self.facts(operation, event))
-            except Stopped:  # never answered: the association is aborted
-                return iter(()) if operation == "find" else 0x0000
-            if firing is None:
-                return handler(event, *args)
-            if firing.status is not None:
-                answer = Dataset()
-                answer.Status = firing.status
-                if firing.comment:
-                    answer.ErrorComment = firing.comment[:64]
-                return iter([(answer, None)]) if operation == "find" else answer
-            if firing.abort_after is None:
-                return handler(event, *args)
-            fail = functools.partial(fail_association, event.assoc, firing.close)
-            if operation == "find":
-                results = handler(event, *args, ends_in_abort=True)
-                return _abort_after_matches(results, firing.abort_after, fail)
-            if firing.abort_after > 0:  # store: imported, then aborted instead of answered
-                handler(event, *args)
-            fail()
-            return 0x0000  # never sent: pynetdicom sees the association is no longer up
+                firing = self.fire(operation, assoc, what)
+            except Stopped:
+                return FaultPlan(stopped=True)
+            if firing is not None:
+                plan = FaultPlan(
+                    status=firing.status,
+                    comment=firing.comment,
+                    refuse=firing.refuse,
+                    abort_after=firing.abort_after,
+                    close=firing.close,
+                    abort=functools.partial(fail_association, assoc, firing.close),
+                    record=functools.partial(self.record, assoc, firing),
+                    drops=firing.drops,
+                    drops_counted_failed=firing.fault.drop_as == "failed",
+                    described=firing.fault.describe(),
+                )
+        if operation == "move" and self.faults.covers("suboperation"):
+            hook = functools.partial(self.suboperation, assoc, what)
+            plan = dataclasses.replace(plan, suboperation=hook)
+        return plan
 
-        faulty.__name__ = getattr(handler, "__name__", "handler")
-        return faulty  # type: ignore[return-value]
+    def wrap(
+        self, operation: str, handler: Service[_R], context: ServiceContext
+    ) -> Callable[[evt.Event], _R]:
+        """The event handler serving ``operation``: the service, its context and its plan."""
+
+        def serve(event: evt.Event) -> _R:
+            return handler(
+                event, context, self.plan(operation, event.assoc, self.facts(operation, event))
+            )
+
+        serve.__name__ = getattr(handler, "__name__", "handler")
+        return serve
+
+    def move_plan(self, assoc: Association, request: C_MOVE, context_id: int) -> FaultPlan:
+        """The fault plan of a C-MOVE (served outside pynetdicom's event handlers)."""
+        facts = {
+            "calling_ae": describe_peer(assoc).calling_ae,
+            "sop_class_uid": str(request.AffectedSOPClassUID or ""),
+        }
+        if self.faults.covers("move") or self.faults.covers("suboperation"):
+            with contextlib.suppress(Exception):  # a bad identifier is the move's to answer
+                facts.update(identifier_facts(decode_identifier(assoc, request, context_id)))
+        return self.plan("move", assoc, facts)
 
     def facts(self, operation: str, event: evt.Event) -> dict[str, str]:
         """What a fault rule for ``operation`` may match on in this request."""
+        if not self.faults.covers(operation):
+            return {}
         request = event.request
         facts = {
             "calling_ae": describe_peer(event.assoc).calling_ae,

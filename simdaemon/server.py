@@ -12,16 +12,16 @@ the first one in the caller, so a bug in a handler fails the test that triggered
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 
+from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_MOVE
@@ -40,9 +40,9 @@ from simdaemon.access import (
 from simdaemon.archive import Archive, ArchiveError, Consistency
 from simdaemon.audit import AuditTrail
 from simdaemon.config import Config, TrustedEntity, normalize_ae_title
-from simdaemon.faults import Faults, Stopped
+from simdaemon.faults import NO_FAULTS, Faults, Stopped
 from simdaemon.importer import Importer
-from simdaemon.injection import Injector, identifier_facts
+from simdaemon.injection import Injector
 from simdaemon.investigation import Investigator
 from simdaemon.net.acceptor import (
     EventDrivenRequestHandler,
@@ -52,18 +52,13 @@ from simdaemon.net.acceptor import (
 )
 from simdaemon.net.listener import Listener
 from simdaemon.net.outgoing import no_delay
-from simdaemon.net.sabotage import PduTrap, fail_association, fail_on_pdu
+from simdaemon.net.sabotage import PduTrap, fail_on_pdu
 from simdaemon.net.sop_classes import register_private_storage
 from simdaemon.query import Shape
+from simdaemon.services.context import ServiceContext, failure, status_answer
 from simdaemon.services.echo import handle_echo
 from simdaemon.services.find import handle_find
-from simdaemon.services.move import (
-    MoveService,
-    answer_fault,
-    decode_identifier,
-    fail_move,
-    serve_move,
-)
+from simdaemon.services.move import fail_move, serve_move
 from simdaemon.services.peer import describe_peer
 from simdaemon.services.store import handle_store
 
@@ -78,6 +73,12 @@ _JOIN_TIMEOUT_S = 5.0
 _PEER_GRACE_S = 1.0
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+#: How an association is refused when the decision itself failed: transient, so a caller
+#: retries; source presentation, reason 2 (local limit exceeded), as issue 15 asks.
+_DECISION_FAILED = Rejection(
+    Result.REJECTED_TRANSIENT, Source.SERVICE_PROVIDER_PRESENTATION, Reason.LOCAL_LIMIT_EXCEEDED
+)
 
 
 register_private_storage(STORAGE)  # on import: a daemon must answer every class it accepts
@@ -124,20 +125,13 @@ class Daemon:
             LOGGER.info(self.consistency.describe())
         else:
             LOGGER.warning("archive check at start: %s (repaired)", self.consistency.describe())
+        context = self._context()
         handlers: list[Any] = [
             (evt.EVT_CONN_OPEN, self._guard(no_delay)),
-            (evt.EVT_REQUESTED, self._guard(self._on_requested)),
-            (evt.EVT_C_ECHO, self._guard(self._injector.wrap("echo", handle_echo)), [self.audit]),
-            (
-                evt.EVT_C_STORE,
-                self._guard(self._injector.wrap("store", handle_store)),
-                [self._get_importer, self._entity, self.audit],
-            ),
-            (
-                evt.EVT_C_FIND,
-                self._guard(self._injector.wrap("find", handle_find)),
-                [lambda: self.archive, self._entity, self.audit, self.ae_title, self._shape()],
-            ),
+            (evt.EVT_REQUESTED, self._on_requested),
+            (evt.EVT_C_ECHO, self._answering(self._injector.wrap("echo", handle_echo, context))),
+            (evt.EVT_C_STORE, self._answering(self._injector.wrap("store", handle_store, context))),
+            (evt.EVT_C_FIND, self._answering(self._injector.wrap("find", handle_find, context))),
         ]
         try:
             listener: Listener = self._ae.make_server(
@@ -153,7 +147,7 @@ class Daemon:
                 f"cannot listen on {settings.host}:{settings.port}: {error.strerror}; "
                 "choose another [daemon] port (0 picks a free one) or host"
             ) from error
-        listener.services = {C_MOVE: self._serve_move}
+        listener.services = {C_MOVE: functools.partial(self._serve_move, context)}
         self._listener = listener
         self._thread = threading.Thread(
             target=self._serve, name=f"simdaemon@{self.port}", daemon=True
@@ -243,41 +237,26 @@ class Daemon:
             self.audit.sink = archive.record_audit
         return self._archive, self._importer
 
-    def _serve_move(self, assoc: Association, request: C_MOVE, context_id: int) -> None:
-        quirks = self.config.quirks
-        firing = None
-        facts = {
-            "calling_ae": describe_peer(assoc).calling_ae,
-            "sop_class_uid": str(request.AffectedSOPClassUID or ""),
-        }
-        if self.faults.covers("move") or self.faults.covers("suboperation"):
-            with contextlib.suppress(Exception):  # a bad identifier is the move's to answer
-                facts.update(identifier_facts(decode_identifier(assoc, request, context_id)))
-        if self.faults.covers("move"):
-            try:
-                firing = self._injector.fire("move", assoc, facts)
-            except Stopped:
-                return
-        if firing is not None and firing.status is not None:
-            answer_fault(assoc, request, context_id, firing.status, firing.comment)
-            return
-        service = MoveService(
+    def _context(self) -> ServiceContext:
+        """What every service is handed: the daemon's parts as they are now."""
+        return ServiceContext(
             archive=lambda: self.archive,
+            importer=self._get_importer,
             entity=self._entity,
             audit=self.audit,
             ae_title=self.ae_title,
             shape=self._shape(),
             investigator=self.investigator,
-            image_move_requires_series_uid=quirks.image_move_requires_series_uid,
-            move_universal_match=quirks.move_universal_match,
-            drops=firing.drops if firing is not None else None,
-            drops_counted_failed=firing is not None and firing.fault.drop_as == "failed",
-            abort_after=firing.abort_after if firing is not None else None,
-            abort=functools.partial(fail_association, assoc, firing is not None and firing.close),
-            suboperation_fault=functools.partial(self._injector.suboperation, assoc, facts),
+            quirks=self.config.quirks,
         )
+
+    def _serve_move(
+        self, context: ServiceContext, assoc: Association, request: C_MOVE, context_id: int
+    ) -> None:
+        """Serve a C-MOVE (through the acceptor's side door) with its fault plan."""
+        plan = self._injector.move_plan(assoc, request, context_id)
         try:
-            serve_move(service, assoc, request, context_id)
+            serve_move(context, plan, assoc, request, context_id)
         except Stopped:  # a sub-operation's delay ended by stop(); the move was aborted
             return
         except Exception as error:  # noqa: BLE001 - kept for raise_errors; the peer is answered
@@ -376,7 +355,7 @@ class Daemon:
         self.errors.append(error)
 
     def _guard(self, handler: _F) -> _F:
-        """Wrap an event handler so its exceptions are kept, then re-raised to pynetdicom."""
+        """Wrap a notification handler so its exceptions are kept, then re-raised to pynetdicom."""
 
         def guarded(*args: Any, **kwargs: Any) -> Any:
             try:
@@ -388,10 +367,78 @@ class Daemon:
         guarded.__name__ = getattr(handler, "__name__", "handler")
         return guarded  # type: ignore[return-value]
 
+    def _answering(self, handler: Callable[[evt.Event], Any]) -> Callable[[evt.Event], Any]:
+        """Wrap a DIMSE handler so an exception is kept and answered, never left bare.
+
+        pynetdicom would answer its own 0xC2xx/0xC3xx codes with no Error Comment; the daemon
+        answers :func:`~simdaemon.services.context.failure`'s status and comment instead. A
+        C-FIND's responses are a stream: an exception while streaming ends it the same way.
+        """
+
+        def answering(event: evt.Event) -> Any:
+            try:
+                answer = handler(event)
+            except Exception as error:  # noqa: BLE001 - kept for raise_errors; the peer is answered
+                return self._failed(event, error)
+            if isinstance(answer, Iterator):
+                return self._answering_stream(event, answer)
+            return answer
+
+        answering.__name__ = getattr(handler, "__name__", "handler")
+        return answering
+
+    def _answering_stream(
+        self, event: evt.Event, responses: Iterator[Any]
+    ) -> Iterator[tuple[Dataset, Dataset | None]]:
+        try:
+            yield from responses
+        except Exception as error:  # noqa: BLE001 - kept for raise_errors; the peer is answered
+            yield self._failed(event, error), None
+
+    def _failed(self, event: evt.Event, error: Exception) -> Dataset:
+        """Keep a handler's exception for :meth:`raise_errors`; the failure answering it."""
+        self._keep_error(error)
+        code, comment = failure(error)
+        LOGGER.error(
+            "%s from '%s' answered 0x%04X: %r",
+            type(event.request).__name__.replace("_", "-"),
+            describe_peer(event.assoc).calling_ae,
+            code,
+            error,
+        )
+        return status_answer(code, comment)
+
     def _on_requested(self, event: evt.Event) -> None:
-        """Accept or reject an A-ASSOCIATE-RQ by the rules of :mod:`simdaemon.access`."""
-        started = time.perf_counter()
+        """Accept or reject an A-ASSOCIATE-RQ; fail closed: any exception rejects it.
+
+        pynetdicom logs an exception raised by this handler and goes on to accept the
+        association, so an audit write that fails (a full disk, a locked database) or a bug
+        in the decision would let anyone in. Here it rejects (transient), says why in one log
+        line, and keeps the exception for :meth:`raise_errors`.
+        """
         assoc: Association = event.assoc
+        try:
+            self._decide(assoc)
+        except Exception as error:
+            self.errors.append(error)
+            LOGGER.error(
+                "rejected association from %s (transient): the access decision failed: %r",
+                assoc.requestor.address,
+                error,
+            )
+            LOGGER.debug("the access decision failed", exc_info=error)
+            try:
+                if not (assoc.is_rejected or assoc.is_aborted):
+                    rejection = _DECISION_FAILED
+                    assoc.acse.send_reject(rejection.result, rejection.source, rejection.reason)
+            finally:
+                if not assoc.is_rejected:
+                    assoc.is_aborted = True  # so pynetdicom does not go on to accept it
+                assoc.kill()
+
+    def _decide(self, assoc: Association) -> None:
+        """The access decision, the association's fault plan, the audit event, the answer."""
+        started = time.perf_counter()
         peer = describe_peer(assoc)
         listener = self._listener
         active = 0
@@ -406,19 +453,18 @@ class Daemon:
             active=active,
             limit=self.config.daemon.max_associations,
         )
-        firing = None
+        plan = NO_FAULTS
         if decision.accepted:
-            try:
-                firing = self._injector.fire("associate", assoc, {"calling_ae": peer.calling_ae})
-            except Stopped:
+            plan = self._injector.plan("associate", assoc, {"calling_ae": peer.calling_ae})
+            if plan.stopped:
                 assoc.is_aborted = True  # so pynetdicom does not go on to accept it
                 assoc.kill()
                 return
-            if firing is not None and firing.refuse:
+            if plan.refuse:
                 decision = dataclasses.replace(
                     decision,
                     rule="fault",
-                    explanation=f"refused by an injected fault ({firing.fault.describe()})",
+                    explanation=f"refused by an injected fault ({plan.described})",
                     rejection=Rejection(
                         Result.REJECTED_TRANSIENT,
                         Source.SERVICE_PROVIDER_PRESENTATION,
@@ -426,11 +472,11 @@ class Daemon:
                     ),
                 )
         outcome = "accepted" if decision.accepted else "rejected"
-        if firing is not None and firing.abort_after == 0:
+        if plan.aborts(0):
             outcome = "aborted"
             explanation = f"{decision.explanation}, then aborted by an injected fault"
             decision = dataclasses.replace(
-                decision, rule="fault", explanation=f"{explanation} ({firing.fault.describe()})"
+                decision, rule="fault", explanation=f"{explanation} ({plan.described})"
             )
         # Record before answering: a client that has its answer can already read the audit.
         self.audit.record(
@@ -441,13 +487,12 @@ class Daemon:
             rule=decision.rule,
             duration_ms=(time.perf_counter() - started) * 1000,
         )
-        if firing is not None and firing.abort_after is not None:
+        if plan.abort_after is not None:
             if outcome != "aborted":
-                sprung = functools.partial(self._injector.record, assoc, firing)
-                fail_on_pdu(assoc, PduTrap(firing.abort_after, firing.close, sprung))
+                fail_on_pdu(assoc, PduTrap(plan.abort_after, plan.close, plan.record))
             else:  # the A-ASSOCIATE-RQ itself is answered by the abort
                 LOGGER.warning(decision.explanation)
-                fail_association(assoc, firing.close)
+                plan.abort()
                 assoc.is_aborted = True  # so pynetdicom does not go on to accept it
                 assoc.kill()
                 return

@@ -21,10 +21,10 @@ from pynetdicom.dimse_primitives import C_FIND
 
 from simdaemon import lookup, status
 from simdaemon.archive import Archive
-from simdaemon.audit import AuditTrail
-from simdaemon.config import TrustedEntity
+from simdaemon.faults import FaultPlan
 from simdaemon.lookup import IndexRow
-from simdaemon.query import Query, QueryError, ReturnKey, Shape, compile_query, describe
+from simdaemon.query import Query, QueryError, ReturnKey, compile_query, describe
+from simdaemon.services.context import ServiceContext, status_answer
 from simdaemon.services.peer import describe_peer
 
 __all__ = ["answer", "handle_find", "run_query"]
@@ -109,24 +109,48 @@ def run_query(
         rows.close()
 
 
-def _failure(code: int, comment: str) -> Dataset:
-    result = Dataset()
-    result.Status = code
-    result.ErrorComment = comment[:64]
-    return result
+def handle_find(event: evt.Event, context: ServiceContext, plan: FaultPlan) -> Iterator[Response]:
+    """Answer a C-FIND from the archive, as the fault plan allows; record it in the audit trail.
+
+    The plan may answer another status instead of searching, or end the association after
+    ``abort_after`` matches (its unit: a match sent).
+    """
+    if plan.stopped:  # never answered: the association is aborted
+        return iter(())
+    if plan.status is not None:
+        return iter([(status_answer(plan.status, plan.comment), None)])
+    responses = _search(event, context, ends_in_abort=plan.abort_after is not None)
+    if plan.abort_after is None:
+        return responses
+    return _abort_after_matches(responses, plan.abort_after, plan.abort)
 
 
-def handle_find(
-    event: evt.Event,
-    archive: Callable[[], Archive],
-    entity: Callable[[str], TrustedEntity | None],
-    audit: AuditTrail,
-    retrieve_ae: str,
-    shape: Shape,
-    *,
-    ends_in_abort: bool = False,
+def _abort_after_matches(
+    results: Iterator[Response], limit: int, abort: Callable[[], None]
 ) -> Iterator[Response]:
-    """Answer a C-FIND from the archive; record it in the audit trail.
+    """Pass on ``limit`` pending responses, then end the association as the fault plan says.
+
+    With fewer matches the abort replaces the final response; either way the client never
+    hears that its query finished. The search is closed first, so its audit event (outcome
+    ``aborted``) is recorded before the peer can see the abort.
+    """
+    try:
+        for _ in range(limit):
+            item = next(results, None)
+            if item is None or int(getattr(item[0], "Status", item[0])) != status.PENDING:
+                break
+            yield item
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
+    abort()
+
+
+def _search(
+    event: evt.Event, context: ServiceContext, *, ends_in_abort: bool
+) -> Generator[Response, None, None]:
+    """Stream the answers of a C-FIND from the archive; record it in the audit trail.
 
     ``ends_in_abort``: an injected fault will abort the association instead of sending the
     final response, so the search is recorded as aborted however it ends.
@@ -139,7 +163,7 @@ def handle_find(
     abandoned = ends_in_abort  # the association ends before the final response
 
     def record() -> None:
-        audit.record(
+        context.audit.record(
             "find",
             **peer.audit_fields(),
             outcome="aborted" if abandoned else status.outcome(outcome_status),
@@ -152,26 +176,26 @@ def handle_find(
     try:
         identifier = event.identifier
         summary = describe(identifier)
-        query = compile_query(identifier, model, shape)
+        query = compile_query(identifier, model, context.shape)
     except QueryError as error:
         outcome_status, detail = status.UNABLE_TO_PROCESS, f"{model} root query refused: {error}"
         LOGGER.warning("C-FIND from '%s' refused: %s", peer.calling_ae, error)
         record()
-        yield _failure(status.UNABLE_TO_PROCESS, str(error)), None
+        yield status_answer(status.UNABLE_TO_PROCESS, str(error)), None
         return
     except Exception as error:  # noqa: BLE001 - a malformed identifier is the peer's data
         outcome_status = status.UNABLE_TO_PROCESS
         detail = f"identifier cannot be decoded: {type(error).__name__}: {error}"
         LOGGER.warning("C-FIND from '%s': %s", peer.calling_ae, detail)
         record()
-        yield _failure(status.UNABLE_TO_PROCESS, "identifier cannot be decoded"), None
+        yield status_answer(status.UNABLE_TO_PROCESS, "identifier cannot be decoded"), None
         return
 
-    source = entity(peer.calling_ae)
+    source = context.entity(peer.calling_ae)
     charset = source.export_charset if source is not None else DEFAULT_EXPORT_CHARSET
     root = "Patient Root" if model == "patient" else "Study Root"
     ignored = f"; ignored {', '.join(query.ignored)}" if query.ignored else ""
-    responses = run_query(archive(), query, charset, retrieve_ae)
+    responses = run_query(context.archive(), query, charset, context.ae_title)
     try:
         for response in responses:
             if event.is_cancelled:

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -38,18 +37,16 @@ from pynetdicom.dimse_primitives import C_MOVE, C_STORE
 from pynetdicom.dsutils import decode, encode
 
 from simdaemon import lookup, status
-from simdaemon.archive import Archive
-from simdaemon.audit import AuditTrail
 from simdaemon.charset import export_bytes, export_dataset
 from simdaemon.config import TrustedEntity
-from simdaemon.faults import Stopped
-from simdaemon.investigation import Investigator
+from simdaemon.faults import FaultPlan, Stopped
 from simdaemon.net.outgoing import keep_responses, no_delay, quiet_standard_logging
 from simdaemon.part10 import split, wrap
-from simdaemon.query import Level, QueryError, Shape, compile_query, describe, universal_key
+from simdaemon.query import Level, QueryError, compile_query, describe, universal_key
+from simdaemon.services.context import ServiceContext
 from simdaemon.services.peer import describe_peer
 
-__all__ = ["MoveService", "answer_fault", "decode_identifier", "fail_move", "serve_move"]
+__all__ = ["answer_fault", "decode_identifier", "fail_move", "serve_move"]
 
 LOGGER = logging.getLogger(__name__)
 
@@ -63,33 +60,6 @@ CONNECT_TIMEOUT_S = 5.0
 ACSE_TIMEOUT_S = 10.0
 DIMSE_TIMEOUT_S = 30.0
 _SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
-
-
-@dataclass(frozen=True)
-class MoveService:
-    """What a move needs from the daemon."""
-
-    archive: Callable[[], Archive]
-    entity: Callable[[str], TrustedEntity | None]
-    audit: AuditTrail
-    ae_title: str
-    shape: Shape
-    investigator: Investigator
-    image_move_requires_series_uid: bool = False
-    #: ``[quirks] move_universal_match``: move what an identifier without a value of its
-    #: level's unique key matches, instead of refusing it.
-    move_universal_match: bool = False
-    #: An injected fault dropping sub-operations: for n of them, which to drop; and whether
-    #: dropped ones are counted failed (else the move silently reports fewer).
-    drops: Callable[[int], list[bool]] | None = None
-    drops_counted_failed: bool = False
-    #: An injected fault ending the association after this many sub-operations (or in
-    #: place of the final response, when there are fewer), by calling ``abort``.
-    abort_after: int | None = None
-    abort: Callable[[], None] | None = None
-    #: Injected sub-operation faults: called with each object's SOP Instance and Class UID
-    #: before it is sent (it waits any delay itself); returns a status to count it by, or None.
-    suboperation_fault: Callable[[str, str], int | None] | None = None
 
 
 @dataclass
@@ -170,9 +140,9 @@ def _destination_address(entity: TrustedEntity) -> str | None:
     return str(network.network_address) if network.num_addresses == 1 else None
 
 
-def _connect(service: MoveService, entity: TrustedEntity, classes: list[str]) -> Association:
+def _connect(context: ServiceContext, entity: TrustedEntity, classes: list[str]) -> Association:
     """Open the one association to the destination, a context per SOP class."""
-    ae = AE(ae_title=service.ae_title)
+    ae = AE(ae_title=context.ae_title)
     ae.connection_timeout = CONNECT_TIMEOUT_S
     ae.acse_timeout = ACSE_TIMEOUT_S
     ae.dimse_timeout = DIMSE_TIMEOUT_S
@@ -213,75 +183,157 @@ def _as_file(dataset: Dataset) -> bytes:
     return out.getvalue()
 
 
-def serve_move(service: MoveService, assoc: Association, request: C_MOVE, context_id: int) -> None:
-    """Serve one C-MOVE request on the association that received it."""
-    started = time.perf_counter()
-    peer = describe_peer(assoc)
-    respond = _Responder(assoc, request, context_id)
-    destination_ae = str(request.MoveDestination or "").strip()
-    model = "patient" if request.AffectedSOPClassUID == PATIENT_ROOT_MOVE else "study"
-    summary = "(identifier not decoded)"
+class _Move:
+    """One C-MOVE request being served: who asked, where to, and how it is answered.
+
+    Holds no progress of its own: the steps pass counts along, and :meth:`finish` answers
+    (unless the association is ending) and records the move's one audit event.
+    """
+
+    def __init__(
+        self,
+        context: ServiceContext,
+        plan: FaultPlan,
+        assoc: Association,
+        request: C_MOVE,
+        context_id: int,
+    ) -> None:
+        self.started = time.perf_counter()
+        self.context = context
+        self.plan = plan
+        self.assoc = assoc
+        self.request = request
+        self.context_id = context_id
+        self.peer = describe_peer(assoc)
+        self.respond = _Responder(assoc, request, context_id)
+        self.destination_ae = str(request.MoveDestination or "").strip()
+        self.model = "patient" if request.AffectedSOPClassUID == PATIENT_ROOT_MOVE else "study"
 
     def finish(
+        self,
+        summary: str,
         code: int | None,
         detail: str,
         counts: _Counts | None = None,
+        *,
         comment: str = "",
-        answer: bool = True,
         rule: str = "move",
     ) -> None:
-        """Answer (unless told not to) and record; ``code`` None: aborted, no answer."""
-        if answer and code is not None:
-            respond.send(code, counts, comment=comment)
+        """Answer ``code`` and record the move; ``code`` None: aborted, no answer."""
+        if code is not None:
+            self.respond.send(code, counts, comment=comment)
         outcome = status.outcome(code) if code is not None else "aborted"
         log = LOGGER.info if outcome in ("success", "cancel") else LOGGER.warning
-        log("C-MOVE from '%s' to '%s': %s", peer.calling_ae, destination_ae, detail)
-        service.audit.record(
+        log("C-MOVE from '%s' to '%s': %s", self.peer.calling_ae, self.destination_ae, detail)
+        self.context.audit.record(
             "move",
-            **peer.audit_fields(),
+            **self.peer.audit_fields(),
             outcome=outcome,
-            detail=f"{summary} to '{destination_ae}': {detail}",
+            detail=f"{summary} to '{self.destination_ae}': {detail}",
             rule=rule,
             status=code,
-            duration_ms=(time.perf_counter() - started) * 1000,
+            duration_ms=(time.perf_counter() - self.started) * 1000,
         )
 
-    try:
-        identifier = decode_identifier(assoc, request, context_id)
-    except Exception as error:  # noqa: BLE001 - a malformed identifier is the peer's data
-        finish(status.IDENTIFIER_MISMATCH, f"identifier cannot be decoded: {error}",
-               comment="identifier cannot be decoded")  # fmt: skip
-        return
-    summary = describe(identifier)
+    def interrupted(self, summary: str, counts: _Counts, at_the_end: bool = False) -> bool:
+        """Whether the fault plan ends the association now (at the end: whatever the count)."""
+        done = counts.completed + counts.failed + counts.warning
+        if self.plan.abort_after is None or not (at_the_end or self.plan.aborts(done)):
+            return False
+        self.finish(summary, None, f"association ended by an injected fault after "
+                    f"{counts.describe()}")  # fmt: skip
+        self.plan.abort()  # recorded first: a client that sees the abort can read the audit
+        return True
 
-    entity = service.entity(destination_ae)
+
+@dataclass(frozen=True)
+class _Resolved:
+    """What a move is about: its destination and the instances its identifier names."""
+
+    summary: str
+    entity: TrustedEntity
+    instances: list[_Instance]
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """What a move will do: the instances to send, those counted failed unsent, the address."""
+
+    summary: str
+    entity: TrustedEntity
+    address: str
+    instances: list[_Instance]
+    dropped: frozenset[str]
+
+
+def serve_move(
+    context: ServiceContext,
+    plan: FaultPlan,
+    assoc: Association,
+    request: C_MOVE,
+    context_id: int,
+) -> None:
+    """Serve one C-MOVE request on the association that received it, as the fault plan says.
+
+    Three steps: resolve (identifier, destination, matching instances), plan (what to send,
+    what a fault drops), send (the sub-operations, their counts, the final response). Each
+    step answers and records the move itself when it ends it, and returns None then.
+    """
+    if plan.stopped:  # never answered: the association is aborted
+        return
+    if plan.status is not None:
+        answer_fault(assoc, request, context_id, plan.status, plan.comment)
+        return
+    move = _Move(context, plan, assoc, request, context_id)
+    resolved = _resolve(move)
+    if resolved is None:
+        return
+    planned = _plan(move, resolved)
+    if planned is not None:
+        _send_all(move, planned)
+
+
+def _resolve(move: _Move) -> _Resolved | None:
+    """Decode the identifier, check the destination and the quirks, find the instances."""
+    try:
+        identifier = decode_identifier(move.assoc, move.request, move.context_id)
+    except Exception as error:  # noqa: BLE001 - a malformed identifier is the peer's data
+        move.finish("(identifier not decoded)", status.IDENTIFIER_MISMATCH,
+                    f"identifier cannot be decoded: {error}",
+                    comment="identifier cannot be decoded")  # fmt: skip
+        return None
+    summary = describe(identifier)
+    entity = move.context.entity(move.destination_ae)
     if entity is None:
-        finish(
+        move.finish(
+            summary,
             status.DESTINATION_UNKNOWN,
-            f"'{destination_ae}' is not a trusted entity, so its address is unknown; "
+            f"'{move.destination_ae}' is not a trusted entity, so its address is unknown; "
             "no connection was made",
             comment="Move Destination is not a trusted entity",
         )
-        return
+        return None
     try:
-        query = compile_query(identifier, model, service.shape)
+        query = compile_query(identifier, move.model, move.context.shape)
     except QueryError as error:
-        finish(status.UNABLE_TO_PROCESS, f"refused: {error}", comment=str(error))
-        return
+        move.finish(summary, status.UNABLE_TO_PROCESS, f"refused: {error}", comment=str(error))
+        return None
 
-    archive = service.archive()
+    quirks = move.context.quirks
+    archive = move.context.archive()
     universal = universal_key(identifier, query.level)
-    if universal is not None and not service.move_universal_match:
+    if universal is not None and not quirks.move_universal_match:
         # Counted, never listed: the refusal costs one SQL count, not the move's matching.
         extent = lookup.extent(archive, query)
-        finish(
+        move.finish(
+            summary,
             status.UNABLE_TO_PROCESS,
             f"refused: {universal.sentence(extent)}; no connection was made. Name the "
             f"objects by {universal.keyword}, or set [quirks] move_universal_match = true",
             comment=universal.comment(extent),
             rule="move_universal_match",
         )
-        return
+        return None
     if universal is not None:  # the quirk allows it: say so wherever the move ends
         summary += (
             f" ({universal.keyword} {universal.how}: universal match allowed by [quirks] "
@@ -291,62 +343,76 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
         _Instance(found.sop_instance_uid, found.sop_class_uid, found.path, found.transfer_syntax)
         for found in lookup.instances(archive, query)
     ]
-
     if (
-        service.image_move_requires_series_uid
+        quirks.image_move_requires_series_uid
         and query.level is Level.IMAGE
         and "SeriesInstanceUID" not in query.matched
         and any(i.sop_class != RT_PLAN_STORAGE for i in instances)
     ):
-        finish(
+        move.finish(
+            summary,
             status.QUIRK_REFUSED,
             "IMAGE-level move without SeriesInstanceUID refused for objects other than "
             "plans ([quirks] image_move_requires_series_uid)",
             comment="IMAGE move needs SeriesInstanceUID",
         )
-        return
+        return None
+    return _Resolved(summary, entity, instances)
 
-    dropped: set[str] = set()
-    if service.drops is not None:
-        chosen = service.drops(len(instances))
-        dropped = {i.uid for i, drop in zip(instances, chosen, strict=True) if drop}
-        if not service.drops_counted_failed:  # "sometimes only sends a partial list"
+
+def _plan(move: _Move, resolved: _Resolved) -> _Planned | None:
+    """Choose what to send: a fault's drops, the 16-bit limit, nothing, an address to send to."""
+    summary, entity, instances = resolved.summary, resolved.entity, resolved.instances
+    dropped: frozenset[str] = frozenset()
+    if move.plan.drops is not None:
+        chosen = move.plan.drops(len(instances))
+        dropped = frozenset(i.uid for i, drop in zip(instances, chosen, strict=True) if drop)
+        if not move.plan.drops_counted_failed:  # "sometimes only sends a partial list"
             instances = [i for i in instances if i.uid not in dropped]
-            dropped = set()
+            dropped = frozenset()
     counts = _Counts(remaining=len(instances))
     if len(instances) > MAX_SUBOPERATIONS:
-        finish(
+        move.finish(
+            summary,
             status.UNABLE_TO_COUNT,
             f"{len(instances)} objects match; a move's counts are 16-bit, so at most "
             f"{MAX_SUBOPERATIONS} can be moved at once: move series by series",
             comment="more than 65535 sub-operations",
         )
-        return
+        return None
     if not instances:
-        if service.abort_after is not None and service.abort is not None:
-            finish(None, "association ended by an injected fault; nothing matched")
-            service.abort()  # recorded first: a client that sees the abort can read the audit
-            return
-        finish(status.SUCCESS, "nothing matched: 0 sub-operations", counts)
-        return
-
+        if move.plan.abort_after is not None:
+            move.finish(summary, None, "association ended by an injected fault; nothing matched")
+            move.plan.abort()  # recorded first: a client that sees the abort can read the audit
+            return None
+        move.finish(summary, status.SUCCESS, "nothing matched: 0 sub-operations", counts)
+        return None
     address = _destination_address(entity)
     if address is None:
-        finish(
+        move.finish(
+            summary,
             status.UNABLE_TO_PERFORM,
             f"trusted entity '{entity.ae_title}' has ip = '{entity.ip}', a network, not a "
             "host; set its ip to the address of its storage SCP",
             counts,
             comment="destination has no single address",
         )
-        return
+        return None
+    return _Planned(summary, entity, address, instances, dropped)
+
+
+def _send_all(move: _Move, planned: _Planned) -> None:
+    """Send the planned instances over one association; count them; answer the final status."""
+    summary, entity, instances = planned.summary, planned.entity, planned.instances
+    counts = _Counts(remaining=len(instances))
     classes = list(dict.fromkeys(i.sop_class for i in instances))
-    store = _connect(service, entity, classes)
-    where = f"'{entity.ae_title}' at {address}:{entity.port}"
+    store = _connect(move.context, entity, classes)
+    where = f"'{entity.ae_title}' at {planned.address}:{entity.port}"
     if not store.is_established:
         for instance in instances:
             counts.fail(instance.uid)
-        finish(
+        move.finish(
+            summary,
             status.UNABLE_TO_PERFORM,
             f"cannot reach {where}: {_refusal(store)}",
             counts,
@@ -354,51 +420,43 @@ def serve_move(service: MoveService, assoc: Association, request: C_MOVE, contex
         )
         return
     accepted = {str(cx.abstract_syntax) for cx in store.accepted_contexts}
-
-    def interrupted(at_the_end: bool = False) -> bool:
-        """Whether an injected fault ends the association now (at the end: whatever the count)."""
-        done = counts.completed + counts.failed + counts.warning
-        if service.abort_after is None or service.abort is None:
-            return False
-        if done < service.abort_after and not at_the_end:
-            return False
-        finish(None, f"association ended by an injected fault after {counts.describe()}")
-        service.abort()  # recorded first: a client that sees the abort can read the audit
-        return True
-
+    assoc = move.assoc
     try:
         for instance in instances:
-            if interrupted():
+            if move.interrupted(summary, counts):
                 return
             # The requester went away: stop sending. While the daemon serves a request, the
             # association's loop is paused, so a peer's abort is only seen in the ACSE queue.
             if not assoc.is_established or assoc.acse.is_aborted():
-                finish(None, f"the requester left after {counts.describe()}; move stopped")
+                move.finish(summary, None, f"the requester left after {counts.describe()}; "
+                            "move stopped")  # fmt: skip
                 return
-            if respond.cancelled():
-                finish(status.CANCELLED, f"cancelled after {counts.describe()}", counts)
+            if move.respond.cancelled():
+                move.finish(summary, status.CANCELLED, f"cancelled after {counts.describe()}",
+                            counts)  # fmt: skip
                 return
             injected = ""  # the outcome of an injected sub-operation status, if any
-            if service.suboperation_fault is not None and instance.uid not in dropped:
-                code = service.suboperation_fault(instance.uid, instance.sop_class)
+            if instance.uid not in planned.dropped:
+                code = move.plan.suboperation(instance.uid, instance.sop_class)
                 injected = status.outcome(code) if code is not None else ""
-            if instance.uid in dropped or injected == "failure":
+            if instance.uid in planned.dropped or injected == "failure":
                 counts.fail(instance.uid)  # an injected fault: counted failed, never sent
             else:
-                warn = injected == "warning"
-                _suboperation(service, store, instance, entity, accepted, counts, request, peer,
-                              warn=warn)  # fmt: skip
-            respond.send(status.PENDING, counts, final=False)
+                originator = (move.peer.calling_ae, int(move.request.MessageID or 1))
+                _suboperation(move.context, store, instance, entity, accepted, counts,
+                              originator, warn=injected == "warning")  # fmt: skip
+            move.respond.send(status.PENDING, counts, final=False)
     except Stopped:  # stop() ended an injected sub-operation delay and aborted the requester
-        finish(None, f"the daemon stopped after {counts.describe()}")
+        move.finish(summary, None, f"the daemon stopped after {counts.describe()}")
         raise
     finally:
         if store.is_established:
             store.release()
-    if interrupted(at_the_end=True):  # fewer sub-operations than the fault's count
+    if move.interrupted(summary, counts, at_the_end=True):  # fewer sub-operations than its count
         return
     code = status.SUCCESS if not (counts.failed or counts.warning) else status.SUBOPERATIONS_FAILED
-    finish(code, f"{len(instances)} sub-operation(s) to {where}: {counts.describe()}", counts)
+    move.finish(summary, code, f"{len(instances)} sub-operation(s) to {where}: "
+                f"{counts.describe()}", counts)  # fmt: skip
 
 
 def answer_fault(
@@ -427,7 +485,7 @@ def decode_identifier(assoc: Association, request: C_MOVE, context_id: int) -> D
 
 
 def _send(
-    service: MoveService,
+    context: ServiceContext,
     store: Association,
     instance: _Instance,
     entity: TrustedEntity,
@@ -439,7 +497,7 @@ def _send(
     accepted the stored transfer syntax and the text needs no new character set (at most a
     new Specific Character Set element, for ASCII text). Otherwise pydicom re-encodes.
     """
-    context = next(
+    presentation = next(
         (
             cx
             for cx in store.accepted_contexts
@@ -448,19 +506,19 @@ def _send(
         ),
         None,
     )
-    raw = _raw_dataset(instance, entity) if context is not None else None
-    if context is None or raw is None:
+    raw = _raw_dataset(instance, entity) if presentation is not None else None
+    if presentation is None or raw is None:
         dataset = _outgoing(instance, entity)
-        if service.investigator.settings.save_all_iods:
-            service.investigator.save_iod("out", entity.ae_title, instance.uid, _as_file(dataset))
+        if context.investigator.settings.save_all_iods:
+            context.investigator.save_iod("out", entity.ae_title, instance.uid, _as_file(dataset))
         return store.send_c_store(
             dataset, originator_aet=originator[0], originator_id=originator[1]
         )
-    if service.investigator.settings.save_all_iods:
-        service.investigator.save_iod(
+    if context.investigator.settings.save_all_iods:
+        context.investigator.save_iod(
             "out", entity.ae_title, instance.uid,
             wrap(raw, sop_class_uid=instance.sop_class, sop_instance_uid=instance.uid,
-                 transfer_syntax=instance.transfer_syntax, source_ae=service.ae_title),
+                 transfer_syntax=instance.transfer_syntax, source_ae=context.ae_title),
         )  # fmt: skip
     request = C_STORE()
     request.MessageID = 1
@@ -472,7 +530,7 @@ def _send(
     request.DataSet = BytesIO(raw)
     # No pause of the association's loop as send_c_store makes (up to a millisecond each):
     # keep_responses() puts back a response the loop takes first.
-    store.dimse.send_msg(request, cast(int, context.context_id))
+    store.dimse.send_msg(request, cast(int, presentation.context_id))
     _, response = store.dimse.get_msg(block=True)
     if response is None:
         store.abort()  # the DIMSE timeout passed: as send_c_store does
@@ -492,14 +550,13 @@ def _raw_dataset(instance: _Instance, entity: TrustedEntity) -> bytes | None:
 
 
 def _suboperation(
-    service: MoveService,
+    context: ServiceContext,
     store: Association,
     instance: _Instance,
     entity: TrustedEntity,
     accepted: set[str],
     counts: _Counts,
-    request: C_MOVE,
-    peer: Any,
+    originator: tuple[str, int],
     warn: bool = False,
 ) -> None:
     """Send one instance; count it completed, warning or failed (``warn``: no better)."""
@@ -515,9 +572,8 @@ def _suboperation(
         )
         counts.fail(instance.uid)
         return
-    originator = (str(peer.calling_ae), int(request.MessageID or 1))
     try:
-        answer = _send(service, store, instance, entity, originator)
+        answer = _send(context, store, instance, entity, originator)
     except (OSError, ValueError) as error:
         LOGGER.error("cannot read %s from the archive: %r", instance.uid, error)
         counts.fail(instance.uid)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from io import BytesIO
 from typing import cast
 
@@ -17,9 +16,9 @@ from pynetdicom import evt
 from pynetdicom.dimse_primitives import C_STORE
 
 from simdaemon import status
-from simdaemon.audit import AuditTrail
-from simdaemon.config import TrustedEntity
-from simdaemon.importer import Importer, Received
+from simdaemon.faults import FaultPlan
+from simdaemon.importer import Received
+from simdaemon.services.context import ServiceContext, status_answer
 from simdaemon.services.peer import describe_peer
 
 __all__ = ["handle_store"]
@@ -27,13 +26,26 @@ __all__ = ["handle_store"]
 LOGGER = logging.getLogger(__name__)
 
 
-def handle_store(
-    event: evt.Event,
-    importer: Callable[[], Importer],
-    entity: Callable[[str], TrustedEntity | None],
-    audit: AuditTrail,
-) -> Dataset:
-    """Import the object of a C-STORE request; answer its status with an Error Comment."""
+def handle_store(event: evt.Event, context: ServiceContext, plan: FaultPlan) -> Dataset | int:
+    """Import the object of a C-STORE request; answer its status with an Error Comment.
+
+    The fault plan may answer another status instead of importing, or end the association
+    before the import (``abort_after`` 0) or after it, instead of the answer (1).
+    """
+    if plan.status is not None:
+        return status_answer(plan.status, plan.comment)
+    if plan.stopped or plan.aborts(0):
+        plan.abort()
+        return status.SUCCESS  # never sent: pynetdicom sees the association is no longer up
+    answer = _store(event, context)
+    if plan.aborts(1):
+        plan.abort()
+        return status.SUCCESS  # imported, then aborted instead of answered
+    return answer
+
+
+def _store(event: evt.Event, context: ServiceContext) -> Dataset:
+    """Run the request's object through the import pipeline and record the outcome."""
     started = time.perf_counter()
     peer = describe_peer(event.assoc)
     request = cast(C_STORE, event.request)
@@ -45,8 +57,8 @@ def handle_store(
         sop_class_uid=str(request.AffectedSOPClassUID or ""),
         sop_instance_uid=str(request.AffectedSOPInstanceUID or ""),
     )
-    result = importer().run(received, entity(peer.calling_ae))
-    audit.record(
+    result = context.importer().run(received, context.entity(peer.calling_ae))
+    context.audit.record(
         "store",
         **peer.audit_fields(),
         outcome=status.outcome(result.answered),
@@ -61,8 +73,5 @@ def handle_store(
         LOGGER.warning(
             "import from '%s' failed with 0x%04X: %s", peer.calling_ae, result.status, result.detail
         )
-    answer = Dataset()
-    answer.Status = result.answered
-    if result.comment and result.answered != status.SUCCESS:
-        answer.ErrorComment = result.comment
-    return answer
+    failed = result.answered != status.SUCCESS
+    return status_answer(result.answered, result.comment if failed else "")
