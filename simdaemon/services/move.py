@@ -190,24 +190,18 @@ class _Move:
     (unless the association is ending) and records the move's one audit event.
     """
 
-    def __init__(
-        self,
-        context: ServiceContext,
-        plan: FaultPlan,
-        assoc: Association,
-        request: C_MOVE,
-        context_id: int,
-    ) -> None:
+    def __init__(self, context: ServiceContext, plan: FaultPlan, respond: _Responder) -> None:
         self.started = time.perf_counter()
         self.context = context
         self.plan = plan
-        self.assoc = assoc
-        self.request = request
-        self.context_id = context_id
-        self.peer = describe_peer(assoc)
-        self.respond = _Responder(assoc, request, context_id)
-        self.destination_ae = str(request.MoveDestination or "").strip()
-        self.model = "patient" if request.AffectedSOPClassUID == PATIENT_ROOT_MOVE else "study"
+        self.respond = respond
+        self.assoc = respond.assoc
+        self.request = respond.request
+        self.context_id = respond.context_id
+        self.peer = describe_peer(respond.assoc)
+        self.destination_ae = str(respond.request.MoveDestination or "").strip()
+        from_patient_root = respond.request.AffectedSOPClassUID == PATIENT_ROOT_MOVE
+        self.model = "patient" if from_patient_root else "study"
 
     def finish(
         self,
@@ -284,7 +278,7 @@ def serve_move(
     if plan.status is not None:
         answer_fault(assoc, request, context_id, plan.status, plan.comment)
         return
-    move = _Move(context, plan, assoc, request, context_id)
+    move = _Move(context, plan, _Responder(assoc, request, context_id))
     resolved = _resolve(move)
     if resolved is None:
         return
