@@ -23,7 +23,7 @@ from typing import Any
 from pynetdicom import _config
 
 from simdaemon import config as configuration
-from simdaemon import local
+from simdaemon import __version__, local
 from simdaemon.archive import Archive, ArchiveError
 from simdaemon.config import Config, ConfigError
 from simdaemon.server import Daemon, DaemonError
@@ -48,6 +48,9 @@ EXIT_RUNTIME = 1
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="simdaemon", description="A simulated Varian ARIA DICOM DB Daemon."
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}", help="print the version"
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -212,7 +215,20 @@ def import_command(args: argparse.Namespace) -> int:
         f"({len(summary.warnings)} with warnings, {len(summary.failed)} failed and parked in "
         f"{config.investigation.failed_import_folder}, {len(summary.skipped)} skipped)"
     )
+    if stored == 0:
+        print(f"simdaemon: nothing imported: {_why_nothing(args.paths, summary)}", file=sys.stderr)
+        return EXIT_RUNTIME
     return EXIT_RUNTIME if summary.failed else 0
+
+
+def _why_nothing(paths: Sequence[Path], summary: local.ImportSummary) -> str:
+    """Why an import stored nothing, in the words a user needs to fix it."""
+    if summary.failed:
+        return "every object failed; the FAILED lines above say why"
+    if summary.skipped:
+        return f"{len(summary.skipped)} file(s) found, none of them DICOM (see the lines above)"
+    where = " ".join(str(path) for path in paths)
+    return f"no files in {where}"
 
 
 def seed_command(args: argparse.Namespace) -> int:

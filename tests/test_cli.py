@@ -6,8 +6,9 @@ import io
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -227,6 +228,38 @@ def test_import_of_a_missing_path_names_it(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 1
     assert f"{tmp_path / 'nothing'}: no such file or folder" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("make", "why"),
+    [
+        (lambda folder: None, "no files in"),
+        (lambda folder: (folder / "notes.txt").write_text("not DICOM"), "none of them DICOM"),
+    ],
+    ids=["empty-folder", "not-dicom"],
+)
+def test_import_that_stores_nothing_fails_and_says_why(
+    tmp_path: Path, make: Callable[[Path], object], why: str
+) -> None:
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    make(folder)
+    done = subprocess.run(
+        simdaemon("import", str(folder), "--archive", str(tmp_path / "a")),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout
+    assert "simdaemon: nothing imported: " in done.stderr
+    assert why in done.stderr
+
+
+def test_version_is_the_installed_distributions() -> None:
+    done = subprocess.run(simdaemon("--version"), capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"simdaemon {metadata.version('simdaemon')}"
+    from simdaemon import __version__
+
+    assert __version__ == metadata.version("simdaemon")
 
 
 class _Terminal(io.StringIO):
