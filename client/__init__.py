@@ -48,7 +48,6 @@ except metadata.PackageNotFoundError:
         __version__ = "0+unknown"
 
 __all__ = [
-    "__version__",
     "AssociationAborted",
     "AssociationRejected",
     "ClientError",
@@ -69,4 +68,5 @@ __all__ = [
     "StudyResult",
     "Unreachable",
     "UnsafeMove",
+    "__version__",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import signal
@@ -22,8 +23,8 @@ from typing import Any
 
 from pynetdicom import _config
 
+from simdaemon import __version__, completion, local
 from simdaemon import config as configuration
-from simdaemon import __version__, local
 from simdaemon.archive import Archive, ArchiveError
 from simdaemon.config import Config, ConfigError
 from simdaemon.server import Daemon, DaemonError
@@ -108,11 +109,20 @@ def _parser() -> argparse.ArgumentParser:
     patients = commands.add_parser("patients", help="list the patients an archive holds")
     patients.add_argument("--config", type=Path, help="TOML configuration file")
     patients.add_argument("--archive", type=Path, help="archive folder ([daemon] archive)")
+    patients.add_argument("--json", action="store_true", help="one JSON object per patient")
 
     cfg = commands.add_parser("config", help="show or check a configuration")
     shown = cfg.add_mutually_exclusive_group(required=True)
     shown.add_argument("--example", action="store_true", help="print a commented example")
     shown.add_argument("--check", type=Path, metavar="FILE", help="validate FILE, print it")
+
+    complete = commands.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description="Print a completion script; for bash: "
+        'eval "$(simdaemon completion bash)" in ~/.bashrc.',
+    )
+    complete.add_argument("shell", choices=["bash", "zsh"], help="the shell to complete in")
     return parser
 
 
@@ -283,7 +293,12 @@ def patients_command(args: argparse.Namespace) -> int:
         print(f"simdaemon: no archive at {config.daemon.archive}", file=sys.stderr)
         return EXIT_RUNTIME
     with Archive(config.daemon.archive) as archive:
-        print(local.format_patients(archive.patients()))
+        patients = archive.patients()
+    if args.json:
+        for patient in patients:
+            print(json.dumps(dataclasses.asdict(patient), ensure_ascii=False))
+    else:
+        print(local.format_patients(patients))
     return 0
 
 
@@ -310,6 +325,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return seed_command(args)
         if args.command == "audit":
             return audit_command(args)
+        if args.command == "completion":
+            print(completion.script(_parser(), args.shell), end="")
+            return 0
         return show_config(args)
     except ConfigError as error:
         print(f"simdaemon: configuration error: {error}", file=sys.stderr)

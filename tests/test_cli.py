@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import signal
 import subprocess
 import sys
@@ -211,6 +212,27 @@ def test_import_as_a_trusted_entity_uses_its_import_charset(tmp_path: Path) -> N
     with Archive(tmp_path / "archive") as archive:
         assert [p.name for p in archive.patients()] == ["Müller^Jürgen"]
         assert [e.operation for e in archive.audit_events()] == ["import"]
+
+
+def test_patients_as_json_gives_one_exact_object_per_patient(tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    seeded = subprocess.run(
+        simdaemon("seed", "--patients", "2", "--slices", "2", "--matrix", "8",
+                  "--archive", str(archive)),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert seeded.returncode == 0, seeded.stderr
+    done = subprocess.run(
+        simdaemon("patients", "--archive", str(archive), "--json"),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    with Archive(archive) as stored:
+        expected = stored.patients()
+    assert [row["patient_id"] for row in rows] == ["SYN000000", "SYN000001"]
+    assert [row["name"] for row in rows] == [p.name for p in expected]
+    assert rows[0]["instances"] == expected[0].instances == 2 + 6
 
 
 def test_patients_without_an_archive_says_so(tmp_path: Path) -> None:

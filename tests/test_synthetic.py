@@ -146,8 +146,14 @@ def _uids(patient: SyntheticPatient) -> set[str]:
 
 @pytest.mark.parametrize(
     "option",
-    [{"matrix": 16}, {"slices": 13}, {"beams": 2}, {"rt_images": 1}, {"slice_thickness": 3.0},
-     {"patient_id": "OTHER"}],  # fmt: skip
+    [
+        {"matrix": 16},
+        {"slices": 13},
+        {"beams": 2},
+        {"rt_images": 1},
+        {"slice_thickness": 3.0},
+        {"patient_id": "OTHER"},
+    ],
     ids=lambda option: next(iter(option)),
 )
 def test_objects_that_differ_never_share_a_uid(option: dict[str, object]) -> None:
