@@ -21,6 +21,8 @@ from simdaemon.dcmtk import find_dcmtk
 from simdaemon.progress import Progress
 from tests import objects, scu
 
+pytestmark = pytest.mark.slow  # runs the simdaemon command line in subprocesses
+
 LISTENING = "listening on "
 
 

@@ -18,6 +18,8 @@ from dbdaemon_client import AssociationRejected, DaemonClient, Entity, cli
 from simdaemon.pytest_plugin import TestDaemon
 from simdaemon.synthetic import SyntheticPatient
 
+pytestmark = pytest.mark.slow  # runs the client's command line in subprocesses
+
 
 def run(
     daemon: TestDaemon, *args: str, calling: str | None = None

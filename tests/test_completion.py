@@ -11,6 +11,8 @@ import pytest
 from simdaemon import cli
 from simdaemon.completion import commands_and_options
 
+pytestmark = pytest.mark.slow  # runs bash and the command line in subprocesses
+
 BASH = shutil.which("bash")
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 pytest_plugins = ["pytester"]
+pytestmark = pytest.mark.slow  # runs pytest in pytest (pytester, subprocesses)
 
 ECHO = """
 from pynetdicom import AE
