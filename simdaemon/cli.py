@@ -181,7 +181,16 @@ def serve(args: argparse.Namespace) -> int:
         )
         config = build_config(args, scratch)
         if args.demo:  # something to query and move: three synthetic patients
+            _say(
+                f"seeding {DEMO_PATIENTS} synthetic patients ({DEMO_SLICES} CT slices of "
+                f"{DEMO_MATRIX} x {DEMO_MATRIX} and an RT plan each) into {config.daemon.archive}"
+            )
             local.seed_patients(config, DEMO_PATIENTS, 0, slices=DEMO_SLICES, matrix=DEMO_MATRIX)
+        if not config.trusted:
+            LOGGER.warning(
+                "no trusted entities: every association will be rejected; add one with "
+                "--trust AE@IP:PORT or a [[trusted]] table in the configuration file"
+            )
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
@@ -198,11 +207,37 @@ def serve(args: argparse.Namespace) -> int:
                     entity.ip,
                     entity.port,
                 )
+            if args.demo:
+                _say(_demo_guide(daemon))
             print(f"listening on {daemon.host}:{daemon.port} as {daemon.ae_title}", flush=True)
             stop.wait()
         finally:
             daemon.stop()
     return 0
+
+
+def _say(text: str) -> None:
+    """A line for the person at the terminal: stderr, whatever the log level."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def _demo_guide(daemon: Daemon) -> str:
+    """What the demo made and how to look at it from another terminal."""
+    archive = daemon.config.daemon.archive
+    lines = [f"demo archive: {archive} (deleted when the daemon stops)"]
+    for entity in daemon.trusted:
+        lines.append(
+            f"trusted entity: {entity.ae_title} calling from {entity.ip}, receiving C-MOVEs "
+            f"on port {entity.port}"
+        )
+    first = daemon.trusted[0].ae_title if daemon.trusted else "SIMCLIENT"
+    lines += [
+        "from another terminal:",
+        f"  simdaemon patients --archive {archive}",
+        f"  simdaemon audit --follow --archive {archive}",
+        f"  echoscu -aet {first} -aec {daemon.ae_title} {daemon.host} {daemon.port}",
+    ]
+    return "\n".join(lines)
 
 
 def import_command(args: argparse.Namespace) -> int:

@@ -345,3 +345,28 @@ class _Listening:
     host: str
     port: int
     ae_title: str
+
+
+def test_demo_says_what_it_seeds_where_and_how_to_look(served: list[Served]) -> None:
+    server = Served("--demo")
+    served.append(server)
+    assert server.line.startswith(LISTENING)
+    code, _, err = server.stop()
+    assert code == 0
+    seeding = next(line for line in err.splitlines() if line.startswith("seeding "))
+    archive = seeding.rsplit(" into ", 1)[1]
+    assert seeding.startswith("seeding 3 synthetic patients (20 CT slices of 256 x 256")
+    assert f"demo archive: {archive}" in err
+    assert "trusted entity: SIMCLIENT calling from 127.0.0.1" in err
+    assert f"  simdaemon patients --archive {archive}" in err
+    assert f"  echoscu -aet SIMCLIENT -aec VMSDBD 127.0.0.1 {server.port}" in err
+
+
+def test_serve_without_trusted_entities_warns_at_start(
+    tmp_path: Path, served: list[Served]
+) -> None:
+    server = Served("--archive", str(tmp_path / "archive"))
+    served.append(server)
+    assert server.line.startswith(LISTENING)
+    _, _, err = server.stop()
+    assert "no trusted entities: every association will be rejected; add one with --trust " in err
