@@ -13,6 +13,8 @@ project has; it never imports simdaemon, so code verified against the emulator c
 nothing of it to the real daemon.
 """
 
+from importlib import metadata
+
 from dbdaemon_client.daemon_client import DaemonClient, Entity, QueryShapes
 from dbdaemon_client.errors import (
     AssociationAborted,
@@ -36,6 +38,15 @@ from dbdaemon_client.results import (
     StudyResult,
 )
 
+try:
+    #: The installed version: simdaemon's when installed with it, dbdaemon-client's alone.
+    __version__ = metadata.version("dbdaemon-client")
+except metadata.PackageNotFoundError:
+    try:
+        __version__ = metadata.version("simdaemon")
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        __version__ = "0+unknown"
+
 __all__ = [
     "AssociationAborted",
     "AssociationRejected",
@@ -57,4 +68,5 @@ __all__ = [
     "StudyResult",
     "Unreachable",
     "UnsafeMove",
+    "__version__",
 ]

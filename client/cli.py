@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 from pydicom.dataset import Dataset
 
+from dbdaemon_client import __version__
 from dbdaemon_client.daemon_client import DaemonClient, Entity, Target
 from dbdaemon_client.errors import ClientError
 from dbdaemon_client.results import (
@@ -88,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                        help="print the version")  # fmt: skip
     parser.add_argument("--local", type=_entity, required=True, metavar="AE@HOST:PORT",
                         help="this client: a trusted entity of the server; PORT is where "
                              "retrieve receives")  # fmt: skip

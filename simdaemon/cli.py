@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import signal
@@ -22,8 +23,8 @@ from typing import Any
 
 from pynetdicom import _config
 
+from simdaemon import __version__, completion, local
 from simdaemon import config as configuration
-from simdaemon import local
 from simdaemon.archive import Archive, ArchiveError
 from simdaemon.config import Config, ConfigError
 from simdaemon.server import Daemon, DaemonError
@@ -48,6 +49,9 @@ EXIT_RUNTIME = 1
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="simdaemon", description="A simulated Varian ARIA DICOM DB Daemon."
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}", help="print the version"
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -105,11 +109,20 @@ def _parser() -> argparse.ArgumentParser:
     patients = commands.add_parser("patients", help="list the patients an archive holds")
     patients.add_argument("--config", type=Path, help="TOML configuration file")
     patients.add_argument("--archive", type=Path, help="archive folder ([daemon] archive)")
+    patients.add_argument("--json", action="store_true", help="one JSON object per patient")
 
     cfg = commands.add_parser("config", help="show or check a configuration")
     shown = cfg.add_mutually_exclusive_group(required=True)
     shown.add_argument("--example", action="store_true", help="print a commented example")
     shown.add_argument("--check", type=Path, metavar="FILE", help="validate FILE, print it")
+
+    complete = commands.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description="Print a completion script; for bash: "
+        'eval "$(simdaemon completion bash)" in ~/.bashrc.',
+    )
+    complete.add_argument("shell", choices=["bash", "zsh"], help="the shell to complete in")
     return parser
 
 
@@ -168,7 +181,16 @@ def serve(args: argparse.Namespace) -> int:
         )
         config = build_config(args, scratch)
         if args.demo:  # something to query and move: three synthetic patients
+            _say(
+                f"seeding {DEMO_PATIENTS} synthetic patients ({DEMO_SLICES} CT slices of "
+                f"{DEMO_MATRIX} x {DEMO_MATRIX} and an RT plan each) into {config.daemon.archive}"
+            )
             local.seed_patients(config, DEMO_PATIENTS, 0, slices=DEMO_SLICES, matrix=DEMO_MATRIX)
+        if not config.trusted:
+            LOGGER.warning(
+                "no trusted entities: every association will be rejected; add one with "
+                "--trust AE@IP:PORT or a [[trusted]] table in the configuration file"
+            )
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
@@ -185,11 +207,37 @@ def serve(args: argparse.Namespace) -> int:
                     entity.ip,
                     entity.port,
                 )
+            if args.demo:
+                _say(_demo_guide(daemon))
             print(f"listening on {daemon.host}:{daemon.port} as {daemon.ae_title}", flush=True)
             stop.wait()
         finally:
             daemon.stop()
     return 0
+
+
+def _say(text: str) -> None:
+    """A line for the person at the terminal: stderr, whatever the log level."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def _demo_guide(daemon: Daemon) -> str:
+    """What the demo made and how to look at it from another terminal."""
+    archive = daemon.config.daemon.archive
+    lines = [f"demo archive: {archive} (deleted when the daemon stops)"]
+    for entity in daemon.trusted:
+        lines.append(
+            f"trusted entity: {entity.ae_title} calling from {entity.ip}, receiving C-MOVEs "
+            f"on port {entity.port}"
+        )
+    first = daemon.trusted[0].ae_title if daemon.trusted else "SIMCLIENT"
+    lines += [
+        "from another terminal:",
+        f"  simdaemon patients --archive {archive}",
+        f"  simdaemon audit --follow --archive {archive}",
+        f"  echoscu -aet {first} -aec {daemon.ae_title} {daemon.host} {daemon.port}",
+    ]
+    return "\n".join(lines)
 
 
 def import_command(args: argparse.Namespace) -> int:
@@ -212,7 +260,20 @@ def import_command(args: argparse.Namespace) -> int:
         f"({len(summary.warnings)} with warnings, {len(summary.failed)} failed and parked in "
         f"{config.investigation.failed_import_folder}, {len(summary.skipped)} skipped)"
     )
+    if stored == 0:
+        print(f"simdaemon: nothing imported: {_why_nothing(args.paths, summary)}", file=sys.stderr)
+        return EXIT_RUNTIME
     return EXIT_RUNTIME if summary.failed else 0
+
+
+def _why_nothing(paths: Sequence[Path], summary: local.ImportSummary) -> str:
+    """Why an import stored nothing, in the words a user needs to fix it."""
+    if summary.failed:
+        return "every object failed; the FAILED lines above say why"
+    if summary.skipped:
+        return f"{len(summary.skipped)} file(s) found, none of them DICOM (see the lines above)"
+    where = " ".join(str(path) for path in paths)
+    return f"no files in {where}"
 
 
 def seed_command(args: argparse.Namespace) -> int:
@@ -267,7 +328,12 @@ def patients_command(args: argparse.Namespace) -> int:
         print(f"simdaemon: no archive at {config.daemon.archive}", file=sys.stderr)
         return EXIT_RUNTIME
     with Archive(config.daemon.archive) as archive:
-        print(local.format_patients(archive.patients()))
+        patients = archive.patients()
+    if args.json:
+        for patient in patients:
+            print(json.dumps(dataclasses.asdict(patient), ensure_ascii=False))
+    else:
+        print(local.format_patients(patients))
     return 0
 
 
@@ -294,6 +360,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return seed_command(args)
         if args.command == "audit":
             return audit_command(args)
+        if args.command == "completion":
+            print(completion.script(_parser(), args.shell), end="")
+            return 0
         return show_config(args)
     except ConfigError as error:
         print(f"simdaemon: configuration error: {error}", file=sys.stderr)

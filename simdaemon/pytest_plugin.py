@@ -23,12 +23,27 @@ Fixtures (in the style of pytest-postgresql: a factory, and defaults built from 
 ``simdaemon_shared``
     One daemon for the session, reset (archive, audit, trusted entities, faults) before each test
     that uses it: cheaper than a fresh daemon, for tests that do not configure it.
+``simdaemon_in_use``
+    The daemon the test uses: ``simdaemon_shared`` when the test asked for it, else
+    ``simdaemon``. The three fixtures below follow it; a test asking for both daemons gets a
+    usage error instead of a patient in the wrong one.
 ``daemon_client``
-    A :class:`dbdaemon_client.DaemonClient` whose local entity is ``simdaemon.test_entity``.
+    A :class:`dbdaemon_client.DaemonClient` calling the test's daemon as its test entity.
 ``synthetic_patient`` / ``rt_patient``
     ``synthetic_patient(seed=..., **options)`` builds a patient with
-    :func:`simdaemon.synthetic.synthetic_patient` and imports it into ``simdaemon`` through the
-    daemon's import pipeline; ``rt_patient`` is one such patient (seed 0, 20 slices of 128 x 128).
+    :func:`simdaemon.synthetic.synthetic_patient` and imports it into the test's daemon through
+    the import pipeline; ``rt_patient`` is one such patient (seed 0, 20 slices of 128 x 128).
+
+Which fixture needs which::
+
+    simdaemon_settings (session)
+    ├── simdaemon_factory ── simdaemon (marker) ─┐
+    └── simdaemon_shared (session daemon, reset) ┴─ simdaemon_in_use
+                                                     ├── daemon_client
+                                                     └── synthetic_patient ── rt_patient
+
+Daemons of other scopes, for a module or a session of your own:
+:func:`simdaemon.factories.daemon` (``my_daemon = factories.daemon(scope="module", ...)``).
 
 Options (command line, else ini, else default): ``--simdaemon-host`` / ``simdaemon_host``
 (default 127.0.0.1), ``--simdaemon-keep-failed`` / ``simdaemon_keep_failed`` (keep the
@@ -61,7 +76,7 @@ from simdaemon.synthetic import synthetic_patient as build_patient
 if TYPE_CHECKING:  # imported when a test asks for daemon_client, never at plugin load
     from dbdaemon_client import DaemonClient
 
-__all__ = ["Settings", "TestDaemon", "TestEntity", "import_patient"]
+__all__ = ["Settings", "TestDaemon", "TestEntity", "daemon_lifetime", "import_patient"]
 
 TEST_AE_TITLE = "SIMTEST"
 _DAEMONS = pytest.StashKey[list[Daemon]]()
@@ -240,18 +255,31 @@ def simdaemon(
     return simdaemon_factory(**options)
 
 
+def daemon_lifetime(
+    tmp_path_factory: pytest.TempPathFactory, settings: Settings, **options: Any
+) -> Iterator[TestDaemon]:
+    """Start a daemon with its own archive and test entity, yield it, stop it; for fixtures.
+
+    The body of every daemon fixture that is not function-scoped (the session's shared one,
+    and those :func:`simdaemon.factories.daemon` makes); options as for the factory.
+    """
+    entity = _reserve(settings.host)
+    folder = tmp_path_factory.mktemp("simdaemon")
+    daemon = TestDaemon(_config(dict(options), folder, settings.host, entity), entity)
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+        entity.release()
+    daemon.raise_errors()
+
+
 @pytest.fixture(scope="session")
 def _simdaemon_session(
     tmp_path_factory: pytest.TempPathFactory, simdaemon_settings: Settings
 ) -> Iterator[TestDaemon]:
-    entity = _reserve(simdaemon_settings.host)
-    folder = tmp_path_factory.mktemp("simdaemon-shared")
-    daemon = TestDaemon(_config({}, folder, simdaemon_settings.host, entity), entity)
-    daemon.start()
-    yield daemon
-    daemon.stop()
-    entity.release()
-    daemon.raise_errors()
+    yield from daemon_lifetime(tmp_path_factory, simdaemon_settings)
 
 
 @pytest.fixture
@@ -272,32 +300,54 @@ def import_patient(daemon: Daemon, patient: SyntheticPatient) -> SyntheticPatien
 
 
 @pytest.fixture
-def synthetic_patient(simdaemon: TestDaemon) -> Callable[..., SyntheticPatient]:
-    """``synthetic_patient(seed=0, **options)``: build a patient, import it into ``simdaemon``."""
+def simdaemon_in_use(request: pytest.FixtureRequest) -> TestDaemon:
+    """The daemon this test uses: ``simdaemon_shared`` if it asked for it, else ``simdaemon``.
+
+    ``synthetic_patient``, ``rt_patient`` and ``daemon_client`` follow it, so a test written
+    with ``simdaemon_shared`` gets its patient and client there instead of silently starting
+    a second daemon. A test that asks for both daemons must say which with the factory.
+    """
+    names = request.fixturenames
+    if "simdaemon_shared" in names and "simdaemon" in names:
+        raise pytest.UsageError(
+            f"{request.node.nodeid} uses both `simdaemon` and `simdaemon_shared`, so "
+            "synthetic_patient, rt_patient and daemon_client cannot tell which daemon they "
+            "belong to: use one of them, or call import_patient(daemon, patient) and build a "
+            "DaemonClient for the other yourself"
+        )
+    name = "simdaemon_shared" if "simdaemon_shared" in names else "simdaemon"
+    daemon: TestDaemon = request.getfixturevalue(name)
+    return daemon
+
+
+@pytest.fixture
+def synthetic_patient(simdaemon_in_use: TestDaemon) -> Callable[..., SyntheticPatient]:
+    """``synthetic_patient(seed=0, **options)``: build a patient, import it into the daemon
+    the test uses (``simdaemon``, or ``simdaemon_shared`` when the test asked for that)."""
 
     def make(seed: int = 0, **options: Any) -> SyntheticPatient:
-        return import_patient(simdaemon, build_patient(seed, **options))
+        return import_patient(simdaemon_in_use, build_patient(seed, **options))
 
     return make
 
 
 @pytest.fixture
 def rt_patient(synthetic_patient: Callable[..., SyntheticPatient]) -> SyntheticPatient:
-    """One synthetic RT patient (seed 0, 20 CT slices of 128 x 128) in ``simdaemon``."""
+    """One synthetic RT patient (seed 0, 20 CT slices of 128 x 128) in the test's daemon."""
     return synthetic_patient(0, slices=20, matrix=128)
 
 
 @pytest.fixture
-def daemon_client(simdaemon: TestDaemon) -> DaemonClient:
-    """A :class:`dbdaemon_client.DaemonClient` calling ``simdaemon`` as its test entity.
+def daemon_client(simdaemon_in_use: TestDaemon) -> DaemonClient:
+    """A :class:`dbdaemon_client.DaemonClient` calling the test's daemon as its test entity.
 
     The client is imported here, not when the plugin loads: a user's project may have its
     own module of any name, and loading pytest must not depend on ours.
     """
     from dbdaemon_client import DaemonClient, Entity
 
-    entity = simdaemon.test_entity
+    entity = simdaemon_in_use.test_entity
     return DaemonClient(
         Entity(entity.ae_title, entity.host, entity.port),
-        Entity(simdaemon.ae_title, simdaemon.host, simdaemon.port),
+        Entity(simdaemon_in_use.ae_title, simdaemon_in_use.host, simdaemon_in_use.port),
     )

@@ -10,6 +10,7 @@ the seed, so the same seed gives byte-identical objects on every machine.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import struct
@@ -122,10 +123,15 @@ class _Builder:
         self.faker = Faker(self.locale)
         self.faker.seed_instance(seed)
         self.seed = seed
+        #: Every option that changes the objects, so that two different objects never share
+        #: a UID (the demo's patient 0 and ``simdaemon seed``'s at another matrix size did).
+        self.variant = ""
 
     def uid(self) -> str:
-        """A UUID-derived UID (PS3.5 B.2) from the seeded generator."""
-        return f"2.25.{self.random.getrandbits(128)}"
+        """A UUID-derived UID (PS3.5 B.2) from the seeded generator and the variant."""
+        drawn = self.random.getrandbits(128)
+        digest = hashlib.sha256(f"{drawn}/{self.variant}".encode()).digest()
+        return f"2.25.{int.from_bytes(digest[:16], 'big')}"
 
     def day(self, start: date, span_days: int) -> date:
         return start + timedelta(days=self.random.randrange(span_days))
@@ -227,6 +233,9 @@ def synthetic_patient(
     if slices < 1 or matrix < 8:
         raise ValueError("a synthetic CT needs at least 1 slice and a matrix of 8 or more")
     builder = _Builder(seed, locale)
+    builder.variant = repr(
+        (slices, matrix, slice_thickness, beams, rt_images, builder.locale, patient_id)
+    )
     sex = builder.random.choice(["F", "M"])
     name, charset = _name(builder, sex)
     birth = builder.day(date(1935, 1, 1), 365 * 60)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,8 @@ from simdaemon.archive import Archive
 from simdaemon.dcmtk import find_dcmtk
 from simdaemon.progress import Progress
 from tests import objects, scu
+
+pytestmark = pytest.mark.slow  # runs the simdaemon command line in subprocesses
 
 LISTENING = "listening on "
 
@@ -212,6 +216,27 @@ def test_import_as_a_trusted_entity_uses_its_import_charset(tmp_path: Path) -> N
         assert [e.operation for e in archive.audit_events()] == ["import"]
 
 
+def test_patients_as_json_gives_one_exact_object_per_patient(tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    seeded = subprocess.run(
+        simdaemon("seed", "--patients", "2", "--slices", "2", "--matrix", "8",
+                  "--archive", str(archive)),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert seeded.returncode == 0, seeded.stderr
+    done = subprocess.run(
+        simdaemon("patients", "--archive", str(archive), "--json"),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    with Archive(archive) as stored:
+        expected = stored.patients()
+    assert [row["patient_id"] for row in rows] == ["SYN000000", "SYN000001"]
+    assert [row["name"] for row in rows] == [p.name for p in expected]
+    assert rows[0]["instances"] == expected[0].instances == 2 + 6
+
+
 def test_patients_without_an_archive_says_so(tmp_path: Path) -> None:
     done = subprocess.run(
         simdaemon("patients", "--archive", str(tmp_path / "none")), capture_output=True, text=True
@@ -227,6 +252,38 @@ def test_import_of_a_missing_path_names_it(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 1
     assert f"{tmp_path / 'nothing'}: no such file or folder" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("make", "why"),
+    [
+        (lambda folder: None, "no files in"),
+        (lambda folder: (folder / "notes.txt").write_text("not DICOM"), "none of them DICOM"),
+    ],
+    ids=["empty-folder", "not-dicom"],
+)
+def test_import_that_stores_nothing_fails_and_says_why(
+    tmp_path: Path, make: Callable[[Path], object], why: str
+) -> None:
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    make(folder)
+    done = subprocess.run(
+        simdaemon("import", str(folder), "--archive", str(tmp_path / "a")),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout
+    assert "simdaemon: nothing imported: " in done.stderr
+    assert why in done.stderr
+
+
+def test_version_is_the_installed_distributions() -> None:
+    done = subprocess.run(simdaemon("--version"), capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"simdaemon {metadata.version('simdaemon')}"
+    from simdaemon import __version__
+
+    assert __version__ == metadata.version("simdaemon")
 
 
 class _Terminal(io.StringIO):
@@ -288,3 +345,28 @@ class _Listening:
     host: str
     port: int
     ae_title: str
+
+
+def test_demo_says_what_it_seeds_where_and_how_to_look(served: list[Served]) -> None:
+    server = Served("--demo")
+    served.append(server)
+    assert server.line.startswith(LISTENING)
+    code, _, err = server.stop()
+    assert code == 0
+    seeding = next(line for line in err.splitlines() if line.startswith("seeding "))
+    archive = seeding.rsplit(" into ", 1)[1]
+    assert seeding.startswith("seeding 3 synthetic patients (20 CT slices of 256 x 256")
+    assert f"demo archive: {archive}" in err
+    assert "trusted entity: SIMCLIENT calling from 127.0.0.1" in err
+    assert f"  simdaemon patients --archive {archive}" in err
+    assert f"  echoscu -aet SIMCLIENT -aec VMSDBD 127.0.0.1 {server.port}" in err
+
+
+def test_serve_without_trusted_entities_warns_at_start(
+    tmp_path: Path, served: list[Served]
+) -> None:
+    server = Served("--archive", str(tmp_path / "archive"))
+    served.append(server)
+    assert server.line.startswith(LISTENING)
+    _, _, err = server.stop()
+    assert "no trusted entities: every association will be rejected; add one with --trust " in err

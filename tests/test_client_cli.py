@@ -18,6 +18,8 @@ from dbdaemon_client import AssociationRejected, DaemonClient, Entity, cli
 from simdaemon.pytest_plugin import TestDaemon
 from simdaemon.synthetic import SyntheticPatient
 
+pytestmark = pytest.mark.slow  # runs the client's command line in subprocesses
+
 
 def run(
     daemon: TestDaemon, *args: str, calling: str | None = None
@@ -188,3 +190,13 @@ def test_help_is_plain_text_with_every_option_explained() -> None:
         assert done.stdout.startswith("usage: python -m dbdaemon_client")
         assert "::" not in done.stdout  # no reStructuredText
         assert "``" not in done.stdout
+
+
+def test_version_is_printed_without_other_arguments() -> None:
+    import dbdaemon_client
+
+    done = subprocess.run([sys.executable, "-m", "dbdaemon_client", "--version"],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["python", "-m", "dbdaemon_client", dbdaemon_client.__version__]
+    assert dbdaemon_client.__version__ != "0+unknown"

@@ -34,6 +34,8 @@ from tests import qr_servers
 from tests.qr_servers import Peer, QRServer
 from tests.receiver import Receiver, receiving
 
+pytestmark = pytest.mark.slow  # starts dcmqrscp and Orthanc
+
 #: The fixtures qr_server and qr_peers: a plugin, so every module shares one set of servers.
 pytest_plugins = ["tests.qr_servers"]
 

@@ -22,7 +22,7 @@ from tests import known, objects, scu
 from tests.conftest import CLIENT, MakeDaemon
 from tests.scu import associate
 
-pytestmark = pytest.mark.dcmtk
+pytestmark = [pytest.mark.dcmtk, pytest.mark.slow]  # drives DCMTK's tools
 
 
 def echoscu(

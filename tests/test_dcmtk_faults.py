@@ -22,7 +22,7 @@ from tests import objects
 from tests.conftest import CLIENT, MakeDaemon
 from tests.test_dcmtk import StorescpOnce
 
-pytestmark = pytest.mark.dcmtk
+pytestmark = [pytest.mark.dcmtk, pytest.mark.slow]  # drives DCMTK's tools
 
 PEER_ABORTED = "peer aborted association"
 ABORT_AS = pytest.mark.parametrize("abort_as", ["abort", "close"])

@@ -18,6 +18,8 @@ from simdaemon.archive import Archive
 from simdaemon.config import load
 from tests import objects, scu
 
+pytestmark = pytest.mark.slow  # kills daemon processes mid-ingest
+
 OBJECTS = 500
 
 

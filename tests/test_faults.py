@@ -602,6 +602,7 @@ def test_a_bad_faults_table_names_its_key() -> None:
 # --- a fault never corrupts the archive -------------------------------------------------
 
 
+@pytest.mark.slow
 def test_every_fault_at_random_leaves_the_archive_consistent(
     simdaemon: TestDaemon,
     synthetic_patient: Callable[..., SyntheticPatient],

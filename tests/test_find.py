@@ -438,6 +438,7 @@ def test_find_is_audited(archive: tuple[Daemon, known_archive.Known]) -> None:
     assert event.detail.endswith("1 match(es)")
 
 
+@pytest.mark.slow
 def test_results_stream_with_flat_memory(make_daemon: Any) -> None:
     """20,000 matches are answered one batch at a time: memory does not grow with them."""
     daemon = make_daemon()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 pytest_plugins = ["pytester"]
+pytestmark = pytest.mark.slow  # runs pytest in pytest (pytester, subprocesses)
 
 ECHO = """
 from pynetdicom import AE
@@ -286,3 +287,59 @@ def test_a_project_with_its_own_client_module(pytester: pytest.Pytester, runner:
         command = [sys.executable, "-m", "pytest"]
     result = pytester.run(*command, "-p", "no:cacheprovider", "-p", "no:xdist", "-q")
     result.assert_outcomes(passed=1)
+
+
+def test_patient_and_client_follow_the_shared_daemon(pytester: pytest.Pytester) -> None:
+    """`rt_patient` and `daemon_client` with `simdaemon_shared` land there: no second daemon."""
+    pytester.makepyfile(
+        """
+from simdaemon.server import Daemon
+
+def test_shared(simdaemon_shared, rt_patient, daemon_client, request):
+    assert [p.patient_id for p in simdaemon_shared.archive.patients()] == [rt_patient.patient_id]
+    found = daemon_client.find_patients(rt_patient.patient_id)
+    assert [p.patient_id for p in found] == [rt_patient.patient_id]
+    assert "simdaemon" not in request.fixturenames, "no second daemon was started"
+"""
+    )
+    pytester.runpytest_inprocess().assert_outcomes(passed=1)
+
+
+def test_asking_for_both_daemons_and_a_patient_says_which_fixture_to_use(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+def test_both(simdaemon, simdaemon_shared, rt_patient):
+    pass
+"""
+    )
+    result = pytester.runpytest_inprocess()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*uses both `simdaemon` and `simdaemon_shared`*"])
+
+
+def test_a_factory_daemon_lives_for_its_scope(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+from simdaemon import factories
+
+module_daemon = factories.daemon(scope="module", patient_creation={"automatic": False})
+"""
+    )
+    pytester.makepyfile(
+        ECHO
+        + """
+PORTS = []
+
+def test_first(module_daemon):
+    PORTS.append(module_daemon.port)
+    assert module_daemon.config.patient_creation.automatic is False
+    assert echo(module_daemon)
+
+def test_second(module_daemon):
+    assert [module_daemon.port] == PORTS, "the same daemon for the whole module"
+    assert echo(module_daemon)
+"""
+    )
+    pytester.runpytest_inprocess().assert_outcomes(passed=2)

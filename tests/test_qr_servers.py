@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import CTImageStorage, generate_uid
 from pynetdicom import AE
@@ -16,6 +17,8 @@ from pynetdicom.association import Association
 from simdaemon.net.outgoing import keep_responses
 from tests.qr_servers import QRServer, echo, patient
 from tests.receiver import Receiver
+
+pytestmark = pytest.mark.slow  # starts dcmqrscp and Orthanc
 
 #: The fixtures qr_server and qr_peers: a plugin, so every module shares one set of servers.
 pytest_plugins = ["tests.qr_servers"]

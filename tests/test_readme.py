@@ -7,10 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from simdaemon.cli import DEMO_MATRIX, DEMO_SLICES
 from simdaemon.config import loads
 from simdaemon.pytest_plugin import TestDaemon, import_patient
 from simdaemon.synthetic import synthetic_patient
+
+pytestmark = pytest.mark.slow  # runs the README's examples in subprocesses
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

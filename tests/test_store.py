@@ -172,6 +172,7 @@ def test_sql_trace_is_off_by_default(daemon: Daemon, tmp_path: Path) -> None:
     assert not (tmp_path / "archive" / "sqltrace.log").exists()
 
 
+@pytest.mark.slow
 def test_concurrent_associations_store_every_object_once(make_daemon: MakeDaemon) -> None:
     """8 associations x 50 objects of one new patient at once: one patient, 400 instances."""
     daemon = make_daemon(max_associations=10)

@@ -137,3 +137,41 @@ def test_a_dataset_is_never_shared_between_objects() -> None:
     objects: list[Dataset] = patient.datasets()
     assert len({id(ds) for ds in objects}) == len(objects)
     assert len({str(ds.SOPInstanceUID) for ds in objects}) == len(objects)
+
+
+def _uids(patient: SyntheticPatient) -> set[str]:
+    return {str(ds[key].value) for ds in patient.datasets() for key in
+            ("SOPInstanceUID", "SeriesInstanceUID")}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"matrix": 16},
+        {"slices": 13},
+        {"beams": 2},
+        {"rt_images": 1},
+        {"slice_thickness": 3.0},
+        {"patient_id": "OTHER"},
+    ],
+    ids=lambda option: next(iter(option)),
+)
+def test_objects_that_differ_never_share_a_uid(option: dict[str, object]) -> None:
+    """The demo's patient 0 and `simdaemon seed`'s differ only in size: re-importing one into
+    an archive holding the other must not collide as duplicates (0xC004)."""
+    base = synthetic_patient(11, **SMALL)
+    other = synthetic_patient(11, **{**SMALL, **option})  # type: ignore[arg-type]
+    assert not _uids(base) & _uids(other)
+    assert other.study_uid != base.study_uid
+    assert other.name == base.name, "the patient is the same person; only the objects differ"
+
+
+def test_demo_objects_import_into_a_seeded_archive_without_duplicates(tmp_path: Path) -> None:
+    from simdaemon import local
+    from simdaemon.config import from_mapping
+
+    config = from_mapping({"daemon": {"archive": str(tmp_path / "archive")}}, tmp_path)
+    seeded = local.seed_patients(config, 1, 0, slices=4, matrix=16)
+    assert not seeded.failed
+    again = local.seed_patients(config, 1, 0, slices=4, matrix=32)
+    assert [(label, r.status) for label, r in again.failed] == []
