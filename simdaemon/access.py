@@ -131,10 +131,13 @@ def decide(
     trusted: Iterable[TrustedEntity],
     active: int,
     limit: int,
+    command_line: bool = False,
 ) -> Decision:
     """Decide whether to accept an association request (SPEC section 3).
 
     ``active`` is how many associations the daemon is already serving, not counting this one.
+    With ``command_line`` (a daemon started by ``simdaemon serve``) a refusal's hint names the
+    command-line flag beside the configuration key.
     """
     calling = normalize_ae_title(request.calling_ae)
     called = normalize_ae_title(request.called_ae)
@@ -147,6 +150,7 @@ def decide(
             explanation=(
                 f"called AE '{called}' is not this daemon's AE title '{own}'; "
                 f"call '{own}', or set [daemon] ae_title = '{called}'"
+                + (f" (--ae-title {called})" if command_line else "")
             ),
             rejection=Rejection(
                 Result.REJECTED_PERMANENT, Source.SERVICE_USER, Reason.CALLED_AE_NOT_RECOGNIZED
@@ -160,6 +164,7 @@ def decide(
             explanation=(
                 f"calling AE '{calling}' is not a trusted entity; add it under [[trusted]] "
                 f"with ae_title = '{calling}', ip = '{peer}' and the port of its storage SCP"
+                + (f" (--trust {calling}@{peer}:PORT)" if command_line else "")
             ),
             rejection=Rejection(
                 Result.REJECTED_PERMANENT, Source.SERVICE_USER, Reason.CALLING_AE_NOT_RECOGNIZED
@@ -172,6 +177,7 @@ def decide(
             explanation=(
                 f"AE '{calling}' is trusted only from {entity.ip}; this call came from {peer}; "
                 f"call from {entity.ip}, or set ip = '{peer}' in its [[trusted]] entry"
+                + (f" (--trust {calling}@{peer}:{entity.port})" if command_line else "")
             ),
             rejection=Rejection(
                 Result.REJECTED_PERMANENT, Source.SERVICE_USER, Reason.CALLING_AE_NOT_RECOGNIZED

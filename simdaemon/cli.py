@@ -195,7 +195,7 @@ def serve(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         try:
-            daemon = Daemon(config).start()
+            daemon = Daemon(config, command_line=True).start()
         except DaemonError as error:
             print(f"simdaemon: {error}", file=sys.stderr)
             return EXIT_RUNTIME

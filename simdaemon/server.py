@@ -91,8 +91,10 @@ class DaemonError(RuntimeError):
 class Daemon:
     """A simulated ARIA DB Daemon; a context manager, usable without pytest."""
 
-    def __init__(self, config: Config | None = None) -> None:
+    def __init__(self, config: Config | None = None, *, command_line: bool = False) -> None:
+        """``command_line``: started by ``simdaemon serve``, so hints name its flags too."""
         self.config = config if config is not None else Config()
+        self.command_line = command_line
         self.audit = AuditTrail()
         self.errors: list[BaseException] = []
         self._trusted: dict[str, TrustedEntity] = {e.ae_title: e for e in self.config.trusted}
@@ -146,6 +148,7 @@ class Daemon:
             raise DaemonError(
                 f"cannot listen on {settings.host}:{settings.port}: {error.strerror}; "
                 "choose another [daemon] port (0 picks a free one) or host"
+                + (" (--port, --host)" if self.command_line else "")
             ) from error
         listener.services = {C_MOVE: functools.partial(self._serve_move, context)}
         self._listener = listener
@@ -452,6 +455,7 @@ class Daemon:
             trusted=self.trusted,
             active=active,
             limit=self.config.daemon.max_associations,
+            command_line=self.command_line,
         )
         plan = NO_FAULTS
         if decision.accepted:

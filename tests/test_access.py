@@ -21,7 +21,11 @@ SUBNET = TrustedEntity("WARD", "10.20.0.0/16", 104)
 
 
 def ask(
-    calling: str, called: str = "VMSDBD", ip: str = "10.130.10.133", active: int = 0
+    calling: str,
+    called: str = "VMSDBD",
+    ip: str = "10.130.10.133",
+    active: int = 0,
+    command_line: bool = False,
 ) -> Decision:
     """Decide a request to VMSDBD, which trusts CLIENT and SUBNET, with a limit of 2."""
     return decide(
@@ -30,6 +34,7 @@ def ask(
         trusted=[CLIENT, SUBNET],
         active=active,
         limit=2,
+        command_line=command_line,
     )
 
 
@@ -92,6 +97,17 @@ def test_explanations_say_what_to_change() -> None:
     assert "set ip = '127.0.0.1'" in wrong_ip
     assert "[daemon] ae_title = 'OTHER'" in ask("MYCLIENT", "OTHER").explanation
     assert "max_associations" in ask("MYCLIENT", active=2).explanation
+    assert "--" not in ask("STRANGER").explanation, "a daemon from Python has no flags"
+
+
+def test_a_daemon_started_from_the_command_line_names_its_flags_too() -> None:
+    stranger = ask("STRANGER", ip="127.0.0.1", command_line=True).explanation
+    assert stranger.endswith("its storage SCP (--trust STRANGER@127.0.0.1:PORT)")
+    assert "[[trusted]]" in stranger
+    wrong_ip = ask("MYCLIENT", ip="127.0.0.1", command_line=True).explanation
+    assert wrong_ip.endswith(f"(--trust MYCLIENT@127.0.0.1:{CLIENT.port})")
+    called = ask("MYCLIENT", "OTHER", command_line=True).explanation
+    assert called.endswith("[daemon] ae_title = 'OTHER' (--ae-title OTHER)")
 
 
 def test_offered_contexts_have_no_c_get() -> None:

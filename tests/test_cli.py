@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -91,6 +92,7 @@ def test_demo_daemon_answers_echoscu_and_explains_a_stranger(served: list[Served
     assert "calling ae title not recognized" in refused.stderr.lower()
     (line,) = [line for line in log.splitlines() if "STRANGER" in line]
     assert "add it under [[trusted]] with ae_title = 'STRANGER', ip = '127.0.0.1'" in line
+    assert line.endswith("(--trust STRANGER@127.0.0.1:PORT)"), "serve names its own flag"
     assert "Accepting Association" not in log, "pynetdicom's INFO steps stay out of the log"
     assert code == 0
 
@@ -370,3 +372,17 @@ def test_serve_without_trusted_entities_warns_at_start(
     assert server.line.startswith(LISTENING)
     _, _, err = server.stop()
     assert "no trusted entities: every association will be rejected; add one with --trust " in err
+
+
+def test_a_port_in_use_names_the_flag_to_change(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        done = subprocess.run(
+            simdaemon("serve", "--port", port, "--archive", str(tmp_path / "a")),
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "[daemon] port (0 picks a free one) or host (--port, --host)" in done.stderr
