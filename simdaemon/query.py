@@ -23,17 +23,16 @@ ignored.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from functools import lru_cache
 from typing import Literal
 
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
 from simdaemon.attributes import text_value
+from simdaemon.wildcard import is_wild, wildcard_match
 
 __all__ = [
     "ARIA_SERIES_DESCRIPTIONS",
@@ -236,25 +235,11 @@ class QueryError(ValueError):
 # --- matching one value ---------------------------------------------------------------------
 
 
-def _is_wild(value: str) -> bool:
-    return "*" in value or "?" in value
-
-
 def _split_range(value: str) -> tuple[str, str] | None:
     if value.count("-") != 1:
         return None
     low, high = (part.strip() for part in value.split("-"))
     return (low, high) if (low or high) else None
-
-
-def _regex(value: str) -> str:
-    """A DICOM wildcard value as a regular expression matching the whole stored value."""
-    return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in value)
-
-
-@lru_cache(maxsize=256)
-def _wildcard(pattern: str) -> re.Pattern[str]:
-    return re.compile(_regex(pattern), re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -285,13 +270,17 @@ class ValueList:
 
 @dataclass(frozen=True)
 class Wildcard:
-    """Wild card matching: ``*`` is any run of characters, ``?`` any one; nothing else is wild."""
+    """Wild card matching: ``*`` is any run of characters, ``?`` any one; nothing else is wild.
+
+    Matched by :func:`simdaemon.wildcard.wildcard_match`, in time at most proportional to
+    pattern length times value length (no regular expression: no catastrophic backtracking).
+    """
 
     pattern: str
 
     def accepts(self, stored: str) -> bool:
         """Whether ``stored`` matches."""
-        return _wildcard(self.pattern).fullmatch(stored) is not None
+        return wildcard_match(self.pattern, stored)
 
 
 @dataclass(frozen=True)
@@ -360,12 +349,12 @@ def _constraint(attribute: Attribute, values: Sequence[str]) -> Constraint:
         return Constraint(keyword, Range(*bounds))
     if attribute.vr == "PN":
         needle = value.casefold()
-        exact: Single | Wildcard = Wildcard(needle) if _is_wild(needle) else Single(needle)
+        exact: Single | Wildcard = Wildcard(needle) if is_wild(needle) else Single(needle)
         if "=" in needle:  # several component groups given: compare the whole name
             return Constraint(keyword, exact, folded=True)
         # One group, the alphabetic one as a rule: a stored name may carry more after "=".
         return Constraint(keyword, AnyOf((exact, Wildcard(f"{needle}=*"))), folded=True)
-    if _is_wild(value):
+    if is_wild(value):
         return Constraint(keyword, Wildcard(value))
     return Constraint(keyword, Single(value))
 
@@ -388,7 +377,7 @@ def matches(vr: str, query: str, stored: str) -> bool:
         value, stored = value.casefold(), stored.casefold()
         if "=" not in value:
             stored = stored.split("=")[0]
-    if _is_wild(value):
+    if is_wild(value):
         return Wildcard(value).accepts(stored)
     return value == stored
 
@@ -703,7 +692,7 @@ def universal_key(identifier: Dataset, level: Level) -> UniversalKey | None:
     values = _strings(identifier[keyword])
     if not values:
         return UniversalKey(level, keyword, "empty")
-    if any(_is_wild(value) for value in values):
+    if any(is_wild(value) for value in values):
         return UniversalKey(level, keyword, "wildcard", "\\".join(values))
     return None
 
