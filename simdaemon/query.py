@@ -41,6 +41,7 @@ __all__ = [
     "INDEXED",
     "MODELS",
     "UNIQUE_KEYS",
+    "VALUE_LENGTHS",
     "AnyOf",
     "Attribute",
     "Constraint",
@@ -59,6 +60,7 @@ __all__ = [
     "UniversalKey",
     "ValueList",
     "Wildcard",
+    "check_lengths",
     "compile_query",
     "describe",
     "matches",
@@ -501,6 +503,61 @@ def _has_values(item: Dataset) -> bool:
     return False
 
 
+#: The longest value of each VR, in characters (PS3.5 table 6.2-1); PN per component group.
+VALUE_LENGTHS: dict[str, int] = {
+    "AE": 16,
+    "AS": 4,
+    "CS": 16,
+    "DA": 8,
+    "DS": 16,
+    "DT": 26,
+    "IS": 12,
+    "LO": 64,
+    "LT": 10240,
+    "PN": 64,
+    "SH": 16,
+    "ST": 1024,
+    "TM": 14,
+    "UI": 64,
+}
+
+
+def _too_long(vr: str, value: str) -> bool:
+    """Whether one value (of a backslash list) is longer than its VR allows.
+
+    A DA/TM/DT range is two values and a hyphen; a PN is checked per component group.
+    """
+    limit = VALUE_LENGTHS.get(vr)
+    if limit is None:
+        return False
+    if vr in ("DA", "TM", "DT") and (bounds := _split_range(value)) is not None:
+        return any(len(bound) > limit for bound in bounds)
+    if vr == "PN":
+        return any(len(group) > limit for group in value.split("="))
+    return len(value) > limit
+
+
+def check_lengths(identifier: Dataset) -> None:
+    """Refuse a matching key longer than its VR allows, in the identifier or a sequence item.
+
+    A value no stored attribute can hold matches nothing, and its length is what makes
+    matching costly, so the identifier is refused (:class:`QueryError`, answered 0xC000
+    "Unable to process" with the key named) before anything is matched.
+    """
+    for element in identifier:
+        if element.keyword in _NOT_KEYS or element.tag.group in (0x0000, 0x0002):
+            continue
+        if element.VR == "SQ":
+            for item in element.value:
+                check_lengths(item)
+            continue
+        vr = str(element.VR)
+        if any(_too_long(vr, value) for value in _strings(element)):
+            name = element.keyword or str(element.tag)
+            unit = " per component group" if vr == "PN" else ""
+            raise QueryError(f"{name} longer than {VALUE_LENGTHS[vr]} chars{unit} ({vr})")
+
+
 def parse_level(identifier: Dataset, model: str) -> Level:
     """The identifier's QueryRetrieveLevel, checked against the model."""
     raw = identifier.get("QueryRetrieveLevel")
@@ -521,6 +578,7 @@ def compile_query(identifier: Dataset, model: str, shape: Shape | None = None) -
     """What a C-FIND or C-MOVE identifier for ``model`` (``"patient"``, ``"study"``) asks for."""
     shape = shape if shape is not None else Shape()
     level = parse_level(identifier, model)
+    check_lengths(identifier)
     constraints: list[Constraint] = []
     keys: list[ReturnKey] = []
     filters: list[StoredFilter] = []
