@@ -136,7 +136,10 @@ class Daemon:
             (
                 evt.EVT_C_FIND,
                 self._guard(self._injector.wrap("find", handle_find)),
-                [lambda: self.archive, self._entity, self.audit, self.ae_title, self._shape()],
+                [
+                    *(lambda: self.archive, self._entity, self.audit, self.ae_title),
+                    *(self._shape(), self.config.limits.query_budget_s),
+                ],
             ),
         ]
         try:
