@@ -95,7 +95,9 @@ def import_files(
     files = list(dicom_files(paths))
     summary = ImportSummary()
     progress = Progress(len(files), progress_label)
-    with Archive(config.daemon.archive, sql_trace=config.investigation.sql_trace) as archive:
+    with Archive(
+        config.daemon.archive, sql_trace=config.investigation.sql_trace, audit=config.audit
+    ) as archive:
         importer = Importer(config, archive, Investigator(config.investigation))
         audit = AuditTrail(sink=archive.record_audit)
         for path in files:
@@ -139,7 +141,9 @@ def seed_patients(
     archive contents.
     """
     summary = ImportSummary()
-    with Archive(config.daemon.archive, sql_trace=config.investigation.sql_trace) as archive:
+    with Archive(
+        config.daemon.archive, sql_trace=config.investigation.sql_trace, audit=config.audit
+    ) as archive:
         importer = Importer(config, archive, Investigator(config.investigation))
         audit = AuditTrail(sink=archive.record_audit)
         progress = Progress(patients * (slices + 6), "seeding")

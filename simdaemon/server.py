@@ -92,7 +92,7 @@ class Daemon:
 
     def __init__(self, config: Config | None = None) -> None:
         self.config = config if config is not None else Config()
-        self.audit = AuditTrail()
+        self.audit = AuditTrail(limit=self.config.audit.memory_events)
         self.errors: list[BaseException] = []
         self._trusted: dict[str, TrustedEntity] = {e.ae_title: e for e in self.config.trusted}
         self._lock = threading.Lock()
@@ -238,7 +238,9 @@ class Daemon:
         if self._archive is None or self._importer is None:
             folder = self.config.daemon.archive
             try:
-                archive = Archive(folder, sql_trace=self.config.investigation.sql_trace)
+                archive = Archive(
+                    folder, sql_trace=self.config.investigation.sql_trace, audit=self.config.audit
+                )
             except (ArchiveError, OSError) as error:
                 raise DaemonError(f"[daemon] archive = {str(folder)!r}: {error}") from error
             self._archive = archive
