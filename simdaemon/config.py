@@ -444,13 +444,21 @@ def _build(cls: type[Any], table: object, where: str, base_dir: Path) -> Any:
 
 
 def from_mapping(data: Mapping[str, Any], base_dir: Path | None = None) -> Config:
-    """Build a :class:`Config` from parsed TOML; relative paths resolve against ``base_dir``."""
+    """Build a :class:`Config` from parsed TOML; relative paths resolve against ``base_dir``.
+
+    Without ``base_dir`` (no file), paths resolve against the working directory, except the
+    ``[investigation]`` folders: they stay relative, and the daemon puts them in its archive
+    (:func:`simdaemon.investigation.resolve`).
+    """
     base = base_dir if base_dir is not None else Path.cwd()
     for key in data:
         if key not in _TABLES and key not in _LISTS:
             allowed = ", ".join([*_TABLES, *(f"[[{k}]]" for k in _LISTS)])
             raise ConfigError(key, data[key], f"unknown table; the tables are {allowed}")
     tables = {name: _build(cls, data.get(name, {}), name, base) for name, cls in _TABLES.items()}
+    if base_dir is None:  # no file gives investigation folders a base: the archive will
+        investigation = data.get("investigation", {})
+        tables["investigation"] = _build(Investigation, investigation, "investigation", Path())
     entries = data.get("trusted", [])
     if not isinstance(entries, list):
         raise ConfigError("trusted", entries, "expected [[trusted]] tables")

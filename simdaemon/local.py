@@ -98,7 +98,9 @@ def import_files(
     with Archive(
         config.daemon.archive, sql_trace=config.investigation.sql_trace, audit=config.audit
     ) as archive:
-        importer = Importer(config, archive, Investigator(config.investigation))
+        importer = Importer(
+            config, archive, Investigator(config.investigation, config.daemon.archive)
+        )
         audit = AuditTrail(sink=archive.record_audit)
         for path in files:
             try:
@@ -144,7 +146,9 @@ def seed_patients(
     with Archive(
         config.daemon.archive, sql_trace=config.investigation.sql_trace, audit=config.audit
     ) as archive:
-        importer = Importer(config, archive, Investigator(config.investigation))
+        importer = Importer(
+            config, archive, Investigator(config.investigation, config.daemon.archive)
+        )
         audit = AuditTrail(sink=archive.record_audit)
         progress = Progress(patients * (slices + 6), "seeding")
         for number in range(patients):

@@ -100,7 +100,7 @@ class Daemon:
         self._thread: threading.Thread | None = None
         self._archive: Archive | None = None
         self._importer: Importer | None = None
-        self.investigator = Investigator(self.config.investigation)
+        self.investigator = Investigator(self.config.investigation, self.config.daemon.archive)
         #: What the start-up consistency check found (and repaired), once started.
         self.consistency: Consistency | None = None
         #: Injected faults (``daemon.faults.add(operation=..., ...)``); ``[[faults]]`` first.
