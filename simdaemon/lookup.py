@@ -551,11 +551,13 @@ def _members(query: Query, head: Sequence[str], order: str = "") -> _Plan:
     return _Plan(query, Level.IMAGE, head, set(), bool(query.post_filters), order)
 
 
-def instances(archive: Archive, query: Query) -> Generator[InstanceFile, None, None]:
-    """Stream every instance a C-MOVE of ``query`` sends, oldest first."""
+def instances(
+    archive: Archive, query: Query, check: Check | None = None
+) -> Generator[InstanceFile, None, None]:
+    """Stream every instance a C-MOVE of ``query`` sends, oldest first (``check``: see find)."""
     head = ["i.sop_instance_uid", "i.sop_class_uid", "i.file", "i.transfer_syntax"]
     plan = _members(query, head, order="i.id")
-    rows = _stream(archive, plan.statement)
+    rows = _stream(archive, plan.statement, check)
     try:
         for raw in rows:
             if plan.all_in_sql or plan.admits(raw):
@@ -565,7 +567,7 @@ def instances(archive: Archive, query: Query) -> Generator[InstanceFile, None, N
         rows.close()
 
 
-def extent(archive: Archive, query: Query) -> Extent:
+def extent(archive: Archive, query: Query, check: Check | None = None) -> Extent:
     """What a C-MOVE of ``query`` would send, counted without reading a file.
 
     The same matcher as :func:`instances`. ``COUNT(DISTINCT ...)`` in SQL when SQL matches
@@ -573,7 +575,7 @@ def extent(archive: Archive, query: Query) -> Extent:
     values of a series and its study), SQL counts each series' instances and Python checks
     one row per series. When a key is matched in the stored attributes (RTPlanLabel, a
     sequence), every instance the SQL keeps is checked as it streams past, as the move
-    would check it.
+    would check it; ``check`` (see :func:`find`) is called for each of those rows.
     """
     keys = [f"{table.alias}.id" for table in HIERARCHY[: Level.IMAGE]]
     derived = query.shape.derived
@@ -592,7 +594,7 @@ def extent(archive: Archive, query: Query) -> Extent:
         plan = _members(query, keys)
     seen: tuple[set[int], set[int], set[int]] = (set(), set(), set())
     objects = 0
-    for raw in _stream(archive, plan.statement):
+    for raw in _stream(archive, plan.statement, check):
         if plan.admits(raw):
             for found, key in zip(seen, raw[:3], strict=True):
                 found.add(key)

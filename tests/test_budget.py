@@ -115,3 +115,15 @@ def test_lookup_stops_inside_sqlite_through_the_progress_handler(
     identifier = python_filtered()
     del identifier.RTPlanLabel
     assert len(list(lookup.find(many, compile_query(identifier, "study")))) == ROWS
+
+
+def test_a_moves_lookups_take_the_same_check(many: Archive) -> None:
+    def check() -> None:
+        raise OverBudget("query stopped after its 0 s budget")
+
+    compiled = compile_query(python_filtered(), "study")
+    with pytest.raises(OverBudget):
+        next(lookup.instances(many, compiled, check))
+    with pytest.raises(OverBudget):
+        lookup.extent(many, compiled, check)
+    assert lookup.extent(many, compiled).objects == 0  # without a check: counted to the end
