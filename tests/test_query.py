@@ -115,6 +115,7 @@ def test_stored_rt_keys_and_sequences_filter_in_python() -> None:
     ],
 )
 @pytest.mark.filterwarnings("ignore:The .*length")  # pydicom warns of the same, as it should
+@pytest.mark.filterwarnings("ignore:Invalid value for VR DA")
 def test_keys_longer_than_their_vr_are_refused_by_name(keys: dict[str, str], message: str) -> None:
     with pytest.raises(QueryError) as raised:
         compile_query(identifier("IMAGE", **keys), "study")
