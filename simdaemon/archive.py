@@ -47,6 +47,7 @@ from pydicom.dataset import Dataset
 
 from simdaemon.attributes import read as read_attributes
 from simdaemon.audit import AuditEvent
+from simdaemon.config import AuditSettings
 from simdaemon.matching import (
     Candidates,
     Demographics,
@@ -56,6 +57,7 @@ from simdaemon.matching import (
     StoredSeries,
     StoredStudy,
 )
+from simdaemon.retention import TRIM_EVERY, Coalescer, first_kept, trim_before
 
 __all__ = [
     "HIERARCHY",
@@ -79,7 +81,7 @@ __all__ = [
 
 LOGGER = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DATABASE = "archive.sqlite"
 FILES = "files"
 INCOMING = ".incoming"
@@ -180,14 +182,20 @@ CREATE TABLE audit (
     status INTEGER,
     rule TEXT NOT NULL,
     detail TEXT NOT NULL,
-    duration_ms REAL NOT NULL
+    duration_ms REAL NOT NULL,
+    repeats INTEGER NOT NULL DEFAULT 1,
+    last_time TEXT
 );
 CREATE INDEX audit_time ON audit (time);
 CREATE INDEX audit_operation ON audit (operation, calling_ae);
 """
 
 #: Statements that bring an archive of schema version N (the key) to N + 1.
-_MIGRATIONS: dict[int, str] = {}
+_MIGRATIONS: dict[int, str] = {
+    # 2: a rejection repeated within [audit] coalesce_s is counted on its first row.
+    1: "ALTER TABLE audit ADD COLUMN repeats INTEGER NOT NULL DEFAULT 1; "
+    "ALTER TABLE audit ADD COLUMN last_time TEXT;",
+}
 
 
 @dataclass(frozen=True)
@@ -285,6 +293,14 @@ def _insert(db: sqlite3.Connection, table: str, row: Mapping[str, object]) -> in
     """
     cursor = db.execute(_insert_sql(table, tuple(row)), tuple(row.values()))
     return int(cursor.lastrowid or 0)
+
+
+def _with_repeats(detail: str, repeats: int, last_time: str | None) -> str:
+    """A stored event's detail, saying how often it was repeated (coalesced rejections)."""
+    if repeats <= 1:
+        return detail
+    last = f" until {last_time}" if last_time else ""
+    return f"{detail} (and {repeats - 1} more like this from the same host{last})"
 
 
 def _columns(row: NewStudy | NewSeries | NewInstance) -> dict[str, object]:
@@ -620,8 +636,14 @@ class _Tracer:
 class Archive:
     """An archive folder, opened; see the module docstring for the model."""
 
-    def __init__(self, folder: Path, *, sql_trace: bool = False) -> None:
+    def __init__(
+        self, folder: Path, *, sql_trace: bool = False, audit: AuditSettings | None = None
+    ) -> None:
         self.folder = folder.resolve()
+        #: How much of the persisted audit trail is kept (``[audit]``).
+        self.audit_settings = audit if audit is not None else AuditSettings()
+        self._coalescer = Coalescer(self.audit_settings)
+        self._audit_inserts = 0
         self.files = self.folder / FILES
         self.incoming = self.files / INCOMING
         try:
@@ -639,6 +661,7 @@ class Archive:
         self._closed = False
         self._writer = self._connect()
         self._migrate()
+        self.trim_audit()  # what an earlier run, or other settings, left beyond retention
 
     # --- connections -----------------------------------------------------------------------
 
@@ -730,11 +753,24 @@ class Archive:
         return self.files / study_uid / series_uid / f"{sop_instance_uid}.dcm"
 
     def record_audit(self, event: AuditEvent) -> None:
-        """Persist an audit event (the in-memory trail calls this for every event)."""
+        """Persist an audit event (the in-memory trail calls this for every event).
+
+        A rejection repeating a recent one is counted on that one's row
+        (:class:`~simdaemon.retention.Coalescer`); every :data:`~simdaemon.retention.TRIM_EVERY`
+        rows, the trail is trimmed to ``[audit] retention_days`` and ``max_events``.
+        """
         if self._closed:
             return
         with self._write_lock:
-            _insert(
+            repeated = self._coalescer.repeat_of(event)
+            if repeated is not None:
+                counted = self._writer.execute(
+                    "UPDATE audit SET repeats = repeats + 1, last_time = ? WHERE id = ?",
+                    (event.time.isoformat(timespec="microseconds"), repeated),
+                ).rowcount
+                if counted:
+                    return
+            row = _insert(
                 self._writer,
                 "audit",
                 {
@@ -750,12 +786,38 @@ class Archive:
                     "duration_ms": event.duration_ms,
                 },
             )
+            self._coalescer.stored(event, row)
+            self._audit_inserts += 1
+            if self._audit_inserts % TRIM_EVERY == 0:
+                self._trim_audit()
+
+    def _trim_audit(self) -> None:
+        """Delete what ``[audit]`` does not keep; the caller holds the write lock."""
+        db, settings = self._writer, self.audit_settings
+        before = trim_before(settings, datetime.now(UTC))
+        deleted = 0
+        if before is not None:
+            cutoff = before.isoformat(timespec="microseconds")
+            deleted += db.execute("DELETE FROM audit WHERE time < ?", (cutoff,)).rowcount
+        last = db.execute("SELECT max(id) FROM audit").fetchone()[0]
+        lowest = first_kept(settings, int(last or 0))
+        if lowest is not None:
+            deleted += db.execute("DELETE FROM audit WHERE id < ?", (lowest,)).rowcount
+        if deleted:
+            self._coalescer.forget()
+            LOGGER.info("audit trail trimmed: %d event(s) past [audit] retention deleted", deleted)
+
+    def trim_audit(self) -> None:
+        """Apply ``[audit] retention_days`` and ``max_events`` to the persisted trail now."""
+        with self._write_lock:
+            self._trim_audit()
 
     def clear(self) -> None:
         """Empty the archive: every row and every file (a fresh archive for the next test)."""
         with self.transaction() as tx:
             for table in ("review_tasks", "instances", "series", "studies", "patients", "audit"):
                 tx._db.execute(f"DELETE FROM {table}")
+            self._coalescer.forget()
         for entry in self.files.iterdir():
             if entry == self.incoming:
                 continue
@@ -885,7 +947,7 @@ class Archive:
         with self.reading() as db:
             rows = db.execute(
                 "SELECT id, time, operation, calling_ae, called_ae, peer, outcome, detail, rule, "
-                "status, duration_ms FROM audit WHERE id > ? ORDER BY id",
+                "status, duration_ms, repeats, last_time FROM audit WHERE id > ? ORDER BY id",
                 (row,),
             ).fetchall()
         events = [
@@ -896,7 +958,7 @@ class Archive:
                 called_ae=r[4],
                 peer=r[5],
                 outcome=r[6],
-                detail=r[7],
+                detail=_with_repeats(r[7], r[11], r[12]),
                 rule=r[8],
                 status=r[9],
                 duration_ms=r[10],

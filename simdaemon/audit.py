@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -64,14 +65,23 @@ class AuditEvent:
 
 
 class AuditTrail:
-    """A thread-safe, append-only list of :class:`AuditEvent` with simple queries.
+    """A thread-safe trail of the most recent :class:`AuditEvent` values, with simple queries.
 
     ``sink``, when set, receives every event too: the daemon points it at the archive so
-    the trail outlives the process.
+    the trail outlives the process. In memory only the latest ``limit`` events are kept
+    (``[audit] memory_events``), so a flood of rejected peers cannot grow the process;
+    :attr:`recorded` counts every event ever recorded.
     """
 
-    def __init__(self, sink: Callable[[AuditEvent], None] | None = None) -> None:
-        self._events: list[AuditEvent] = []
+    #: Events kept in memory unless told otherwise.
+    LIMIT = 1000
+
+    def __init__(
+        self, sink: Callable[[AuditEvent], None] | None = None, *, limit: int = LIMIT
+    ) -> None:
+        self._events: deque[AuditEvent] = deque(maxlen=limit)
+        #: Every event recorded since the start (or the last :meth:`clear`), kept or not.
+        self.recorded = 0
         self._lock = threading.Lock()
         self._recorded = threading.Condition(self._lock)
         self.sink = sink
@@ -104,6 +114,7 @@ class AuditTrail:
         )
         with self._lock:
             self._events.append(event)
+            self.recorded += 1
             self._recorded.notify_all()
         sink = self.sink
         if sink is not None:
@@ -119,7 +130,7 @@ class AuditTrail:
         status: int | None = None,
         since: datetime | None = None,
     ) -> list[AuditEvent]:
-        """Return the events so far, oldest first, filtered by the given fields.
+        """Return the events kept in memory, oldest first, filtered by the given fields.
 
         ``outcome`` is the status class for requests (``"success"``, ``"warning"``,
         ``"failure"``, ``"cancel"``, or ``"aborted"``), ``"accepted"``/``"rejected"``/
@@ -180,6 +191,7 @@ class AuditTrail:
         """Forget every event (a fresh trail for the next test)."""
         with self._lock:
             self._events.clear()
+            self.recorded = 0
 
     def describe(self) -> str:
         """Return the whole trail in words, one event per line."""
@@ -194,7 +206,7 @@ class AuditTrail:
 
 
 def _select(
-    events: list[AuditEvent],
+    events: Iterable[AuditEvent],
     operation: str | None = None,
     calling_ae: str | None = None,
     outcome: str | None = None,

@@ -23,9 +23,9 @@ from typing import Any
 
 from pynetdicom import _config
 
-from simdaemon import __version__, completion, local
+from simdaemon import __version__, completion, investigation, local
 from simdaemon import config as configuration
-from simdaemon.archive import Archive, ArchiveError
+from simdaemon.archive import DATABASE, Archive, ArchiveError
 from simdaemon.config import Config, ConfigError
 from simdaemon.server import Daemon, DaemonError
 
@@ -71,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--demo",
         action="store_true",
-        help="fresh temporary archive with three synthetic patients; trusts "
+        help="three synthetic patients in a temporary archive removed at exit, or in "
+        "--archive DIR (seeded when it holds no patient, kept); trusts "
         "SIMCLIENT@127.0.0.1:51403 unless --trust is given",
     )
     serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
@@ -159,6 +160,14 @@ def build_config(args: argparse.Namespace, demo_archive: Path | None) -> Config:
     return configuration.from_mapping(data, base_dir)
 
 
+def _has_patients(folder: Path) -> bool:
+    """Whether ``folder`` holds an archive with at least one patient (not to seed it again)."""
+    if not (folder / DATABASE).exists():
+        return False
+    with Archive(folder) as archive:
+        return bool(archive.patients())
+
+
 def serve(args: argparse.Namespace) -> int:
     """Run a daemon until SIGINT or SIGTERM; return the exit status."""
     logging.basicConfig(
@@ -174,13 +183,16 @@ def serve(args: argparse.Namespace) -> int:
         _config.LOG_REQUEST_IDENTIFIERS = False
         _config.LOG_RESPONSE_IDENTIFIERS = False
     with contextlib.ExitStack() as cleanup:
-        scratch = (
-            Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="simdaemon-demo-")))
-            if args.demo
-            else None
-        )
-        config = build_config(args, scratch)
-        if args.demo:  # something to query and move: three synthetic patients
+        # --demo with --archive DIR: the demo in DIR, kept; else in a folder removed at exit.
+        demo_archive = None
+        if args.demo:
+            demo_archive = args.archive.resolve() if args.archive else None
+            if demo_archive is None:
+                temporary = tempfile.TemporaryDirectory(prefix="simdaemon-demo-")
+                demo_archive = Path(cleanup.enter_context(temporary))
+        config = build_config(args, demo_archive)
+        if demo_archive is not None and not _has_patients(demo_archive):
+            # Something to query and move: three synthetic patients.
             _say(
                 f"seeding {DEMO_PATIENTS} synthetic patients ({DEMO_SLICES} CT slices of "
                 f"{DEMO_MATRIX} x {DEMO_MATRIX} and an RT plan each) into {config.daemon.archive}"
@@ -207,8 +219,10 @@ def serve(args: argparse.Namespace) -> int:
                     entity.ip,
                     entity.port,
                 )
+            # stdout carries the listening line alone (scripts read it); the rest is stderr.
+            _say(f"archive: {config.daemon.archive}")
             if args.demo:
-                _say(_demo_guide(daemon))
+                _say(_demo_guide(daemon, kept=args.archive is not None))
             print(f"listening on {daemon.host}:{daemon.port} as {daemon.ae_title}", flush=True)
             stop.wait()
         finally:
@@ -221,10 +235,10 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _demo_guide(daemon: Daemon) -> str:
+def _demo_guide(daemon: Daemon, kept: bool) -> str:
     """What the demo made and how to look at it from another terminal."""
     archive = daemon.config.daemon.archive
-    lines = [f"demo archive: {archive} (deleted when the daemon stops)"]
+    lines = [f"demo archive: {archive} ({'kept' if kept else 'deleted when the daemon stops'})"]
     for entity in daemon.trusted:
         lines.append(
             f"trusted entity: {entity.ae_title} calling from {entity.ip}, receiving C-MOVEs "
@@ -258,7 +272,8 @@ def import_command(args: argparse.Namespace) -> int:
     print(
         f"imported {stored} of {len(summary.results)} object(s) into {config.daemon.archive} "
         f"({len(summary.warnings)} with warnings, {len(summary.failed)} failed and parked in "
-        f"{config.investigation.failed_import_folder}, {len(summary.skipped)} skipped)"
+        f"{investigation.resolve(config.investigation, config.daemon.archive).failed_import_folder}"
+        f", {len(summary.skipped)} skipped)"
     )
     if stored == 0:
         print(f"simdaemon: nothing imported: {_why_nothing(args.paths, summary)}", file=sys.stderr)

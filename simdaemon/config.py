@@ -27,11 +27,13 @@ from pydicom.charset import python_encoding
 from simdaemon.faults import Fault, FaultError
 
 __all__ = [
+    "AuditSettings",
     "Config",
     "ConfigError",
     "DaemonSettings",
     "Images",
     "Investigation",
+    "Limits",
     "PatientCreation",
     "PatientMatching",
     "Quirks",
@@ -261,6 +263,51 @@ class Quirks:
     )
 
 
+def _between(low: float, high: float) -> Check:
+    def check(value: float) -> str | None:
+        if not low <= value <= high:
+            return f"expected a number from {low:g} to {high:g}"
+        return None
+
+    return check
+
+
+@dataclass(frozen=True)
+class Limits:
+    """``[limits]``: bounds on what one peer's request may take from the daemon."""
+
+    query_budget_s: float = _setting(
+        30.0,
+        "seconds a C-FIND may run; then it ends with 0xC000 and an audit line",
+        _between(0.001, 86400.0),
+    )
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """``[audit]``: how much of the audit trail is kept, in memory and in the archive."""
+
+    memory_events: int = _setting(
+        1000,
+        "recent events daemon.audit keeps in memory (all go to the archive)",
+        _range(10, 10**6),
+    )
+    coalesce_s: float = _setting(
+        60.0,
+        "rejections of one host for one reason within this many seconds are one persisted "
+        "row with a repeat count; 0 = a row each",
+        _between(0.0, 86400.0),
+    )
+    retention_days: float = _setting(
+        30.0, "persisted events older than this are deleted; 0 = kept for ever", _between(0, 36500)
+    )
+    max_events: int = _setting(
+        100_000,
+        "persisted events kept at most, oldest deleted first; 0 = no limit",
+        _range(0, 10**9),
+    )
+
+
 @dataclass(frozen=True)
 class TrustedEntity:
     """``[[trusted]]``: an application entity the daemon talks to ("Trusted Application Entities").
@@ -310,6 +357,8 @@ class Config:
     investigation: Investigation = field(default_factory=Investigation)
     storage: Storage = field(default_factory=Storage)
     quirks: Quirks = field(default_factory=Quirks)
+    limits: Limits = field(default_factory=Limits)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     trusted: tuple[TrustedEntity, ...] = ()
     #: ``[[faults]]``: injected faults in force from the start (see :mod:`simdaemon.faults`).
     faults: tuple[Fault, ...] = ()
@@ -328,6 +377,8 @@ _TABLES: dict[str, type[Any]] = {
     "investigation": Investigation,
     "storage": Storage,
     "quirks": Quirks,
+    "limits": Limits,
+    "audit": AuditSettings,
 }
 _LISTS: dict[str, type[Any]] = {"trusted": TrustedEntity, "faults": Fault}
 
@@ -393,13 +444,21 @@ def _build(cls: type[Any], table: object, where: str, base_dir: Path) -> Any:
 
 
 def from_mapping(data: Mapping[str, Any], base_dir: Path | None = None) -> Config:
-    """Build a :class:`Config` from parsed TOML; relative paths resolve against ``base_dir``."""
+    """Build a :class:`Config` from parsed TOML; relative paths resolve against ``base_dir``.
+
+    Without ``base_dir`` (no file), paths resolve against the working directory, except the
+    ``[investigation]`` folders: they stay relative, and the daemon puts them in its archive
+    (:func:`simdaemon.investigation.resolve`).
+    """
     base = base_dir if base_dir is not None else Path.cwd()
     for key in data:
         if key not in _TABLES and key not in _LISTS:
             allowed = ", ".join([*_TABLES, *(f"[[{k}]]" for k in _LISTS)])
             raise ConfigError(key, data[key], f"unknown table; the tables are {allowed}")
     tables = {name: _build(cls, data.get(name, {}), name, base) for name, cls in _TABLES.items()}
+    if base_dir is None:  # no file gives investigation folders a base: the archive will
+        investigation = data.get("investigation", {})
+        tables["investigation"] = _build(Investigation, investigation, "investigation", Path())
     entries = data.get("trusted", [])
     if not isinstance(entries, list):
         raise ConfigError("trusted", entries, "expected [[trusted]] tables")

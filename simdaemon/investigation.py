@@ -6,6 +6,7 @@ each reduced to characters safe in a file name, so nothing a peer sends can choo
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from pathlib import Path
 from simdaemon.config import Investigation
 from simdaemon.validation import is_valid_uid
 
-__all__ = ["Investigator", "safe_name"]
+__all__ = ["Investigator", "resolve", "safe_name"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -26,11 +27,29 @@ def safe_name(text: str, fallback: str) -> str:
     return cleaned or fallback
 
 
-class Investigator:
-    """Writes the investigation files the configuration asks for."""
+def resolve(settings: Investigation, archive: Path) -> Investigation:
+    """The investigation folders, relative ones placed inside ``archive``.
 
-    def __init__(self, settings: Investigation) -> None:
-        self.settings = settings
+    A configuration file resolves its relative folders against its own folder, so a folder
+    still relative here was given by no file (``Config()``, no ``--config``): it belongs
+    with the archive - failed imports carry patient names and IDs - and never in whatever
+    the process's working directory happens to be.
+    """
+    return dataclasses.replace(
+        settings,
+        iod_folder=archive / settings.iod_folder,
+        failed_import_folder=archive / settings.failed_import_folder,
+    )
+
+
+class Investigator:
+    """Writes the investigation files the configuration asks for.
+
+    ``archive``, when given, is where relative folders of ``settings`` go (:func:`resolve`).
+    """
+
+    def __init__(self, settings: Investigation, archive: Path | None = None) -> None:
+        self.settings = resolve(settings, archive) if archive is not None else settings
         self._lock = threading.Lock()
         self._sequence = 0
 

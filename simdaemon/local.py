@@ -95,8 +95,12 @@ def import_files(
     files = list(dicom_files(paths))
     summary = ImportSummary()
     progress = Progress(len(files), progress_label)
-    with Archive(config.daemon.archive, sql_trace=config.investigation.sql_trace) as archive:
-        importer = Importer(config, archive, Investigator(config.investigation))
+    with Archive(
+        config.daemon.archive, sql_trace=config.investigation.sql_trace, audit=config.audit
+    ) as archive:
+        importer = Importer(
+            config, archive, Investigator(config.investigation, config.daemon.archive)
+        )
         audit = AuditTrail(sink=archive.record_audit)
         for path in files:
             try:
@@ -139,8 +143,12 @@ def seed_patients(
     archive contents.
     """
     summary = ImportSummary()
-    with Archive(config.daemon.archive, sql_trace=config.investigation.sql_trace) as archive:
-        importer = Importer(config, archive, Investigator(config.investigation))
+    with Archive(
+        config.daemon.archive, sql_trace=config.investigation.sql_trace, audit=config.audit
+    ) as archive:
+        importer = Importer(
+            config, archive, Investigator(config.investigation, config.daemon.archive)
+        )
         audit = AuditTrail(sink=archive.record_audit)
         progress = Progress(patients * (slices + 6), "seeding")
         for number in range(patients):

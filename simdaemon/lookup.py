@@ -26,6 +26,7 @@ the daemon answers with; no quirk is written in SQL.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -36,6 +37,7 @@ from pydicom.dataset import Dataset
 
 from simdaemon.archive import HIERARCHY, Archive, below, count_below, joined
 from simdaemon.attributes import read as read_attributes
+from simdaemon.budget import Stopped
 from simdaemon.query import (
     INDEXED,
     AnyOf,
@@ -50,7 +52,19 @@ from simdaemon.query import (
     Wildcard,
 )
 
-__all__ = ["IndexRow", "InstanceFile", "Statement", "extent", "find", "instances", "select"]
+__all__ = [
+    "Check",
+    "IndexRow",
+    "InstanceFile",
+    "Statement",
+    "extent",
+    "find",
+    "instances",
+    "select",
+]
+
+#: What a query calls to learn whether to stop: raises :class:`~simdaemon.budget.Stopped`.
+Check = Callable[[], None]
 
 #: Rows fetched from SQLite at a time.
 BATCH = 64
@@ -462,21 +476,63 @@ def select(query: Query) -> Statement:
 # --- running ------------------------------------------------------------------------------
 
 
-def _stream(archive: Archive, statement: Statement) -> Generator[tuple[Any, ...], None, None]:
-    """The statement's rows, :data:`BATCH` at a time, on a read connection held meanwhile."""
+#: SQLite virtual-machine steps between two calls of a query's check while a statement runs.
+PROGRESS_STEPS = 10_000
+
+
+def _stream(
+    archive: Archive, statement: Statement, check: Check | None = None
+) -> Generator[tuple[Any, ...], None, None]:
+    """The statement's rows, :data:`BATCH` at a time, on a read connection held meanwhile.
+
+    ``check``, when given, is called for every row and, through SQLite's progress handler,
+    while SQLite works towards the next batch; what it raises ends the stream.
+    """
+    stopped: list[Stopped] = []
+
+    def progress(check: Check) -> Callable[[], int]:
+        def handler() -> int:
+            try:
+                check()
+            except Stopped as reason:
+                stopped.append(reason)
+                return 1  # SQLite interrupts the statement
+            return 0
+
+        return handler
+
     with archive.reading() as db:
-        cursor = db.execute(statement.sql, statement.params)
+        if check is not None:
+            db.set_progress_handler(progress(check), PROGRESS_STEPS)
+        cursor = db.cursor()
         try:
+            cursor.execute(statement.sql, statement.params)
             while rows := cursor.fetchmany(BATCH):
-                yield from rows
+                for row in rows:
+                    if check is not None:
+                        check()
+                    yield row
+        except sqlite3.OperationalError:
+            if stopped:
+                raise stopped[0] from None
+            raise
         finally:
             cursor.close()
+            if check is not None:
+                db.set_progress_handler(None, 0)
 
 
-def find(archive: Archive, query: Query) -> Generator[IndexRow, None, None]:
-    """Stream the C-FIND matches of ``query``; close the generator to stop early."""
+def find(
+    archive: Archive, query: Query, check: Check | None = None
+) -> Generator[IndexRow, None, None]:
+    """Stream the C-FIND matches of ``query``; close the generator to stop early.
+
+    ``check`` (a :meth:`simdaemon.budget.Budget.check`) is called for every row read,
+    matched or not, so a C-CANCEL or the time budget ends a query that filters many rows
+    in Python before it has one to answer: it raises :class:`simdaemon.budget.Stopped`.
+    """
     plan = _find_plan(query)
-    rows = _stream(archive, plan.statement)
+    rows = _stream(archive, plan.statement, check)
     try:
         for raw in rows:
             row = plan.row(raw)
@@ -495,11 +551,13 @@ def _members(query: Query, head: Sequence[str], order: str = "") -> _Plan:
     return _Plan(query, Level.IMAGE, head, set(), bool(query.post_filters), order)
 
 
-def instances(archive: Archive, query: Query) -> Generator[InstanceFile, None, None]:
-    """Stream every instance a C-MOVE of ``query`` sends, oldest first."""
+def instances(
+    archive: Archive, query: Query, check: Check | None = None
+) -> Generator[InstanceFile, None, None]:
+    """Stream every instance a C-MOVE of ``query`` sends, oldest first (``check``: see find)."""
     head = ["i.sop_instance_uid", "i.sop_class_uid", "i.file", "i.transfer_syntax"]
     plan = _members(query, head, order="i.id")
-    rows = _stream(archive, plan.statement)
+    rows = _stream(archive, plan.statement, check)
     try:
         for raw in rows:
             if plan.all_in_sql or plan.admits(raw):
@@ -509,7 +567,7 @@ def instances(archive: Archive, query: Query) -> Generator[InstanceFile, None, N
         rows.close()
 
 
-def extent(archive: Archive, query: Query) -> Extent:
+def extent(archive: Archive, query: Query, check: Check | None = None) -> Extent:
     """What a C-MOVE of ``query`` would send, counted without reading a file.
 
     The same matcher as :func:`instances`. ``COUNT(DISTINCT ...)`` in SQL when SQL matches
@@ -517,7 +575,7 @@ def extent(archive: Archive, query: Query) -> Extent:
     values of a series and its study), SQL counts each series' instances and Python checks
     one row per series. When a key is matched in the stored attributes (RTPlanLabel, a
     sequence), every instance the SQL keeps is checked as it streams past, as the move
-    would check it.
+    would check it; ``check`` (see :func:`find`) is called for each of those rows.
     """
     keys = [f"{table.alias}.id" for table in HIERARCHY[: Level.IMAGE]]
     derived = query.shape.derived
@@ -536,7 +594,7 @@ def extent(archive: Archive, query: Query) -> Extent:
         plan = _members(query, keys)
     seen: tuple[set[int], set[int], set[int]] = (set(), set(), set())
     objects = 0
-    for raw in _stream(archive, plan.statement):
+    for raw in _stream(archive, plan.statement, check):
         if plan.admits(raw):
             for found, key in zip(seen, raw[:3], strict=True):
                 found.add(key)

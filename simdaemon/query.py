@@ -23,17 +23,16 @@ ignored.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from functools import lru_cache
 from typing import Literal
 
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
 from simdaemon.attributes import text_value
+from simdaemon.wildcard import is_wild, wildcard_match
 
 __all__ = [
     "ARIA_SERIES_DESCRIPTIONS",
@@ -42,6 +41,7 @@ __all__ = [
     "INDEXED",
     "MODELS",
     "UNIQUE_KEYS",
+    "VALUE_LENGTHS",
     "AnyOf",
     "Attribute",
     "Constraint",
@@ -60,6 +60,7 @@ __all__ = [
     "UniversalKey",
     "ValueList",
     "Wildcard",
+    "check_lengths",
     "compile_query",
     "describe",
     "matches",
@@ -236,25 +237,11 @@ class QueryError(ValueError):
 # --- matching one value ---------------------------------------------------------------------
 
 
-def _is_wild(value: str) -> bool:
-    return "*" in value or "?" in value
-
-
 def _split_range(value: str) -> tuple[str, str] | None:
     if value.count("-") != 1:
         return None
     low, high = (part.strip() for part in value.split("-"))
     return (low, high) if (low or high) else None
-
-
-def _regex(value: str) -> str:
-    """A DICOM wildcard value as a regular expression matching the whole stored value."""
-    return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in value)
-
-
-@lru_cache(maxsize=256)
-def _wildcard(pattern: str) -> re.Pattern[str]:
-    return re.compile(_regex(pattern), re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -285,13 +272,17 @@ class ValueList:
 
 @dataclass(frozen=True)
 class Wildcard:
-    """Wild card matching: ``*`` is any run of characters, ``?`` any one; nothing else is wild."""
+    """Wild card matching: ``*`` is any run of characters, ``?`` any one; nothing else is wild.
+
+    Matched by :func:`simdaemon.wildcard.wildcard_match`, in time at most proportional to
+    pattern length times value length (no regular expression: no catastrophic backtracking).
+    """
 
     pattern: str
 
     def accepts(self, stored: str) -> bool:
         """Whether ``stored`` matches."""
-        return _wildcard(self.pattern).fullmatch(stored) is not None
+        return wildcard_match(self.pattern, stored)
 
 
 @dataclass(frozen=True)
@@ -360,12 +351,12 @@ def _constraint(attribute: Attribute, values: Sequence[str]) -> Constraint:
         return Constraint(keyword, Range(*bounds))
     if attribute.vr == "PN":
         needle = value.casefold()
-        exact: Single | Wildcard = Wildcard(needle) if _is_wild(needle) else Single(needle)
+        exact: Single | Wildcard = Wildcard(needle) if is_wild(needle) else Single(needle)
         if "=" in needle:  # several component groups given: compare the whole name
             return Constraint(keyword, exact, folded=True)
         # One group, the alphabetic one as a rule: a stored name may carry more after "=".
         return Constraint(keyword, AnyOf((exact, Wildcard(f"{needle}=*"))), folded=True)
-    if _is_wild(value):
+    if is_wild(value):
         return Constraint(keyword, Wildcard(value))
     return Constraint(keyword, Single(value))
 
@@ -388,7 +379,7 @@ def matches(vr: str, query: str, stored: str) -> bool:
         value, stored = value.casefold(), stored.casefold()
         if "=" not in value:
             stored = stored.split("=")[0]
-    if _is_wild(value):
+    if is_wild(value):
         return Wildcard(value).accepts(stored)
     return value == stored
 
@@ -512,6 +503,61 @@ def _has_values(item: Dataset) -> bool:
     return False
 
 
+#: The longest value of each VR, in characters (PS3.5 table 6.2-1); PN per component group.
+VALUE_LENGTHS: dict[str, int] = {
+    "AE": 16,
+    "AS": 4,
+    "CS": 16,
+    "DA": 8,
+    "DS": 16,
+    "DT": 26,
+    "IS": 12,
+    "LO": 64,
+    "LT": 10240,
+    "PN": 64,
+    "SH": 16,
+    "ST": 1024,
+    "TM": 14,
+    "UI": 64,
+}
+
+
+def _too_long(vr: str, value: str) -> bool:
+    """Whether one value (of a backslash list) is longer than its VR allows.
+
+    A DA/TM/DT range is two values and a hyphen; a PN is checked per component group.
+    """
+    limit = VALUE_LENGTHS.get(vr)
+    if limit is None:
+        return False
+    if vr in ("DA", "TM", "DT") and (bounds := _split_range(value)) is not None:
+        return any(len(bound) > limit for bound in bounds)
+    if vr == "PN":
+        return any(len(group) > limit for group in value.split("="))
+    return len(value) > limit
+
+
+def check_lengths(identifier: Dataset) -> None:
+    """Refuse a matching key longer than its VR allows, in the identifier or a sequence item.
+
+    A value no stored attribute can hold matches nothing, and its length is what makes
+    matching costly, so the identifier is refused (:class:`QueryError`, answered 0xC000
+    "Unable to process" with the key named) before anything is matched.
+    """
+    for element in identifier:
+        if element.keyword in _NOT_KEYS or element.tag.group in (0x0000, 0x0002):
+            continue
+        if element.VR == "SQ":
+            for item in element.value:
+                check_lengths(item)
+            continue
+        vr = str(element.VR)
+        if any(_too_long(vr, value) for value in _strings(element)):
+            name = element.keyword or str(element.tag)
+            unit = " per component group" if vr == "PN" else ""
+            raise QueryError(f"{name} longer than {VALUE_LENGTHS[vr]} chars{unit} ({vr})")
+
+
 def parse_level(identifier: Dataset, model: str) -> Level:
     """The identifier's QueryRetrieveLevel, checked against the model."""
     raw = identifier.get("QueryRetrieveLevel")
@@ -532,6 +578,7 @@ def compile_query(identifier: Dataset, model: str, shape: Shape | None = None) -
     """What a C-FIND or C-MOVE identifier for ``model`` (``"patient"``, ``"study"``) asks for."""
     shape = shape if shape is not None else Shape()
     level = parse_level(identifier, model)
+    check_lengths(identifier)
     constraints: list[Constraint] = []
     keys: list[ReturnKey] = []
     filters: list[StoredFilter] = []
@@ -703,7 +750,7 @@ def universal_key(identifier: Dataset, level: Level) -> UniversalKey | None:
     values = _strings(identifier[keyword])
     if not values:
         return UniversalKey(level, keyword, "empty")
-    if any(_is_wild(value) for value in values):
+    if any(is_wild(value) for value in values):
         return UniversalKey(level, keyword, "wildcard", "\\".join(values))
     return None
 

@@ -95,7 +95,7 @@ class Daemon:
         """``command_line``: started by ``simdaemon serve``, so hints name its flags too."""
         self.config = config if config is not None else Config()
         self.command_line = command_line
-        self.audit = AuditTrail()
+        self.audit = AuditTrail(limit=self.config.audit.memory_events)
         self.errors: list[BaseException] = []
         self._trusted: dict[str, TrustedEntity] = {e.ae_title: e for e in self.config.trusted}
         self._lock = threading.Lock()
@@ -103,7 +103,7 @@ class Daemon:
         self._thread: threading.Thread | None = None
         self._archive: Archive | None = None
         self._importer: Importer | None = None
-        self.investigator = Investigator(self.config.investigation)
+        self.investigator = Investigator(self.config.investigation, self.config.daemon.archive)
         #: What the start-up consistency check found (and repaired), once started.
         self.consistency: Consistency | None = None
         #: Injected faults (``daemon.faults.add(operation=..., ...)``); ``[[faults]]`` first.
@@ -232,7 +232,9 @@ class Daemon:
         if self._archive is None or self._importer is None:
             folder = self.config.daemon.archive
             try:
-                archive = Archive(folder, sql_trace=self.config.investigation.sql_trace)
+                archive = Archive(
+                    folder, sql_trace=self.config.investigation.sql_trace, audit=self.config.audit
+                )
             except (ArchiveError, OSError) as error:
                 raise DaemonError(f"[daemon] archive = {str(folder)!r}: {error}") from error
             self._archive = archive
@@ -251,6 +253,7 @@ class Daemon:
             shape=self._shape(),
             investigator=self.investigator,
             quirks=self.config.quirks,
+            limits=self.config.limits,
         )
 
     def _serve_move(

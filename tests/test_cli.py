@@ -386,3 +386,38 @@ def test_a_port_in_use_names_the_flag_to_change(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "[daemon] port (0 picks a free one) or host (--port, --host)" in done.stderr
+
+
+def test_demo_with_an_archive_uses_it_seeds_it_once_and_names_it(
+    served: list[Served], tmp_path: Path
+) -> None:
+    folder = tmp_path / "demo"
+    for run in range(2):
+        server = Served("--demo", "--archive", str(folder))
+        served.append(server)
+        assert server.line.startswith(LISTENING)
+        code, _, log = server.stop()
+        assert code == 0
+        assert f"archive: {folder}" in log.splitlines(), f"run {run}"
+    with Archive(folder) as archive:  # kept after exit, and seeded once, not twice
+        assert [p.patient_id for p in archive.patients()] == [
+            "SYN000000",
+            "SYN000001",
+            "SYN000002",
+        ]
+
+
+def test_without_a_config_failed_imports_are_parked_in_the_archive(tmp_path: Path) -> None:
+    _write_objects(tmp_path / "incoming")
+    work = tmp_path / "work"
+    work.mkdir()
+    done = subprocess.run(
+        simdaemon("import", str(tmp_path / "incoming"), "--archive", str(tmp_path / "arch")),
+        capture_output=True, text=True, timeout=60, cwd=work,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.splitlines()[-1].endswith(
+        f"1 failed and parked in {tmp_path / 'arch' / 'failed'}, 1 skipped)"
+    )
+    assert len(list((tmp_path / "arch" / "failed").glob("*.reason.txt"))) == 1
+    assert list(work.iterdir()) == [], "nothing written to the working directory"

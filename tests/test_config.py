@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from simdaemon import config
+from simdaemon import Daemon, config
 from simdaemon.config import Config, ConfigError, TrustedEntity
+from simdaemon.investigation import Investigator, resolve
 
 
 def test_an_empty_file_is_the_embedded_default(tmp_path: Path) -> None:
@@ -190,3 +191,15 @@ def test_trusted_entity_lookup_ignores_trailing_spaces() -> None:
     loaded = Config(trusted=(TrustedEntity("MYCLIENT ", "127.0.0.1", 104),))
     assert loaded.entity("MYCLIENT   ") is loaded.trusted[0]
     assert loaded.entity("OTHER") is None
+
+
+def test_investigation_folders_without_a_file_go_inside_the_archive(tmp_path: Path) -> None:
+    loaded = config.from_mapping({"daemon": {"archive": str(tmp_path / "a")}})
+    assert loaded.investigation.failed_import_folder == Path("failed")
+    placed = resolve(loaded.investigation, loaded.daemon.archive)
+    assert placed.failed_import_folder == tmp_path / "a" / "failed"
+    assert placed.iod_folder == tmp_path / "a" / "iods"
+    given = config.from_mapping({"investigation": {"iod_folder": str(tmp_path / "x")}})
+    assert Investigator(given.investigation, tmp_path / "a").settings.iod_folder == tmp_path / "x"
+    daemon = Daemon(config.Config(daemon=config.DaemonSettings(port=0, archive=tmp_path / "b")))
+    assert daemon.investigator.settings.failed_import_folder == tmp_path / "b" / "failed"

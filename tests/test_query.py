@@ -104,6 +104,40 @@ def test_stored_rt_keys_and_sequences_filter_in_python() -> None:
 
 
 @pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ({"PatientID": "P" * 65}, "PatientID longer than 64 chars (LO)"),
+        ({"StudyID": "S" * 17}, "StudyID longer than 16 chars (SH)"),
+        ({"StudyDate": "202601011-"}, "StudyDate longer than 8 chars (DA)"),
+        ({"PatientName": "D" * 65}, "PatientName longer than 64 chars per component group (PN)"),
+        ({"RTPlanLabel": "*a" * 9}, "RTPlanLabel longer than 16 chars (SH)"),
+        ({"StudyInstanceUID": "1.2\\" + "1" * 65}, "StudyInstanceUID longer than 64 chars (UI)"),
+    ],
+)
+@pytest.mark.filterwarnings("ignore:The .*length")  # pydicom warns of the same, as it should
+@pytest.mark.filterwarnings("ignore:Invalid value for VR DA")
+def test_keys_longer_than_their_vr_are_refused_by_name(keys: dict[str, str], message: str) -> None:
+    with pytest.raises(QueryError) as raised:
+        compile_query(identifier("IMAGE", **keys), "study")
+    assert str(raised.value) == message
+    assert len(str(raised.value)) <= 64
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"PatientID": "P" * 64},
+        {"StudyDate": "20260101-20261231"},
+        {"StudyTime": "120000.000000-235959.999999"},
+        {"PatientName": "D" * 64 + "=" + "I" * 64},
+        {"RTPlanLabel": "*a*a*a*a*a*a*a*b"},
+    ],
+)
+def test_keys_at_their_vr_limit_are_accepted(keys: dict[str, str]) -> None:
+    assert compile_query(identifier("IMAGE", **keys), "study").matched == tuple(keys)
+
+
+@pytest.mark.parametrize(
     ("level", "model", "message"),
     [
         (None, "study", "missing Query/Retrieve Level (0008,0052)"),

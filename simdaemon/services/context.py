@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset
 from simdaemon import status
 from simdaemon.archive import Archive, ArchiveError
 from simdaemon.audit import AuditTrail
-from simdaemon.config import Quirks, TrustedEntity
+from simdaemon.config import Limits, Quirks, TrustedEntity
 from simdaemon.importer import Importer
 from simdaemon.investigation import Investigator
 from simdaemon.query import Shape
@@ -43,6 +43,8 @@ class ServiceContext:
     shape: Shape
     investigator: Investigator
     quirks: Quirks
+    #: ``[limits]``: the query budget a C-FIND runs within, among others.
+    limits: Limits
 
 
 def status_answer(code: int, comment: str = "") -> Dataset:

@@ -21,8 +21,9 @@ from pynetdicom.dimse_primitives import C_FIND
 
 from simdaemon import lookup, status
 from simdaemon.archive import Archive
+from simdaemon.budget import Budget, Cancelled, OverBudget
 from simdaemon.faults import FaultPlan
-from simdaemon.lookup import IndexRow
+from simdaemon.lookup import Check, IndexRow
 from simdaemon.query import Query, QueryError, ReturnKey, compile_query, describe
 from simdaemon.services.context import ServiceContext, status_answer
 from simdaemon.services.peer import describe_peer
@@ -98,10 +99,10 @@ def answer(query: Query, row: IndexRow, charset: str, retrieve_ae: str) -> Datas
 
 
 def run_query(
-    archive: Archive, query: Query, charset: str, retrieve_ae: str
+    archive: Archive, query: Query, charset: str, retrieve_ae: str, check: Check | None = None
 ) -> Generator[Dataset, None, None]:
     """Stream the response identifiers of a query, as the archive's lookup finds its rows."""
-    rows = lookup.find(archive, query)
+    rows = lookup.find(archive, query, check)
     try:
         for row in rows:
             yield answer(query, row, charset, retrieve_ae)
@@ -195,7 +196,9 @@ def _search(
     charset = source.export_charset if source is not None else DEFAULT_EXPORT_CHARSET
     root = "Patient Root" if model == "patient" else "Study Root"
     ignored = f"; ignored {', '.join(query.ignored)}" if query.ignored else ""
-    responses = run_query(context.archive(), query, charset, context.ae_title)
+    budget = Budget(context.limits.query_budget_s, lambda: bool(event.is_cancelled))
+    responses = run_query(context.archive(), query, charset, context.ae_title, budget.check)
+    stopped = ""  # why the budget ended the query
     try:
         for response in responses:
             if event.is_cancelled:
@@ -206,6 +209,11 @@ def _search(
         else:
             if event.is_cancelled:
                 outcome_status = status.CANCELLED
+    except Cancelled:
+        outcome_status = status.CANCELLED
+    except OverBudget as reason:
+        outcome_status, stopped = status.UNABLE_TO_PROCESS, str(reason)
+        LOGGER.warning("C-FIND from '%s': %s", peer.calling_ae, reason)
     except GeneratorExit:  # closed early: the association was aborted or released under it
         abandoned = True
         raise
@@ -213,9 +221,12 @@ def _search(
         responses.close()
         cancelled = " (cancelled)" if outcome_status == status.CANCELLED else ""
         ended = " (association ended before the final response)" if abandoned else ""
+        ended += f" ({stopped})" if stopped else ""
         detail = (
             f"{query.level.name} {root}: {summary}{ignored}: {matched} match(es){cancelled}{ended}"
         )
         record()
     if outcome_status == status.CANCELLED:
         yield status.CANCELLED, None
+    elif stopped:
+        yield status_answer(status.UNABLE_TO_PROCESS, stopped), None
