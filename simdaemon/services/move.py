@@ -37,12 +37,13 @@ from pynetdicom.dimse_primitives import C_MOVE, C_STORE
 from pynetdicom.dsutils import decode, encode
 
 from simdaemon import lookup, status
+from simdaemon.budget import Budget, Cancelled, OverBudget
 from simdaemon.charset import export_bytes, export_dataset
 from simdaemon.config import TrustedEntity
 from simdaemon.faults import FaultPlan, Stopped
 from simdaemon.net.outgoing import keep_responses, no_delay, quiet_standard_logging
 from simdaemon.part10 import split, wrap
-from simdaemon.query import Level, QueryError, compile_query, describe, universal_key
+from simdaemon.query import Level, Query, QueryError, compile_query, describe, universal_key
 from simdaemon.services.context import ServiceContext
 from simdaemon.services.peer import describe_peer
 
@@ -313,12 +314,26 @@ def _resolve(move: _Move) -> _Resolved | None:
         move.finish(summary, status.UNABLE_TO_PROCESS, f"refused: {error}", comment=str(error))
         return None
 
+    try:
+        return _match(move, identifier, query, summary, entity)
+    except Cancelled as stop:
+        move.finish(summary, status.CANCELLED, f"{stop} before any sub-operation")
+    except OverBudget as stop:
+        move.finish(summary, status.UNABLE_TO_PROCESS, f"{stop}", comment=str(stop))
+    return None
+
+
+def _match(
+    move: _Move, identifier: Dataset, query: Query, summary: str, entity: TrustedEntity
+) -> _Resolved | None:
+    """Find what the move sends, within the query budget (C-CANCEL and time end it)."""
+    budget = Budget(move.context.limits.query_budget_s, move.respond.cancelled)
     quirks = move.context.quirks
     archive = move.context.archive()
     universal = universal_key(identifier, query.level)
     if universal is not None and not quirks.move_universal_match:
         # Counted, never listed: the refusal costs one SQL count, not the move's matching.
-        extent = lookup.extent(archive, query)
+        extent = lookup.extent(archive, query, budget.check)
         move.finish(
             summary,
             status.UNABLE_TO_PROCESS,
@@ -335,7 +350,7 @@ def _resolve(move: _Move) -> _Resolved | None:
         )
     instances = [
         _Instance(found.sop_instance_uid, found.sop_class_uid, found.path, found.transfer_syntax)
-        for found in lookup.instances(archive, query)
+        for found in lookup.instances(archive, query, budget.check)
     ]
     if (
         quirks.image_move_requires_series_uid

@@ -128,3 +128,20 @@ def test_c_cancel_stops_a_query_that_has_not_answered_yet(make_daemon: Any) -> N
     (event,) = daemon.audit.events("find")
     assert event.status == 0xFE00
     assert "(cancelled)" in event.detail
+
+
+@pytest.mark.parametrize("lenient", [False, True], ids=["refusal-count", "instances"])
+def test_query_budget_ends_a_long_move_before_any_suboperation(
+    make_daemon: Any, lenient: bool
+) -> None:
+    """The move's own lookups (what it would send, and the count of a refusal) are budgeted."""
+    daemon = make_daemon(limits={"query_budget_s": 0.001}, quirks={"move_universal_match": lenient})
+    known_archive.bulk_series(daemon, "MANY", 20_000)  # every row filtered out in Python
+    pending, final, _ = scu.move(daemon, image_query(PatientID="MANY", RTPlanLabel="NOPE"),
+                                 "SIMCLIENT")  # fmt: skip
+    assert not pending
+    assert int(final.Status) == 0xC000
+    assert str(final.ErrorComment) == "query stopped after its 0.001 s budget"
+    (event,) = daemon.audit.events("move")
+    assert event.outcome == "failure"
+    assert echo_status(daemon) == 0x0000
