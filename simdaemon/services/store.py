@@ -44,6 +44,7 @@ def handle_store(
         peer=peer.address,
         sop_class_uid=str(request.AffectedSOPClassUID or ""),
         sop_instance_uid=str(request.AffectedSOPInstanceUID or ""),
+        context_sop_class=str(event.context.abstract_syntax),
     )
     result = importer().run(received, entity(peer.calling_ae))
     audit.record(
