@@ -131,8 +131,13 @@ def received_from(dataset: Dataset, calling_ae: str) -> Received:
 
 
 def _comment(text: str) -> str:
-    """Make an Error Comment: default repertoire, no control characters, at most 64 characters."""
+    """Make an Error Comment: default repertoire, no control characters, at most 64 characters.
+
+    A backslash would split the LO value in two (``ISO 2022 IR 6\\ISO 2022 IR 87``): it
+    becomes ``/``.
+    """
     ascii_text = printable(text.encode("ascii", errors="replace").decode("ascii"))
+    ascii_text = ascii_text.replace("\\", "/")
     return ascii_text if len(ascii_text) <= MAX_COMMENT else f"{ascii_text[: MAX_COMMENT - 3]}..."
 
 
