@@ -47,7 +47,7 @@ from simdaemon.matching import (
     place,
 )
 from simdaemon.part10 import header, split, wrap
-from simdaemon.printable import printable
+from simdaemon.printable import CONTROL
 from simdaemon.validation import is_valid_uid, validate
 from simdaemon.wellformed import check
 
@@ -134,10 +134,11 @@ def _comment(text: str) -> str:
     """Make an Error Comment: default repertoire, no control characters, at most 64 characters.
 
     A backslash would split the LO value in two (``ISO 2022 IR 6\\ISO 2022 IR 87``): it
-    becomes ``/``.
+    becomes ``/``; a control character (LO has none) becomes ``?``, as other characters
+    outside the repertoire do.
     """
-    ascii_text = printable(text.encode("ascii", errors="replace").decode("ascii"))
-    ascii_text = ascii_text.replace("\\", "/")
+    ascii_text = text.encode("ascii", errors="replace").decode("ascii").replace("\\", "/")
+    ascii_text = CONTROL.sub("?", ascii_text)
     return ascii_text if len(ascii_text) <= MAX_COMMENT else f"{ascii_text[: MAX_COMMENT - 3]}..."
 
 

@@ -95,3 +95,13 @@ def test_audit_text_is_escaped_and_json_exact() -> None:
     assert "\x1b" not in text
     assert printable(FORGED) in text
     assert json.loads(json.dumps(event.as_dict()))["detail"] == f"Patient ID '{FORGED}'"
+
+
+def test_error_comments_have_no_control_characters_or_backslashes() -> None:
+    from simdaemon.importer import _comment
+
+    assert _comment("text not valid in \\ISO 2022 IR 87 replaced") == (
+        "text not valid in /ISO 2022 IR 87 replaced"
+    )
+    assert _comment("bad 'A\nB\x1b[31m' é") == "bad 'A?B?[31m' ?"
+    assert len(_comment("x" * 100)) == 64
