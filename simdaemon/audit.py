@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from simdaemon.printable import printable
+
 __all__ = ["AuditEvent", "AuditTrail"]
 
 
@@ -56,9 +58,13 @@ class AuditEvent:
         }
 
     def describe(self) -> str:
-        """Return the event as one line a trainee can read."""
+        """Return the event as one line a trainee can read: control characters escaped.
+
+        What a peer sent (AE titles, Patient IDs, names in the detail) may hold a newline or
+        an ANSI escape; :meth:`as_dict` keeps the exact values for JSON.
+        """
         status = f" status 0x{self.status:04X}" if self.status is not None else ""
-        return (
+        return printable(
             f"{self.time:%H:%M:%S.%f} {self.operation} from '{self.calling_ae}' at {self.peer}: "
             f"{self.outcome}{status} ({self.duration_ms:.1f} ms) - {self.detail}"
         )

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from io import BytesIO
 
-from pydicom.charset import convert_encodings, decode_bytes
+from pydicom.charset import convert_encodings, decode_bytes, python_encoding
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
@@ -53,16 +53,21 @@ UTF8 = "ISO_IR 192"
 
 @dataclass(frozen=True)
 class Decoded:
-    """What :func:`decode_dataset` did: the character set applied and the text it replaced."""
+    """What :func:`decode_dataset` did: the character set applied and the text it replaced.
+
+    ``unknown`` holds the Specific Character Set terms no codec exists for; their text was
+    decoded as US-ASCII, so it counts as coerced even when nothing had to be replaced.
+    """
 
     charset: tuple[str, ...]
     declared: tuple[str, ...]
     undecodable: tuple[str, ...]
+    unknown: tuple[str, ...] = ()
 
     @property
     def clean(self) -> bool:
-        """Every text value decoded without replacement characters."""
-        return not self.undecodable
+        """Every text value decoded without replacement characters, in a known character set."""
+        return not self.undecodable and not self.unknown
 
     @property
     def as_declared(self) -> bool:
@@ -80,7 +85,11 @@ def effective_charset(
 
 
 def decode_text(raw: bytes, terms: Sequence[str]) -> tuple[str, bool]:
-    """Decode one value's bytes; return the text and whether it decoded without replacement."""
+    """Decode one value's bytes; return the text and whether it decoded without replacement.
+
+    An escape sequence the ISO 2022 decoder did not understand stays in pydicom's result as
+    a raw ESC; it is replaced (U+FFFD) and the value counted as undecodable.
+    """
     single = len(terms) <= 1 and _ESCAPE not in raw
     if single:
         term = terms[0] if terms else ""
@@ -90,6 +99,8 @@ def decode_text(raw: bytes, terms: Sequence[str]) -> tuple[str, bool]:
         except (UnicodeDecodeError, LookupError):
             return raw.decode(codec, errors="replace"), False
     text = decode_bytes(raw, convert_encodings(list(terms)), _DELIMITERS)
+    if "\x1b" in text:
+        text = text.replace("\x1b", "\ufffd")
     return text, "\ufffd" not in text
 
 
@@ -165,9 +176,12 @@ def decode_dataset(dataset: Dataset, import_charset: str, override: bool) -> Dec
     """
     declared = _declared(dataset)
     terms = effective_charset(declared, import_charset, override)
+    unknown = tuple(term for term in terms if term not in python_encoding)
+    if unknown:  # pydicom would guess a codec (with a warning); US-ASCII is the safe reading
+        terms = tuple(term for term in terms if term in python_encoding) or ("ISO_IR 6",)
     bad: list[str] = []
     _walk(dataset, terms, bad, "")
-    return Decoded(charset=terms, declared=declared, undecodable=tuple(bad))
+    return Decoded(charset=terms, declared=declared, undecodable=tuple(bad), unknown=unknown)
 
 
 #: Character sets whose first 128 codes are US-ASCII and that need no escape sequences:

@@ -27,6 +27,7 @@ from simdaemon import __version__, completion, investigation, local
 from simdaemon import config as configuration
 from simdaemon.archive import DATABASE, Archive, ArchiveError
 from simdaemon.config import Config, ConfigError
+from simdaemon.printable import EscapingFormatter, printable
 from simdaemon.server import Daemon, DaemonError
 
 __all__ = ["main"]
@@ -170,11 +171,11 @@ def _has_patients(folder: Path) -> bool:
 
 def serve(args: argparse.Namespace) -> int:
     """Run a daemon until SIGINT or SIGTERM; return the exit status."""
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # One record, one line, whatever a peer put in an AE title or a Patient ID: control
+    # characters in every logger's lines (pynetdicom's included) are escaped.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     if logging.getLogger().level > logging.DEBUG:
         # One line per decision is ours to write; pynetdicom's step-by-step INFO is noise here.
         logging.getLogger("pynetdicom").setLevel(logging.WARNING)
@@ -265,9 +266,9 @@ def import_command(args: argparse.Namespace) -> int:
     for path, reason in summary.skipped:
         print(f"skipped {path}: {reason}")
     for path, result in summary.warnings:
-        print(f"warning 0x{result.status:04X} {path}: {result.detail}")
+        print(f"warning 0x{result.status:04X} {path}: {printable(result.detail)}")
     for path, result in summary.failed:
-        print(f"FAILED 0x{result.status:04X} {path}: {result.detail}")
+        print(f"FAILED 0x{result.status:04X} {path}: {printable(result.detail)}")
     stored = len(summary.results) - len(summary.failed)
     print(
         f"imported {stored} of {len(summary.results)} object(s) into {config.daemon.archive} "

@@ -1,6 +1,7 @@
 """The import pipeline of SPEC section 5, shared by C-STORE and ``simdaemon import``.
 
-Steps, in order: parse and validate (0xA900), decode text in the import character set
+Steps, in order: check the encoding on the raw bytes (:mod:`simdaemon.wellformed`), parse
+and validate (0xA900), decode text in the import character set
 (warning 0xB000 when text had to be replaced), place it (:func:`simdaemon.matching.place`:
 match the patient, attach or create, or fail 0xC001/0xC002/0xC003; handle a duplicate SOP
 Instance UID, 0xC004, overwrite or ignore; keep studies with their patient, series with their
@@ -46,7 +47,9 @@ from simdaemon.matching import (
     place,
 )
 from simdaemon.part10 import header, split, wrap
+from simdaemon.printable import CONTROL
 from simdaemon.validation import is_valid_uid, validate
+from simdaemon.wellformed import check
 
 __all__ = ["ImportResult", "Importer", "Received", "received_from"]
 
@@ -61,7 +64,11 @@ MAX_COMMENT = 64
 
 @dataclass(frozen=True)
 class Received:
-    """An object as it arrived: the encoded data set and where it came from."""
+    """An object as it arrived: the encoded data set and where it came from.
+
+    ``context_sop_class`` is the abstract syntax of the presentation context the object came
+    on, which its SOP Class must equal; empty for an object imported from a file.
+    """
 
     dataset: bytes
     transfer_syntax: str
@@ -69,6 +76,7 @@ class Received:
     peer: str = "local"
     sop_class_uid: str = ""
     sop_instance_uid: str = ""
+    context_sop_class: str = ""
 
     def as_file(self) -> bytes:
         """The object as a Part-10 file, exactly as received behind the meta information.
@@ -123,8 +131,14 @@ def received_from(dataset: Dataset, calling_ae: str) -> Received:
 
 
 def _comment(text: str) -> str:
-    """Make an Error Comment: default repertoire, at most 64 characters."""
-    ascii_text = text.encode("ascii", errors="replace").decode("ascii")
+    """Make an Error Comment: default repertoire, no control characters, at most 64 characters.
+
+    A backslash would split the LO value in two (``ISO 2022 IR 6\\ISO 2022 IR 87``): it
+    becomes ``/``; a control character (LO has none) becomes ``?``, as other characters
+    outside the repertoire do.
+    """
+    ascii_text = text.encode("ascii", errors="replace").decode("ascii").replace("\\", "/")
+    ascii_text = CONTROL.sub("?", ascii_text)
     return ascii_text if len(ascii_text) <= MAX_COMMENT else f"{ascii_text[: MAX_COMMENT - 3]}..."
 
 
@@ -276,6 +290,11 @@ class Importer:
         Return the data set, how its text decoded and where its Pixel Data starts.
         """
         syntax = UID(received.transfer_syntax)
+        malformed = check(received.dataset, received.transfer_syntax)
+        if malformed is not None:
+            raise _Failed(
+                status.INVALID_OBJECT, malformed.rule, _comment(malformed.comment), malformed.detail
+            )
         try:
             dataset = read_dataset(
                 BytesIO(received.dataset), syntax.is_implicit_VR, syntax.is_little_endian
@@ -295,6 +314,7 @@ class Importer:
             dataset,
             sop_class_uid=received.sop_class_uid,
             sop_instance_uid=received.sop_instance_uid,
+            context_sop_class=received.context_sop_class,
         )
         if problem is not None:
             raise _Failed(
@@ -308,6 +328,15 @@ class Importer:
         if decoded.clean:
             return None
         charset = "\\".join(decoded.charset)
+        if decoded.unknown:
+            terms = "\\".join(decoded.unknown)
+            return (
+                f"unknown Specific Character Set '{terms}' (0008,0005)",
+                f"Specific Character Set (0008,0005) term(s) '{terms}' are not DICOM defined "
+                f"terms; text was read as {charset}"
+                + (f" and replaced in {', '.join(decoded.undecodable[:5])}"
+                   if decoded.undecodable else ""),
+            )  # fmt: skip
         where = ", ".join(decoded.undecodable[:5])
         forced = source.override_import_charset and decoded.declared
         how = "forced by override_import_charset" if forced else "import_charset"

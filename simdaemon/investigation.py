@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from simdaemon.config import Investigation
+from simdaemon.printable import printable
 from simdaemon.validation import is_valid_uid
 
 __all__ = ["Investigator", "resolve", "safe_name"]
@@ -87,16 +88,20 @@ class Investigator:
         stem = self._stem("in", peer_ae, sop_instance_uid)
         path = folder / f"{stem}.dcm"
         path.write_bytes(data)
+        # What the peer sent is escaped: one field, one line, as a reader expects.
         lines = [
             f"status: 0x{status:04X}",
             f"answered: 0x{answered:04X}",
             f"rule: {rule}",
-            f"calling AE: {peer_ae}",
-            f"SOP Instance UID: {sop_instance_uid}",
-            f"reason: {detail}",
+            f"calling AE: {printable(peer_ae)}",
+            f"SOP Instance UID: {printable(sop_instance_uid)}",
+            f"reason: {printable(detail)}",
         ]
         if compared:
             lines.append("values compared (criterion: object | stored patient):")
-            lines += [f"  {name}: '{mine}' | '{theirs}'" for name, mine, theirs in compared]
+            lines += [
+                f"  {name}: '{printable(mine)}' | '{printable(theirs)}'"
+                for name, mine, theirs in compared
+            ]
         (folder / f"{stem}.reason.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
         return path

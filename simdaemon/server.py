@@ -54,6 +54,7 @@ from simdaemon.net.listener import Listener
 from simdaemon.net.outgoing import no_delay
 from simdaemon.net.sabotage import PduTrap, fail_on_pdu
 from simdaemon.net.sop_classes import register_private_storage
+from simdaemon.printable import install as escape_log_records
 from simdaemon.query import Shape
 from simdaemon.services.context import ServiceContext, failure, status_answer
 from simdaemon.services.echo import handle_echo
@@ -119,6 +120,7 @@ class Daemon:
         """Bind, listen and start serving; return once connections are accepted."""
         if self._listener is not None:
             return self
+        escape_log_records()  # a peer's newline or ANSI escape never reaches a log raw
         self._stopping.clear()
         settings = self.config.daemon
         archive = self.archive

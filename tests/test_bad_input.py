@@ -65,7 +65,7 @@ def _huge_patient_id(ds: Dataset) -> bytes:
 
 
 CASES: dict[str, tuple[Callable[[Dataset], bytes], str]] = {
-    "truncated": (_truncated, "cannot parse the data set"),
+    "truncated": (_truncated, "Pixel Data (7FE0,0010) is truncated: 412 of 512 bytes"),
     "wrong VR length": (_wrong_vr_length, "cannot parse the data set"),
     "missing Study UID": (_missing_study_uid, "missing Study Instance UID (0020,000D)"),
     "missing SOP Instance UID": (_missing_sop_instance_uid, "missing SOP Instance UID (0008,0018)"),

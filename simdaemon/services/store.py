@@ -56,6 +56,7 @@ def _store(event: evt.Event, context: ServiceContext) -> Dataset:
         peer=peer.address,
         sop_class_uid=str(request.AffectedSOPClassUID or ""),
         sop_instance_uid=str(request.AffectedSOPInstanceUID or ""),
+        context_sop_class=str(event.context.abstract_syntax),
     )
     result = context.importer().run(received, context.entity(peer.calling_ae))
     context.audit.record(
