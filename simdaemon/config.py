@@ -32,6 +32,7 @@ __all__ = [
     "DaemonSettings",
     "Images",
     "Investigation",
+    "Limits",
     "PatientCreation",
     "PatientMatching",
     "Quirks",
@@ -129,6 +130,15 @@ def _range(low: int, high: int) -> Check:
     return check
 
 
+def _seconds(low: float, high: float) -> Check:
+    def check(value: float) -> str | None:
+        if not low < value <= high:
+            return f"expected a number of seconds above {low:g}, at most {high:g}"
+        return None
+
+    return check
+
+
 def _one_of(*choices: str) -> Check:
     def check(value: str) -> str | None:
         if value not in choices:
@@ -174,6 +184,37 @@ class DaemonSettings:
     archive: Path = _setting(Path("archive"), "folder holding archive.sqlite and files/")
     max_associations: int = _setting(
         10, "associations served at once; one more is rejected transiently", _range(1, 1000)
+    )
+
+
+@dataclass(frozen=True)
+class Limits:
+    """``[limits]``: what a peer may take before and after it is accepted (not in the dialog).
+
+    Bounds on resources an unauthenticated peer can reach: connections (each holds a socket
+    and two threads), the time to send an A-ASSOCIATE-RQ, and the PDU sizes the daemon
+    reads into memory.
+    """
+
+    max_connections: int = _setting(
+        64,
+        "TCP connections open at once, associated or not; one more is closed at once",
+        _range(1, 10_000),
+    )
+    associate_request_timeout: float = _setting(
+        5.0,
+        "seconds from connecting to a complete A-ASSOCIATE-RQ; then the connection is closed",
+        _seconds(0.0, 300.0),
+    )
+    max_associate_request: int = _setting(
+        256 * 1024,
+        "bytes an A-ASSOCIATE-RQ PDU may announce; a longer one is aborted unread",
+        _range(1024, 16 * 1024 * 1024),
+    )
+    max_pdu_length: int = _setting(
+        16382,
+        "maximum PDU length advertised and accepted (bytes); a longer PDU aborts",
+        _range(4096, 64 * 1024 * 1024),
     )
 
 
@@ -310,6 +351,7 @@ class Config:
     investigation: Investigation = field(default_factory=Investigation)
     storage: Storage = field(default_factory=Storage)
     quirks: Quirks = field(default_factory=Quirks)
+    limits: Limits = field(default_factory=Limits)
     trusted: tuple[TrustedEntity, ...] = ()
     #: ``[[faults]]``: injected faults in force from the start (see :mod:`simdaemon.faults`).
     faults: tuple[Fault, ...] = ()
@@ -328,6 +370,7 @@ _TABLES: dict[str, type[Any]] = {
     "investigation": Investigation,
     "storage": Storage,
     "quirks": Quirks,
+    "limits": Limits,
 }
 _LISTS: dict[str, type[Any]] = {"trusted": TrustedEntity, "faults": Fault}
 
@@ -400,6 +443,14 @@ def from_mapping(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
             allowed = ", ".join([*_TABLES, *(f"[[{k}]]" for k in _LISTS)])
             raise ConfigError(key, data[key], f"unknown table; the tables are {allowed}")
     tables = {name: _build(cls, data.get(name, {}), name, base) for name, cls in _TABLES.items()}
+    connections, associations = tables["limits"].max_connections, tables["daemon"].max_associations
+    if connections < associations:
+        raise ConfigError(
+            "limits.max_connections",
+            connections,
+            f"expected at least [daemon] max_associations ({associations}): every association "
+            "needs a connection",
+        )
     entries = data.get("trusted", [])
     if not isinstance(entries, list):
         raise ConfigError("trusted", entries, "expected [[trusted]] tables")

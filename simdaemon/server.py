@@ -36,6 +36,7 @@ from simdaemon.access import (
     Result,
     Source,
     decide,
+    request_fits_context,
 )
 from simdaemon.archive import Archive, ArchiveError, Consistency
 from simdaemon.audit import AuditTrail
@@ -50,6 +51,8 @@ from simdaemon.net.acceptor import (
     force_close,
     is_serving,
 )
+from simdaemon.net.guard import Guard, Incident
+from simdaemon.net.guard import Limits as NetLimits
 from simdaemon.net.listener import Listener
 from simdaemon.net.outgoing import no_delay
 from simdaemon.net.sabotage import PduTrap, fail_association, fail_on_pdu
@@ -74,13 +77,21 @@ LOGGER = logging.getLogger(__name__)
 #: pynetdicom enforces its own limit after our access decision; ours is the one that counts.
 _UNLIMITED = 1_000_000
 _JOIN_TIMEOUT_S = 5.0
-#: How long stop() lets a peer close its side after an A-ABORT before closing the socket.
+#: How long stop() lets the peers close their side after an A-ABORT before closing the
+#: sockets: one deadline shared by all of them, not per peer.
 _PEER_GRACE_S = 1.0
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 register_private_storage(STORAGE)  # on import: a daemon must answer every class it accepts
+
+
+def _join_all(threads: list[Association], timeout: float) -> None:
+    """Join threads against one deadline shared by all of them."""
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class DaemonError(RuntimeError):
@@ -154,6 +165,11 @@ class Daemon:
                 "choose another [daemon] port (0 picks a free one) or host"
             ) from error
         listener.services = {C_MOVE: self._serve_move}
+        listener.guard = Guard(
+            limits=NetLimits(**dataclasses.asdict(self.config.limits)),
+            report=self._report_incident,
+            fits=request_fits_context,
+        )
         self._listener = listener
         self._thread = threading.Thread(
             target=self._serve, name=f"simdaemon@{self.port}", daemon=True
@@ -177,11 +193,12 @@ class Daemon:
         associations = listener.active_associations
         for assoc in associations:
             end_association(assoc)
-        for assoc in associations:
-            assoc.join(_PEER_GRACE_S)
-            if assoc.is_alive():  # the peer ignored the A-ABORT; do not wait for its timer
-                force_close(assoc)
-                assoc.join(_JOIN_TIMEOUT_S)
+        _join_all(associations, _PEER_GRACE_S)
+        stalled = [assoc for assoc in associations if assoc.is_alive()]
+        for assoc in stalled:  # the peer ignored the A-ABORT; do not wait for its timer
+            force_close(assoc)
+        _join_all(stalled, _JOIN_TIMEOUT_S)
+        listener.guard.flush()
         self._close_archive()
         LOGGER.info("stopped %s on port %d", self.ae_title, listener.server_address[1])
 
@@ -284,6 +301,20 @@ class Daemon:
             self._keep_error(error)
             fail_move(assoc, request, context_id)
 
+    def _report_incident(self, incident: Incident) -> None:
+        """Record a refusal at the network level (limits, bad titles, wrong context)."""
+        self.audit.record(
+            incident.operation,
+            calling_ae=incident.calling_ae,
+            called_ae=incident.called_ae,
+            peer=incident.peer,
+            outcome=incident.outcome,
+            detail=incident.detail,
+            rule=incident.rule,
+            status=incident.status,
+        )
+        LOGGER.warning("%s %s: %s", incident.operation, incident.outcome, incident.detail)
+
     def _shape(self) -> Shape:
         quirks = self.config.quirks
         return Shape(
@@ -359,6 +390,7 @@ class Daemon:
     def _make_ae(self) -> AE:
         ae = AE(ae_title=self.ae_title)
         ae.maximum_associations = _UNLIMITED
+        ae.maximum_pdu_size = self.config.limits.max_pdu_length
         for syntax in ABSTRACT_SYNTAXES:
             ae.add_supported_context(syntax, list(TRANSFER_SYNTAXES))
         return ae
