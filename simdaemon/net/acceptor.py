@@ -265,7 +265,7 @@ class EventDrivenDUL(DULServiceProvider):
         self._recv_pdu.put(pdu)
 
     def _refuse_bad_titles(self, data: bytearray) -> bool:
-        """Reject an A-ASSOCIATE-RQ whose AE titles hold control or non-ASCII bytes.
+        """Reject an A-ASSOCIATE-RQ whose AE titles hold control, backslash or non-ASCII bytes.
 
         pynetdicom would fail to decode such a title and abort without a word; the peer
         gets an A-ASSOCIATE-RJ (permanent, service user, the title's reason) instead, and
@@ -285,8 +285,8 @@ class EventDrivenDUL(DULServiceProvider):
         self._report(
             "rejected",
             "ae-title",
-            f"{name} AE title '{shown}' holds a control or non-ASCII byte; AE titles are "
-            "1 to 16 printable ASCII characters",
+            f"{name} AE title '{shown}' holds a control, backslash or non-ASCII byte; AE "
+            "titles are 1 to 16 printable ASCII characters without backslash",
             calling=escape_title(calling.strip(b" ")),
             called=escape_title(called.strip(b" ")),
         )
@@ -436,8 +436,9 @@ class EventDrivenDUL(DULServiceProvider):
 
 
 def _bad_title(raw: bytes) -> bool:
-    """Whether an AE title field holds a control byte (NUL included) or a non-ASCII one."""
-    return any(b < 0x20 or b > 0x7E for b in raw)
+    """Whether an AE title field holds a control byte (NUL included), a backslash or a
+    non-ASCII byte: PS3.5 forbids them, and pynetdicom could not decode the request."""
+    return any(b < 0x20 or b > 0x7E or b == 0x5C for b in raw)
 
 
 class EventDrivenRequestHandler(RequestHandler):

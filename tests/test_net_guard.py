@@ -1,0 +1,30 @@
+"""The guard's reporting: refusals of one kind are rate-limited and counted, never lost."""
+
+from __future__ import annotations
+
+from simdaemon.net.guard import Guard, Incident, escape_title
+
+
+def incident(rule: str, number: int) -> Incident:
+    return Incident("associate", "refused", rule, f"refusal {number}", f"127.0.0.1:{number}")
+
+
+def test_a_burst_of_refusals_is_one_report_then_a_count() -> None:
+    reported: list[Incident] = []
+    guard = Guard(report=reported.append)
+    for number in range(50):
+        guard.refuse(incident("connection-limit", number))
+    guard.refuse(incident("request-timeout", 99))
+
+    assert [i.detail for i in reported] == ["refusal 0", "refusal 99"]
+    guard.flush()
+    assert reported[-1].rule == "connection-limit"
+    assert "49 more refusals" in reported[-1].detail
+    guard.flush()
+    assert len(reported) == 3, "a flush reports what was left out once"
+
+
+def test_ae_titles_are_shown_with_bad_bytes_escaped() -> None:
+    assert escape_title(b"SIM\x00CLIENT") == "SIM\\x00CLIENT"
+    assert escape_title("É\n\\".encode()) == "\\xc3\\x89\\x0a\\x5c"
+    assert escape_title(b"PLAIN AE") == "PLAIN AE"
