@@ -25,16 +25,18 @@ what to re-check, when an upgrade changes one):
 Copied and changed (ours replaces the upstream code):
 
 - ``pynetdicom.dul.DULServiceProvider.run_reactor`` -> ``acceptor.EventDrivenDUL.run_reactor``:
-  waits in ``select`` on the socket and a wake-up socket (at most ``MAX_WAIT_S``, 50 ms) where
-  upstream sleeps 1 ms, and asks for a TCP quick ACK whenever data arrived; does not sleep once
-  after setting ``_dul_ready`` (upstream does, for single-stepping tests); when the event queue
-  is empty it both queues the next primitive's event and reads the socket in one turn, where
-  upstream does one or the other (so a C-CANCEL does not wait behind every pending C-FIND
-  response); closes a connection whose A-ASSOCIATE-RQ is not complete within ``[limits]
-  associate_request_timeout`` (reported); hands each received event to the ``Saboteur`` before
-  the state machine; on reaching Sta1 releases an association thread still waiting for its
-  request; on an exception logs one error line (upstream adds the traceback), then aborts as
-  upstream does; on exit closes the wake-up socket and wakes the association thread.
+  waits in ``select`` on the socket and a wake-up socket (at most ``MAX_WAIT_S``, 50 ms; before
+  the A-ASSOCIATE-RQ until the request deadline or the ARTIM timer is due, at most
+  ``PRE_REQUEST_MAX_WAIT_S``, 1 s, so idle connections cost no CPU) where upstream sleeps 1 ms,
+  and asks for a TCP quick ACK whenever data arrived; does not sleep once after setting
+  ``_dul_ready`` (upstream does, for single-stepping tests); when the event queue is empty it
+  both queues the next primitive's event and reads the socket in one turn, where upstream does
+  one or the other (so a C-CANCEL does not wait behind every pending C-FIND response); closes a
+  connection whose A-ASSOCIATE-RQ is not complete within ``[limits] associate_request_timeout``
+  (reported); hands each received event to the ``Saboteur`` before the state machine; on
+  reaching Sta1 releases an association thread still waiting for its request; on an exception
+  logs one error line (upstream adds the traceback), then aborts as upstream does; on exit
+  closes the wake-up socket and wakes the association thread.
 - ``pynetdicom.association.Association._run_reactor`` -> ``acceptor._association_reactor``
   (acceptor only; requested associations keep upstream's): waits on ``dul.user_wake`` (at most
   ``MAX_WAIT_S``) where upstream sleeps 1 ms, and looks again at once after a message; hands
