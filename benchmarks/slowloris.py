@@ -78,6 +78,14 @@ def open_peers(port: int, idle: int, stalled: int) -> list[socket.socket]:
     return peers
 
 
+def settle(timeout: float = 10.0) -> None:
+    """Wait for the closed peers' association threads to end, so "idle" is idle again."""
+    deadline = time.monotonic() + timeout
+    for thread in threading.enumerate():
+        if thread.name.startswith("AcceptorThread"):
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=100, help="echoes per block")
@@ -113,6 +121,7 @@ def main() -> None:
                 finally:
                     for raw in peers:
                         raw.close()
+                    settle()
 
     idle = statistics.median(samples["idle"])
     print(
