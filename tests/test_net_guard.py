@@ -28,3 +28,13 @@ def test_ae_titles_are_shown_with_bad_bytes_escaped() -> None:
     assert escape_title(b"SIM\x00CLIENT") == "SIM\\x00CLIENT"
     assert escape_title("É\n\\".encode()) == "\\xc3\\x89\\x0a\\x5c"
     assert escape_title(b"PLAIN AE") == "PLAIN AE"
+
+
+def test_a_report_that_fails_does_not_stop_the_refusal() -> None:
+    def broken(incident: Incident) -> None:
+        raise OSError("disk full")
+
+    guard = Guard(report=broken)
+    guard.refuse(incident("pdu-size", 1))  # must not raise: the caller still closes
+    guard.refuse(incident("pdu-size", 2))
+    guard.flush()

@@ -15,6 +15,7 @@ the resource it exhausts.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +28,8 @@ __all__ = [
     "Limits",
     "escape_title",
 ]
+
+LOGGER = logging.getLogger(__name__)
 
 #: At most one report per kind of refusal in this many seconds (the rest are counted).
 REPORT_INTERVAL_S = 5.0
@@ -95,7 +98,7 @@ class Guard:
         if left_out:
             more = f" (and {left_out} more like it not reported one by one)"
             incident = dataclasses.replace(incident, detail=incident.detail + more)
-        self.report(incident)
+        self._send(incident)
 
     def flush(self) -> None:
         """Report how many refusals were left out since each kind's last report (at stop)."""
@@ -103,7 +106,7 @@ class Guard:
             pending, self._left_out = self._left_out, {}
             self._last.clear()
         for rule, count in pending.items():
-            self.report(
+            self._send(
                 Incident(
                     operation="associate",
                     outcome="refused",
@@ -112,6 +115,17 @@ class Guard:
                     peer="",
                 )
             )
+
+    def _send(self, incident: Incident) -> None:
+        """Hand an incident to the daemon; a failing report never stops the refusal itself.
+
+        The caller closes the connection whatever happens here (fail closed); a report that
+        raises (a full disk under the audit trail) is logged instead.
+        """
+        try:
+            self.report(incident)
+        except Exception as error:  # noqa: BLE001 - the refusal must go on regardless
+            LOGGER.error("could not record a refusal (%s): %r", incident.detail, error)
 
 
 def escape_title(raw: bytes) -> str:
