@@ -221,6 +221,8 @@ class Daemon:
         """
         self.archive.clear()
         self.audit.clear()
+        if self._listener is not None:
+            self._listener.guard.forget()
         self.faults.reset(self.config.faults)
         with self._lock:
             self._trusted = {e.ae_title: e for e in self.config.trusted}

@@ -38,3 +38,22 @@ def test_a_report_that_fails_does_not_stop_the_refusal() -> None:
     guard.refuse(incident("pdu-size", 1))  # must not raise: the caller still closes
     guard.refuse(incident("pdu-size", 2))
     guard.flush()
+
+
+def test_refusals_on_accepted_associations_are_each_reported() -> None:
+    reported: list[Incident] = []
+    guard = Guard(report=reported.append)
+    for number in range(3):
+        guard.record(incident("context", number))
+    assert [i.detail for i in reported] == ["refusal 0", "refusal 1", "refusal 2"]
+
+
+def test_forget_starts_the_rate_limit_afresh() -> None:
+    reported: list[Incident] = []
+    guard = Guard(report=reported.append)
+    guard.refuse(incident("connection-limit", 1))
+    guard.refuse(incident("connection-limit", 2))
+    guard.forget()
+    guard.refuse(incident("connection-limit", 3))
+    guard.flush()
+    assert [i.detail for i in reported] == ["refusal 1", "refusal 3"]

@@ -359,6 +359,8 @@ class EventDrivenDUL(DULServiceProvider):
             with contextlib.suppress(OSError):
                 raw.sendall(last_words)
         self.socket.close()
+        if raw is not None:  # pynetdicom skips the close when shutdown fails (a reset peer)
+            raw.close()
 
     def _mark_ending(self) -> None:
         self.ending = True
@@ -573,7 +575,7 @@ def _refuse_out_of_context(assoc: Any, msg: Any, context_id: int | None) -> bool
     response.Status = SOP_CLASS_NOT_SUPPORTED
     response.ErrorComment = comment[:64]
     request = assoc.requestor.primitive
-    guard.refuse(
+    guard.record(
         Incident(
             operation=command.removeprefix("C-").lower(),
             outcome="refused",

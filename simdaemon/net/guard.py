@@ -6,10 +6,11 @@ bound each of these (``[limits]`` in the configuration; this module cannot impor
 daemon passes them in) and the daemon's callbacks that judge a DIMSE request against its
 presentation context and record a refusal in the audit trail and the log.
 
-Refusals are what a flood produces, so :class:`Guard.refuse` reports the first of each kind at
-once and then at most one line per :data:`REPORT_INTERVAL_S` per kind, counting the ones it
-left out: a peer opening thousands of connections cannot turn the audit trail or the log into
-the resource it exhausts.
+Refusals of unauthenticated peers are what a flood produces, so :meth:`Guard.refuse` reports
+the first of each kind at once and then at most one line per :data:`REPORT_INTERVAL_S` per
+kind, counting the ones it left out: a peer opening thousands of connections cannot turn the
+audit trail or the log into the resource it exhausts. A request refused on an accepted
+association is reported one by one (:meth:`Guard.record`), like every other request.
 """
 
 from __future__ import annotations
@@ -99,6 +100,20 @@ class Guard:
             more = f" (and {left_out} more like it not reported one by one)"
             incident = dataclasses.replace(incident, detail=incident.detail + more)
         self._send(incident)
+
+    def record(self, incident: Incident) -> None:
+        """Report a refusal of a request on an accepted association: always, one by one.
+
+        An accepted peer is a trusted one, and each of its requests is audited like any
+        other; only what unauthenticated peers can repeat at will is rate-limited.
+        """
+        self._send(incident)
+
+    def forget(self) -> None:
+        """Start afresh (``Daemon.reset()``): no refusal counted, none recently reported."""
+        with self._lock:
+            self._left_out.clear()
+            self._last.clear()
 
     def flush(self) -> None:
         """Report how many refusals were left out since each kind's last report (at stop)."""
