@@ -203,8 +203,9 @@ class Limits:
     )
     associate_request_timeout: float = _setting(
         5.0,
-        "seconds from connecting to a complete A-ASSOCIATE-RQ; then the connection is closed",
-        _seconds(0.0, 300.0),
+        "seconds from connecting to a complete A-ASSOCIATE-RQ; then the connection is closed "
+        "(at most 30, pynetdicom's ACSE timeout, which ends the wait too)",
+        _seconds(0.0, 30.0),
     )
     max_associate_request: int = _setting(
         256 * 1024,

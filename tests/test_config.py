@@ -178,7 +178,7 @@ TRUSTED = '[[trusted]]\nae_title = "A"\nip = "127.0.0.1"\nport = 104\n'
             "[limits]\nassociate_request_timeout = 0",
             "limits.associate_request_timeout",
             "0",
-            "seconds above 0, at most 300",
+            "seconds above 0, at most 30",
         ),
         (
             "[limits]\nmax_associate_request = 1073741824",

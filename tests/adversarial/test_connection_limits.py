@@ -10,6 +10,7 @@ the stalled peers one by one.
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 import time
 from pathlib import Path
@@ -41,6 +42,13 @@ def rss_bytes() -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise AssertionError("no VmRSS in /proc/self/status")
+
+
+def advertised_maximum(associate_ac: bytes) -> int:
+    """The Maximum Length Received sub-item (0x51) of an A-ASSOCIATE-AC's user information."""
+    marker = associate_ac.find(b"\x51\x00\x00\x04")
+    assert marker >= 0, "no maximum length sub-item in the A-ASSOCIATE-AC"
+    return int(struct.unpack(">L", associate_ac[marker + 4 : marker + 8])[0])
 
 
 def echo_is_accepted(daemon: Daemon) -> None:
@@ -89,6 +97,7 @@ def test_after_association_a_pdu_beyond_the_advertised_maximum_aborts(
         accepted = read_pdu(raw)
         assert accepted is not None
         assert accepted[0] == ASSOCIATE_AC
+        assert advertised_maximum(accepted[1]) == 16384
         before = rss_bytes()
         raw.sendall(header(P_DATA, 0xFFFFFFFF) + bytes(16 * 1024))
         answer = closed_by_peer(raw)
@@ -103,7 +112,7 @@ def test_after_association_a_pdu_beyond_the_advertised_maximum_aborts(
 
 
 def test_idle_and_stalled_connections_take_no_association_slot(make_daemon: MakeDaemon) -> None:
-    daemon = make_daemon(max_associations=10, limits={"associate_request_timeout": 60.0})
+    daemon = make_daemon(max_associations=10, limits={"associate_request_timeout": 30.0})
     idle = [connect(daemon.address) for _ in range(12)]
     half = stalled(daemon, 12)
     try:
@@ -136,7 +145,7 @@ def test_stalled_and_idle_connections_are_closed_after_the_request_deadline(
 
 def test_connections_beyond_the_cap_are_closed_at_once(make_daemon: MakeDaemon) -> None:
     daemon = make_daemon(
-        max_associations=4, limits={"max_connections": 12, "associate_request_timeout": 60.0}
+        max_associations=4, limits={"max_connections": 12, "associate_request_timeout": 30.0}
     )
     held = [connect(daemon.address) for _ in range(12)]
     excess = [connect(daemon.address) for _ in range(6)]
@@ -157,7 +166,7 @@ def test_connections_beyond_the_cap_are_closed_at_once(make_daemon: MakeDaemon) 
 
 
 def test_stop_does_not_wait_for_stalled_peers_one_by_one(make_daemon: MakeDaemon) -> None:
-    daemon = make_daemon(limits={"associate_request_timeout": 60.0})
+    daemon = make_daemon(limits={"associate_request_timeout": 30.0})
     half = stalled(daemon, 20)
     deaf = []  # associated peers that never read the daemon's A-ABORT nor close
     for _ in range(8):
