@@ -12,6 +12,7 @@ an association may do.
 from __future__ import annotations
 
 import enum
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -28,7 +29,9 @@ __all__ = [
     "Rejection",
     "Result",
     "Source",
+    "canonical_address",
     "decide",
+    "request_fits_context",
 ]
 
 TRANSFER_SYNTAXES: tuple[str, ...] = (ImplicitVRLittleEndian, ExplicitVRLittleEndian)
@@ -64,6 +67,41 @@ STORAGE: dict[str, str] = {
 #: Every abstract syntax the daemon accepts. C-GET is absent on purpose: the real daemon
 #: has none, so its contexts are refused as "abstract syntax not supported".
 ABSTRACT_SYNTAXES: tuple[str, ...] = (VERIFICATION, *QUERY_RETRIEVE, *STORAGE)
+
+
+#: The abstract syntaxes each DIMSE request may be sent on (PS3.4: a service's SOP classes).
+_CONTEXTS_OF: dict[str, frozenset[str]] = {
+    "C-ECHO": frozenset({VERIFICATION}),
+    "C-FIND": frozenset(uid for uid, name in QUERY_RETRIEVE.items() if name.endswith("FIND")),
+    "C-MOVE": frozenset(uid for uid, name in QUERY_RETRIEVE.items() if name.endswith("MOVE")),
+    "C-STORE": frozenset(STORAGE),
+}
+
+
+def request_fits_context(command: str, abstract_syntax: str) -> bool:
+    """Whether a DIMSE request (``"C-FIND"``...) belongs on a context of this abstract syntax.
+
+    A C-MOVE sent on a FIND context, or a C-STORE on the Verification context, does not: the
+    peer negotiated one service and asks for another. Commands the daemon does not serve
+    (C-GET, N-*) fit no context.
+    """
+    return abstract_syntax in _CONTEXTS_OF.get(command, frozenset())
+
+
+def canonical_address(address: str) -> str:
+    """A peer address as the trust rules compare it: IPv4-mapped IPv6 as plain IPv4.
+
+    A daemon listening on ``::`` sees an IPv4 caller as ``::ffff:127.0.0.1``; an entity
+    trusted from ``127.0.0.1`` is the same peer. Anything that is not an IPv4-mapped
+    address (or not an address) is returned unchanged.
+    """
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        return str(parsed.ipv4_mapped)
+    return address
 
 
 class Result(enum.IntEnum):
@@ -142,7 +180,7 @@ def decide(
     calling = normalize_ae_title(request.calling_ae)
     called = normalize_ae_title(request.called_ae)
     own = normalize_ae_title(daemon_ae)
-    peer = request.peer_address
+    peer = canonical_address(request.peer_address)
 
     if called != own:
         return Decision(
@@ -171,7 +209,7 @@ def decide(
             ),
         )
 
-    if not entity.allows(peer):
+    if not (entity.allows(peer) or entity.allows(request.peer_address)):
         return Decision(
             rule="peer-address",
             explanation=(

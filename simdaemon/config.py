@@ -131,6 +131,24 @@ def _range(low: int, high: int) -> Check:
     return check
 
 
+def _seconds(low: float, high: float) -> Check:
+    def check(value: float) -> str | None:
+        if not low < value <= high:
+            return f"expected a number of seconds above {low:g}, at most {high:g}"
+        return None
+
+    return check
+
+
+def _between(low: float, high: float) -> Check:
+    def check(value: float) -> str | None:
+        if not low <= value <= high:
+            return f"expected a number from {low:g} to {high:g}"
+        return None
+
+    return check
+
+
 def _one_of(*choices: str) -> Check:
     def check(value: str) -> str | None:
         if value not in choices:
@@ -176,6 +194,43 @@ class DaemonSettings:
     archive: Path = _setting(Path("archive"), "folder holding archive.sqlite and files/")
     max_associations: int = _setting(
         10, "associations served at once; one more is rejected transiently", _range(1, 1000)
+    )
+
+
+@dataclass(frozen=True)
+class Limits:
+    """``[limits]``: what a peer may take before and after it is accepted (not in the dialog).
+
+    Bounds on resources an unauthenticated peer can reach: connections (each holds a socket
+    and two threads), the time to send an A-ASSOCIATE-RQ, and the PDU sizes the daemon
+    reads into memory; and on what one accepted request may take: a query's run time.
+    """
+
+    max_connections: int = _setting(
+        64,
+        "TCP connections open at once, associated or not; one more is closed at once",
+        _range(1, 10_000),
+    )
+    associate_request_timeout: float = _setting(
+        5.0,
+        "seconds from connecting to a complete A-ASSOCIATE-RQ; then the connection is closed "
+        "(at most 30, pynetdicom's ACSE timeout, which ends the wait too)",
+        _seconds(0.0, 30.0),
+    )
+    max_associate_request: int = _setting(
+        256 * 1024,
+        "bytes an A-ASSOCIATE-RQ PDU may announce; a longer one is aborted unread",
+        _range(1024, 16 * 1024 * 1024),
+    )
+    max_pdu_length: int = _setting(
+        16382,
+        "maximum PDU length advertised and accepted (bytes); a longer PDU aborts",
+        _range(4096, 64 * 1024 * 1024),
+    )
+    query_budget_s: float = _setting(
+        30.0,
+        "seconds a C-FIND or a C-MOVE's lookup may run; then it ends with 0xC000 and an audit line",
+        _between(0.001, 86400.0),
     )
 
 
@@ -260,26 +315,6 @@ class Quirks:
         False,
         "a C-MOVE whose level's unique key is empty, absent or a wildcard moves everything "
         "it matches; false refuses it (0xC000, naming what it would move)",
-    )
-
-
-def _between(low: float, high: float) -> Check:
-    def check(value: float) -> str | None:
-        if not low <= value <= high:
-            return f"expected a number from {low:g} to {high:g}"
-        return None
-
-    return check
-
-
-@dataclass(frozen=True)
-class Limits:
-    """``[limits]``: bounds on what one peer's request may take from the daemon."""
-
-    query_budget_s: float = _setting(
-        30.0,
-        "seconds a C-FIND may run; then it ends with 0xC000 and an audit line",
-        _between(0.001, 86400.0),
     )
 
 
@@ -459,6 +494,14 @@ def from_mapping(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
     if base_dir is None:  # no file gives investigation folders a base: the archive will
         investigation = data.get("investigation", {})
         tables["investigation"] = _build(Investigation, investigation, "investigation", Path())
+    connections, associations = tables["limits"].max_connections, tables["daemon"].max_associations
+    if connections < associations:
+        raise ConfigError(
+            "limits.max_connections",
+            connections,
+            f"expected at least [daemon] max_associations ({associations}): every association "
+            "needs a connection",
+        )
     entries = data.get("trusted", [])
     if not isinstance(entries, list):
         raise ConfigError("trusted", entries, "expected [[trusted]] tables")

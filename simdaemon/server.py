@@ -36,6 +36,7 @@ from simdaemon.access import (
     Result,
     Source,
     decide,
+    request_fits_context,
 )
 from simdaemon.archive import Archive, ArchiveError, Consistency
 from simdaemon.audit import AuditTrail
@@ -50,6 +51,8 @@ from simdaemon.net.acceptor import (
     force_close,
     is_serving,
 )
+from simdaemon.net.guard import Guard, Incident
+from simdaemon.net.guard import Limits as NetLimits
 from simdaemon.net.listener import Listener
 from simdaemon.net.outgoing import no_delay
 from simdaemon.net.sabotage import PduTrap, fail_on_pdu
@@ -70,7 +73,8 @@ LOGGER = logging.getLogger(__name__)
 #: pynetdicom enforces its own limit after our access decision; ours is the one that counts.
 _UNLIMITED = 1_000_000
 _JOIN_TIMEOUT_S = 5.0
-#: How long stop() lets a peer close its side after an A-ABORT before closing the socket.
+#: How long stop() lets the peers close their side after an A-ABORT before closing the
+#: sockets: one deadline shared by all of them, not per peer.
 _PEER_GRACE_S = 1.0
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -83,6 +87,13 @@ _DECISION_FAILED = Rejection(
 
 
 register_private_storage(STORAGE)  # on import: a daemon must answer every class it accepts
+
+
+def _join_all(threads: list[Association], timeout: float) -> None:
+    """Join threads against one deadline shared by all of them."""
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class DaemonError(RuntimeError):
@@ -153,6 +164,17 @@ class Daemon:
                 + (" (--port, --host)" if self.command_line else "")
             ) from error
         listener.services = {C_MOVE: functools.partial(self._serve_move, context)}
+        limits = self.config.limits
+        listener.guard = Guard(
+            limits=NetLimits(
+                max_connections=limits.max_connections,
+                associate_request_timeout=limits.associate_request_timeout,
+                max_associate_request=limits.max_associate_request,
+                max_pdu_length=limits.max_pdu_length,
+            ),
+            report=self._report_incident,
+            fits=request_fits_context,
+        )
         self._listener = listener
         self._thread = threading.Thread(
             target=self._serve, name=f"simdaemon@{self.port}", daemon=True
@@ -176,11 +198,12 @@ class Daemon:
         associations = listener.active_associations
         for assoc in associations:
             end_association(assoc)
-        for assoc in associations:
-            assoc.join(_PEER_GRACE_S)
-            if assoc.is_alive():  # the peer ignored the A-ABORT; do not wait for its timer
-                force_close(assoc)
-                assoc.join(_JOIN_TIMEOUT_S)
+        _join_all(associations, _PEER_GRACE_S)
+        stalled = [assoc for assoc in associations if assoc.is_alive()]
+        for assoc in stalled:  # the peer ignored the A-ABORT; do not wait for its timer
+            force_close(assoc)
+        _join_all(stalled, _JOIN_TIMEOUT_S)
+        listener.guard.flush()
         self._close_archive()
         LOGGER.info("stopped %s on port %d", self.ae_title, listener.server_address[1])
 
@@ -203,6 +226,8 @@ class Daemon:
         """
         self.archive.clear()
         self.audit.clear()
+        if self._listener is not None:
+            self._listener.guard.forget()
         self.faults.reset(self.config.faults)
         with self._lock:
             self._trusted = {e.ae_title: e for e in self.config.trusted}
@@ -270,6 +295,20 @@ class Daemon:
         except Exception as error:  # noqa: BLE001 - kept for raise_errors; the peer is answered
             self._keep_error(error)
             fail_move(assoc, request, context_id)
+
+    def _report_incident(self, incident: Incident) -> None:
+        """Record a refusal at the network level (limits, bad titles, wrong context)."""
+        self.audit.record(
+            incident.operation,
+            calling_ae=incident.calling_ae,
+            called_ae=incident.called_ae,
+            peer=incident.peer,
+            outcome=incident.outcome,
+            detail=incident.detail,
+            rule=incident.rule,
+            status=incident.status,
+        )
+        LOGGER.warning("%s %s: %s", incident.operation, incident.outcome, incident.detail)
 
     def _shape(self) -> Shape:
         quirks = self.config.quirks
@@ -346,6 +385,7 @@ class Daemon:
     def _make_ae(self) -> AE:
         ae = AE(ae_title=self.ae_title)
         ae.maximum_associations = _UNLIMITED
+        ae.maximum_pdu_size = self.config.limits.max_pdu_length
         for syntax in ABSTRACT_SYNTAXES:
             ae.add_supported_context(syntax, list(TRANSFER_SYNTAXES))
         return ae

@@ -12,7 +12,9 @@ from simdaemon.access import (
     Rejection,
     Result,
     Source,
+    canonical_address,
     decide,
+    request_fits_context,
 )
 from simdaemon.config import TrustedEntity
 
@@ -116,3 +118,66 @@ def test_offered_contexts_have_no_c_get() -> None:
     assert "1.2.840.10008.1.1" in ABSTRACT_SYNTAXES
     assert {"1.2.246.352.70.1.10", "1.2.246.352.70.1.70"} <= set(ABSTRACT_SYNTAXES)
     assert len(ABSTRACT_SYNTAXES) == len(set(ABSTRACT_SYNTAXES)) == 1 + 4 + 18
+
+
+@pytest.mark.parametrize(
+    ("address", "canonical"),
+    [
+        ("::ffff:127.0.0.1", "127.0.0.1"),
+        ("::FFFF:10.130.10.133", "10.130.10.133"),
+        ("127.0.0.1", "127.0.0.1"),
+        ("::1", "::1"),
+        ("fe80::1", "fe80::1"),
+        ("::127.0.0.1", "::127.0.0.1"),  # IPv4-compatible, not mapped: a different address
+        ("not an address", "not an address"),
+    ],
+)
+def test_ipv4_mapped_addresses_compare_as_ipv4(address: str, canonical: str) -> None:
+    assert canonical_address(address) == canonical
+
+
+def test_an_ipv4_entity_is_trusted_from_its_mapped_address_on_a_dual_stack_daemon() -> None:
+    assert ask("MYCLIENT", ip="::ffff:10.130.10.133").rule == "trusted"
+    assert ask("WARD", ip="::ffff:10.20.7.9").rule == "trusted"
+    refused = ask("MYCLIENT", ip="::ffff:10.130.10.134")
+    assert refused.rule == "peer-address"
+    assert "this call came from 10.130.10.134" in refused.explanation
+
+
+def test_an_entity_written_as_a_mapped_address_still_matches() -> None:
+    mapped = TrustedEntity("MAPPED", "::ffff:10.1.1.1", 104)
+    decision = decide(
+        AssociationRequest("MAPPED", "VMSDBD", "::ffff:10.1.1.1", 40000),
+        daemon_ae="VMSDBD",
+        trusted=[mapped],
+        active=0,
+        limit=2,
+    )
+    assert decision.accepted
+
+
+FIND = "1.2.840.10008.5.1.4.1.2.2.1"
+MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
+CT = "1.2.840.10008.5.1.4.1.1.2"
+VERIFICATION = "1.2.840.10008.1.1"
+
+
+@pytest.mark.parametrize(
+    ("command", "syntax", "fits"),
+    [
+        ("C-FIND", FIND, True),
+        ("C-MOVE", MOVE, True),
+        ("C-STORE", CT, True),
+        ("C-ECHO", VERIFICATION, True),
+        ("C-MOVE", FIND, False),
+        ("C-FIND", MOVE, False),
+        ("C-STORE", VERIFICATION, False),
+        ("C-ECHO", CT, False),
+        ("C-GET", "1.2.840.10008.5.1.4.1.2.2.3", False),
+        ("N-CREATE", CT, False),
+    ],
+)
+def test_a_request_fits_only_the_contexts_of_its_service(
+    command: str, syntax: str, fits: bool
+) -> None:
+    assert request_fits_context(command, syntax) is fits

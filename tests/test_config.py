@@ -66,6 +66,11 @@ def test_every_field_survives_render_and_load(tmp_path: Path) -> None:
     on_duplicate = "overwrite"
     [quirks]
     failed_import_status = "success"
+    [limits]
+    max_connections = 20
+    associate_request_timeout = 2
+    max_associate_request = 65536
+    max_pdu_length = 65536
     [[trusted]]
     ae_title = "MyClient  "
     ip = "10.0.0.0/8"
@@ -78,6 +83,8 @@ def test_every_field_survives_render_and_load(tmp_path: Path) -> None:
     assert loaded.images.z_offset_mm == -12.0
     assert loaded.storage.on_duplicate == "overwrite"
     assert loaded.quirks.failed_import_status == "success"
+    assert loaded.limits.associate_request_timeout == 2.0
+    assert loaded.limits.max_pdu_length == 65536
     assert loaded.investigation.iod_folder == tmp_path / "trace" / "iods"
     assert loaded.daemon.archive == Path("/srv/aria")
     assert loaded.trusted[0].ae_title == "MyClient", "trailing spaces are not significant"
@@ -161,6 +168,26 @@ TRUSTED = '[[trusted]]\nae_title = "A"\nip = "127.0.0.1"\nport = 104\n'
             "already trusted as trusted[1]",
         ),
         ("trusted = 3", "trusted", "3", "expected [[trusted]] tables"),
+        ("[limits]\nmax_connections = 0", "limits.max_connections", "0", "from 1 to 10000"),
+        (
+            "[limits]\nmax_connections = 5",
+            "limits.max_connections",
+            "5",
+            "at least [daemon] max_associations (10)",
+        ),
+        (
+            "[limits]\nassociate_request_timeout = 0",
+            "limits.associate_request_timeout",
+            "0",
+            "seconds above 0, at most 30",
+        ),
+        (
+            "[limits]\nmax_associate_request = 1073741824",
+            "limits.max_associate_request",
+            "1073741824",
+            "from 1024 to 16777216",
+        ),
+        ("[limits]\nmax_pdu_length = 0", "limits.max_pdu_length", "0", "from 4096 to 67108864"),
         ("[daemon\nport = 1", "(file)", None, "not valid TOML"),
     ],
 )

@@ -59,11 +59,12 @@ UPSTREAM = (
         "f28838c5559e462a563750cfc9f3790027f4bb7e2223baf42c9f5d682c359dee",
     ),
     Upstream(
-        "pynetdicom.transport.AssociationSocket.recv",
-        ("simdaemon.net.acceptor._recv_exactly",),
-        "ours must still return exactly nr_bytes, or what was read when the peer closed; "
-        "carry over any new error handling or TLS path.",
-        "6bc20a33b1b7cfe76d4ad4407ca242563bc6206fde4b4e1cf7a2fbb1f11d621d",
+        "pynetdicom.dul.DULServiceProvider._read_pdu_data",
+        ("simdaemon.net.acceptor.EventDrivenDUL._read_pdu_data",),
+        "ours reads without blocking and checks the header's length against [limits] before "
+        "reading the rest: carry over any new event (Evt17, Evt19 cases), PDU type or decode "
+        "step, keeping the non-blocking read and the size check.",
+        "19f2d4e38c13c83586365d93dd5cd96a0c7c665cb37251054b3e1f246e9f431b",
     ),
     # Extended: ours calls these and relies on what they do.
     Upstream(

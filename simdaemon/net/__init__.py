@@ -5,6 +5,9 @@ Modules, by job (each imports only those listed before it, and nothing else of s
 - :mod:`simdaemon.net.outgoing`: what each association needs to be quick and reliable
   (``keep_responses``, ``no_delay``, ``quiet_standard_logging``), for services, tests and
   benchmarks.
+- :mod:`simdaemon.net.guard`: the bounds on what a peer may take (``Limits``), and the
+  daemon's callbacks that judge a request's context and report a refusal, rate-limited
+  (``Guard``, ``Incident``).
 - :mod:`simdaemon.net.sabotage`: ending an association the daemon serves as an injected
   fault (``fail_association``, ``fail_on_pdu`` with a ``PduTrap``), on its DUL thread.
 - :mod:`simdaemon.net.acceptor`: the associations the daemon accepts: the event-driven DUL
@@ -22,15 +25,18 @@ what to re-check, when an upgrade changes one):
 Copied and changed (ours replaces the upstream code):
 
 - ``pynetdicom.dul.DULServiceProvider.run_reactor`` -> ``acceptor.EventDrivenDUL.run_reactor``:
-  waits in ``select`` on the socket and a wake-up socket (at most ``MAX_WAIT_S``, 50 ms)
-  where upstream sleeps 1 ms, and asks for a TCP quick ACK whenever data arrived; does not
-  sleep once after setting ``_dul_ready`` (upstream does, for single-stepping tests); when the
-  event queue is empty it both queues the next primitive's event and reads the socket in one
-  turn, where upstream does one or the other (so a C-CANCEL does not wait behind every
-  pending C-FIND response); hands each received event to the ``Saboteur`` before the state
-  machine; on reaching Sta1 releases an association thread still waiting for its request; on
-  an exception logs one error line (upstream adds the traceback), then aborts as upstream
-  does; on exit closes the wake-up socket and wakes the association thread.
+  waits in ``select`` on the socket and a wake-up socket (at most ``MAX_WAIT_S``, 50 ms; before
+  the A-ASSOCIATE-RQ until the request deadline or the ARTIM timer is due, at most
+  ``PRE_REQUEST_MAX_WAIT_S``, 1 s, so idle connections cost no CPU) where upstream sleeps 1 ms,
+  and asks for a TCP quick ACK whenever data arrived; does not sleep once after setting
+  ``_dul_ready`` (upstream does, for single-stepping tests); when the event queue is empty it
+  both queues the next primitive's event and reads the socket in one turn, where upstream does
+  one or the other (so a C-CANCEL does not wait behind every pending C-FIND response); closes a
+  connection whose A-ASSOCIATE-RQ is not complete within ``[limits] associate_request_timeout``
+  (reported); hands each received event to the ``Saboteur`` before the state machine; on
+  reaching Sta1 releases an association thread still waiting for its request; on an exception
+  logs one error line (upstream adds the traceback), then aborts as upstream does; on exit
+  closes the wake-up socket and wakes the association thread.
 - ``pynetdicom.association.Association._run_reactor`` -> ``acceptor._association_reactor``
   (acceptor only; requested associations keep upstream's): waits on ``dul.user_wake`` (at most
   ``MAX_WAIT_S``) where upstream sleeps 1 ms, and looks again at once after a message; hands
@@ -39,10 +45,18 @@ Copied and changed (ours replaces the upstream code):
   service class (``_is_paused`` set, ``dimse.cancel_req`` cleared before and after) but without
   its checks (valid request, extended negotiation, accepted context) or its log-and-abort on
   an exception - the callable answers every case itself - and silently ignoring the request
-  once a release was sent; logs "Association Aborted" without upstream's "(A-P-ABORT)".
-- ``pynetdicom.transport.AssociationSocket.recv`` -> ``acceptor._recv_exactly``, bound on each
-  accepted socket: reads straight into one buffer of the PDU's size where upstream appends
-  4 KiB reads to a growing bytearray; returns what it has when the peer closes, as upstream.
+  once a release was sent; answers a request sent on a context of another service
+  (a C-MOVE on a FIND context) 0x0122 itself, before either dispatch, and reports it; logs
+  "Association Aborted" without upstream's "(A-P-ABORT)".
+- ``pynetdicom.dul.DULServiceProvider._read_pdu_data`` ->
+  ``acceptor.EventDrivenDUL._read_pdu_data``: never blocks (reads what has arrived, with
+  ``MSG_DONTWAIT``, and keeps a partial PDU for the next turn) where upstream blocks in ``recv``
+  until the whole PDU is in; checks the header's length against ``[limits]``
+  (``max_associate_request`` before the A-ASSOCIATE-RQ, ``max_pdu_length`` plus 6 after) and
+  aborts the association over it; grows the buffer by what arrived, never by the claim; rejects
+  an A-ASSOCIATE-RQ whose AE titles hold control or non-ASCII bytes (A-ASSOCIATE-RJ, reported)
+  before decoding it; logs one line where upstream adds tracebacks. ``AssociationSocket.recv``
+  is no longer called.
 
 Extended (ours calls upstream, then adds):
 
@@ -57,8 +71,9 @@ Extended (ours calls upstream, then adds):
   machine would raise on it, ending the DUL thread) and carries out an ``EndAsFault`` itself.
 - ``pynetdicom.transport.RequestHandler._create_association``: swaps in an ``EventDrivenDUL``
   (taking over the socket and the event queue holding Evt5), a waking DIMSE ``msg_queue``,
-  ``_recv_exactly``, ``_association_reactor``, the server's ``services``; unbinds the standard
-  log handlers while pynetdicom's log is quiet; re-applies the ACSE and network timeouts.
+  ``_association_reactor``, the server's ``services`` and ``guard`` (with the A-ASSOCIATE-RQ
+  deadline); unbinds the standard log handlers while pynetdicom's log is quiet; re-applies
+  the ACSE and network timeouts.
 - ``pynetdicom.association.Association._serve_request``: ``outgoing.keep_responses`` wraps it
   on requested associations to put back the responses it would drop (pynetdicom issue #875).
 
@@ -79,6 +94,8 @@ From Python's standard library (not in the canary, which follows the pynetdicom 
 on the listening socket and a wake-up socket with no poll interval, and runs pynetdicom's
 ``AssociationServer.service_actions`` after each connection instead of after each poll; it
 calls socketserver's private ``_handle_request_noblock``.
+``socketserver.BaseServer.verify_request`` -> ``listener.Listener.verify_request``: refuses
+a connection beyond ``[limits] max_connections`` (socketserver closes it).
 
 Private pynetdicom names used: the module ``pynetdicom._handlers`` (its standard log
 handlers); ``Association._dul_ready``, ``._is_paused``, ``._kill``, ``._reactor_checkpoint``,
@@ -88,5 +105,6 @@ handlers); ``Association._dul_ready``, ``._is_paused``, ``._kill``, ``._reactor_
 ``Association.dul``, ``DIMSEServiceProvider.msg_queue`` and ``.cancel_req``,
 ``DULServiceProvider.to_user_queue``, ``.to_provider_queue`` (its deque and mutex),
 ``.event_queue``, ``.state_machine.current_state`` (state names Sta1-Sta13) and the event
-names Evt5, Evt10, Evt15, Evt17, Evt18; ``AssociationSocket.socket`` and ``.recv``.
+names Evt5, Evt10, Evt15, Evt17, Evt18, Evt19; ``AssociationSocket.socket`` and ``.close``;
+``DULServiceProvider._decode_pdu``; ``Association.accepted_contexts``.
 """
