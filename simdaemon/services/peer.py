@@ -7,6 +7,8 @@ from typing import TypedDict
 
 from pynetdicom.association import Association
 
+from simdaemon.access import canonical_address
+
 __all__ = ["AuditParties", "Peer", "describe_peer"]
 
 
@@ -38,7 +40,11 @@ class Peer:
 
 
 def describe_peer(assoc: Association) -> Peer:
-    """Return the peer of an association the daemon is serving (the acceptor side)."""
+    """Return the peer of an association the daemon is serving (the acceptor side).
+
+    The address is the one trust is decided on: an IPv4 caller of a dual-stack daemon is
+    ``127.0.0.1``, not ``::ffff:127.0.0.1``, in the audit trail and the logs too.
+    """
     request = assoc.requestor.primitive
     if request is None:  # only before the A-ASSOCIATE-RQ has arrived
         calling, called = assoc.requestor.ae_title, assoc.acceptor.ae_title
@@ -47,6 +53,6 @@ def describe_peer(assoc: Association) -> Peer:
     return Peer(
         calling_ae=calling,
         called_ae=called,
-        ip=assoc.requestor.address,
+        ip=canonical_address(assoc.requestor.address),
         port=assoc.requestor.port,
     )

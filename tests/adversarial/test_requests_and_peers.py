@@ -128,3 +128,4 @@ def test_a_dual_stack_daemon_trusts_an_ipv4_entity_calling_over_ipv4(
     decision = daemon.audit.wait_for("associate", outcome="accepted")
     assert decision.rule == "trusted"
     assert "from 127.0.0.1:" in decision.detail
+    assert decision.peer.startswith("127.0.0.1:"), "the audit names the peer as trusted"
