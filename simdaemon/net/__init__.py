@@ -35,7 +35,10 @@ Copied and changed (ours replaces the upstream code):
   connection whose A-ASSOCIATE-RQ is not complete within ``[limits] associate_request_timeout``
   (reported); hands each received event to the ``Saboteur`` before the state machine; on
   reaching Sta1 releases an association thread still waiting for its request; on an exception
-  logs one error line (upstream adds the traceback), then aborts as upstream does; on exit
+  logs one error line (upstream adds the traceback), then aborts as upstream does; on an
+  exception in the state machine's action (a P-DATA whose command set cannot be decoded),
+  which upstream lets end the thread with the connection open, reports it (rule
+  ``malformed-pdu``), sends an A-ABORT and closes the connection; on exit
   closes the wake-up socket and wakes the association thread.
 - ``pynetdicom.association.Association._run_reactor`` -> ``acceptor._association_reactor``
   (acceptor only; requested associations keep upstream's): waits on ``dul.user_wake`` (at most

@@ -425,15 +425,7 @@ class EventDrivenDUL(DULServiceProvider):
                             self._idle_timer.restart()
                 except Exception as exc:  # noqa: BLE001 - as pynetdicom: abort, never corrupt state
                     LOGGER.error("exception in the DUL reactor, aborting association: %r", exc)
-                    abort = A_ABORT_RQ()
-                    abort.source = 0x02
-                    abort.reason_diagnostic = 0x00
-                    if self.socket is not None:
-                        self.socket.send(abort.encode())
-                    self.assoc.is_aborted = True
-                    self.assoc.is_established = False
-                    self.assoc._kill = True
-                    self._kill_thread = True
+                    self._abort_after_exception(0x00)
                     return
                 try:
                     event = self.event_queue.get(block=False)
@@ -442,7 +434,17 @@ class EventDrivenDUL(DULServiceProvider):
                     continue
                 if springs(event):  # ended as an injected fault, never acted on
                     continue
-                self.state_machine.do_action(event)
+                try:
+                    self.state_machine.do_action(event)
+                except Exception as exc:  # noqa: BLE001 - a peer's bytes it cannot act on
+                    self._report(
+                        "aborted",
+                        "malformed-pdu",
+                        f"the DICOM state machine could not act on {event} "
+                        f"({type(exc).__name__}: {str(exc)[:120]}); association aborted",
+                    )
+                    self._abort_after_exception(_INVALID_PARAMETER)
+                    return
                 idle = False
                 if self.state_machine.current_state == "Sta1":  # the transport is closed
                     self.give_up_waiting_for_request()
@@ -450,6 +452,26 @@ class EventDrivenDUL(DULServiceProvider):
             self._wake_r.close()
             self._wake_w.close()
             self.user_wake.set()  # the association thread notices the DUL has ended
+
+    def _abort_after_exception(self, reason: int) -> None:
+        """End the association at once after an exception: an A-ABORT, then stop the loop.
+
+        As upstream does for an exception while reading; also for one in the state machine
+        (a P-DATA whose command set cannot be decoded), which upstream lets end the thread
+        with a traceback while the connection stays open.
+        """
+        abort = A_ABORT_RQ()
+        abort.source = 0x02
+        abort.reason_diagnostic = reason
+        if self.socket is not None:
+            with contextlib.suppress(OSError):
+                self.socket.send(abort.encode())
+            with contextlib.suppress(OSError):
+                self.socket.close()
+        self.assoc.is_aborted = True
+        self.assoc.is_established = False
+        self.assoc._kill = True
+        self._kill_thread = True
 
 
 def _bad_title(raw: bytes) -> bool:
