@@ -163,3 +163,12 @@ def on_page_markdown(markdown: str, **_: object) -> str:
     """Replace each ``<!-- generated: NAME -->`` line with its part."""
     os.environ["COLUMNS"] = HELP_WIDTH
     return PLACEHOLDER.sub(lambda found: PARTS[found.group(1)]().rstrip("\n"), markdown)
+
+
+SPHINX_ROLE = re.compile(r":(?:class|func|mod|meth|attr|exc|data):(?=<code>)")
+
+
+def on_page_content(html: str, **_: object) -> str:
+    """Drop the Sphinx roles (``:class:`X```) the docstrings use, which mkdocstrings leaves in
+    front of the literal it renders."""
+    return SPHINX_ROLE.sub("", html)

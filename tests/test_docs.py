@@ -10,6 +10,8 @@ Output and help text go in ``text`` blocks, which are not examples.
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import os
 import re
 import subprocess
@@ -17,9 +19,12 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
+from simdaemon import config as configuration
+from simdaemon import faults
 from simdaemon.cli import DEMO_MATRIX, DEMO_SLICES
 from simdaemon.config import loads
 from simdaemon.pytest_plugin import TestDaemon, import_patient
@@ -106,6 +111,57 @@ def test_the_setup_commands_are_the_first_sh_block_of_the_readme() -> None:
     assert "simdaemon serve --demo" in lines[1]
     assert lines[3].startswith("# Run the tests")
     assert lines[4].endswith("&& tox")
+
+
+# --- the generated reference ---------------------------------------------------------------
+
+
+def hooks() -> ModuleType:
+    """docs/hooks.py, the MkDocs hook that writes the generated parts of the reference."""
+    spec = importlib.util.spec_from_file_location("docs_hooks", ROOT / "docs" / "hooks.py")
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_generated_part_is_asked_for_and_exists() -> None:
+    """A page asking for an unknown part fails the site's build; this says so in the fast loop,
+    and that no part is generated for nobody."""
+    made = hooks()
+    asked = {
+        name for path in DOCUMENTS for name in made.PLACEHOLDER.findall(path.read_text("utf-8"))
+    }
+    assert asked == set(made.PARTS)
+
+
+def test_the_configuration_reference_names_every_key_with_its_comment() -> None:
+    page = hooks().configuration()
+    for table in (*configuration._TABLES.values(), configuration.TrustedEntity):
+        for field in dataclasses.fields(table):
+            assert f"| `{field.name}` |" in page
+            assert field.metadata["doc"].replace("|", "\\|") in page
+    assert configuration.example() in page
+
+
+def test_the_fault_reference_names_every_operation_and_key() -> None:
+    page = hooks().faults()
+    for operation in faults.OPERATIONS:
+        assert f"| `{operation}` |" in page
+    for field in dataclasses.fields(faults.Fault):
+        assert f"| `{field.name}` |" in page
+    assert "`delay_ms`: wait before serving" in page  # the docstring's definition list
+    assert "``" not in page  # reStructuredText literals became Markdown
+
+
+def test_the_cli_reference_has_every_sub_command() -> None:
+    made = hooks()
+    page = made.cli_simdaemon() + made.cli_client()
+    for command in ("serve", "import", "seed", "audit", "patients", "config", "completion"):
+        assert f"### `simdaemon {command}`" in page
+    for command in ("echo", "find", "retrieve", "export-plan"):
+        assert f"### `python -m dbdaemon_client {command}`" in page
 
 
 # --- the examples ---------------------------------------------------------------------------
