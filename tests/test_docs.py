@@ -198,6 +198,18 @@ def test_the_client_example_runs_as_shown(name: str, simdaemon: TestDaemon, tmp_
 
 
 @pytest.mark.slow
+def test_the_python_tour_runs_as_shown(tmp_path: Path) -> None:
+    """A daemon on an ephemeral port, a client storing into it, a stranger refused."""
+    done = subprocess.run(
+        [sys.executable, "-c", example("python-tour")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "add 'STRANGER' with this machine's IP address and port 51404" in done.stdout
+    assert "PatientRow(patient_id='SYN000000'" in done.stdout
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name", ["flaky-tests", "readme-pytest", "pytest-first-tests", "factories"]
 )
@@ -272,6 +284,7 @@ def test_the_import_commands_run_as_shown(tmp_path: Path) -> None:
 #: Every example name in the documents, and the test that runs it.
 EXAMPLES: dict[str, Callable[..., None]] = {
     "client": test_the_client_example_runs_as_shown,
+    "python-tour": test_the_python_tour_runs_as_shown,
     "flaky-tests": test_the_pytest_examples_pass_as_shown,
     "readme-pytest": test_the_pytest_examples_pass_as_shown,
     "pytest-first-tests": test_the_pytest_examples_pass_as_shown,
