@@ -198,6 +198,40 @@ def test_the_client_example_runs_as_shown(name: str, simdaemon: TestDaemon, tmp_
 
 
 @pytest.mark.slow
+def test_the_client_shell_commands_run_as_shown(simdaemon: TestDaemon, tmp_path: Path) -> None:
+    """The demo's first two patients; `...` and the demo's addresses become this test's.
+
+    Each command exits 0, and the comments under one are the output it prints ("(...)"
+    stands for the patient's name)."""
+    for seed in (0, 1):
+        patient = synthetic_patient(seed, slices=DEMO_SLICES, matrix=DEMO_MATRIX)
+        import_patient(simdaemon, patient)
+    entity = simdaemon.test_entity
+    ours = (
+        f"--local {entity.ae_title}@127.0.0.1:{entity.port} "
+        f"--daemon {simdaemon.ae_title}@127.0.0.1:{simdaemon.port}"
+    )
+    shown = "--local SIMCLIENT@127.0.0.1:51403 --daemon VMSDBD@127.0.0.1:51402"
+    outputs: list[tuple[str, list[str]]] = []
+    for line in example("client-shell").splitlines():
+        if line.startswith("# "):
+            outputs[-1][1].append(line[2:])
+        else:
+            command = line.split("  #")[0].replace(shown, ours).replace(" ... ", f" {ours} ")
+            assert command.startswith("python -m dbdaemon_client --local "), line
+            outputs.append((command, []))
+    for command, said in outputs:
+        argv = [sys.executable, *command.split()[1:]]
+        done = subprocess.run(
+            argv, cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )  # fmt: skip
+        assert done.returncode == 0, f"{command}: {done.stderr[-2000:]}"
+        for expected in said:
+            pattern = re.escape(expected).replace(re.escape("(...)"), r"\(.*\)")
+            assert re.search(f"^{pattern}$", done.stdout, re.MULTILINE), (expected, done.stdout)
+
+
+@pytest.mark.slow
 def test_the_python_tour_runs_as_shown(tmp_path: Path) -> None:
     """A daemon on an ephemeral port, a client storing into it, a stranger refused."""
     done = subprocess.run(
@@ -285,6 +319,7 @@ def test_the_import_commands_run_as_shown(tmp_path: Path) -> None:
 EXAMPLES: dict[str, Callable[..., None]] = {
     "client": test_the_client_example_runs_as_shown,
     "python-tour": test_the_python_tour_runs_as_shown,
+    "client-shell": test_the_client_shell_commands_run_as_shown,
     "flaky-tests": test_the_pytest_examples_pass_as_shown,
     "readme-pytest": test_the_pytest_examples_pass_as_shown,
     "pytest-first-tests": test_the_pytest_examples_pass_as_shown,
