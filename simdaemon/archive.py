@@ -81,7 +81,7 @@ __all__ = [
 
 LOGGER = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DATABASE = "archive.sqlite"
 FILES = "files"
 INCOMING = ".incoming"
@@ -184,7 +184,8 @@ CREATE TABLE audit (
     detail TEXT NOT NULL,
     duration_ms REAL NOT NULL,
     repeats INTEGER NOT NULL DEFAULT 1,
-    last_time TEXT
+    last_time TEXT,
+    sop_instance_uid TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX audit_time ON audit (time);
 CREATE INDEX audit_operation ON audit (operation, calling_ae);
@@ -195,6 +196,8 @@ _MIGRATIONS: dict[int, str] = {
     # 2: a rejection repeated within [audit] coalesce_s is counted on its first row.
     1: "ALTER TABLE audit ADD COLUMN repeats INTEGER NOT NULL DEFAULT 1; "
     "ALTER TABLE audit ADD COLUMN last_time TEXT;",
+    # 3: the object an event is about, by value (AuditTrail.assert_stored used the prose).
+    2: "ALTER TABLE audit ADD COLUMN sop_instance_uid TEXT NOT NULL DEFAULT '';",
 }
 
 
@@ -784,6 +787,7 @@ class Archive:
                     "rule": event.rule,
                     "detail": event.detail,
                     "duration_ms": event.duration_ms,
+                    "sop_instance_uid": event.sop_instance_uid,
                 },
             )
             self._coalescer.stored(event, row)
@@ -947,7 +951,8 @@ class Archive:
         with self.reading() as db:
             rows = db.execute(
                 "SELECT id, time, operation, calling_ae, called_ae, peer, outcome, detail, rule, "
-                "status, duration_ms, repeats, last_time FROM audit WHERE id > ? ORDER BY id",
+                "status, duration_ms, repeats, last_time, sop_instance_uid FROM audit WHERE id > ? "
+                "ORDER BY id",
                 (row,),
             ).fetchall()
         events = [
@@ -962,6 +967,7 @@ class Archive:
                 rule=r[8],
                 status=r[9],
                 duration_ms=r[10],
+                sop_instance_uid=r[13],
             )
             for r in rows
         ]

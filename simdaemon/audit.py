@@ -41,6 +41,9 @@ class AuditEvent:
     rule: str = ""
     status: int | None = None
     duration_ms: float = 0.0
+    #: The object the event is about (a C-STORE's or an import's SOP Instance UID), so a test
+    #: finds it by value, not by searching the detail's prose.
+    sop_instance_uid: str = ""
 
     def as_dict(self) -> dict[str, object]:
         """The event as JSON-ready values (time in ISO 8601, UTC)."""
@@ -55,6 +58,7 @@ class AuditEvent:
             "rule": self.rule,
             "detail": self.detail,
             "duration_ms": round(self.duration_ms, 3),
+            "sop_instance_uid": self.sop_instance_uid,
         }
 
     def describe(self) -> str:
@@ -104,6 +108,7 @@ class AuditTrail:
         rule: str = "",
         status: int | None = None,
         duration_ms: float = 0.0,
+        sop_instance_uid: str = "",
     ) -> AuditEvent:
         """Append an event stamped with the current UTC time and return it."""
         event = AuditEvent(
@@ -117,6 +122,7 @@ class AuditTrail:
             rule=rule,
             status=status,
             duration_ms=duration_ms,
+            sop_instance_uid=sop_instance_uid,
         )
         with self._lock:
             self._events.append(event)
@@ -176,7 +182,10 @@ class AuditTrail:
     def assert_stored(self, sop_instance_uid: str) -> AuditEvent:
         """Return the C-STORE that stored this instance; fail with the trail in words if none."""
         for event in self.events("store"):
-            if event.outcome in ("success", "warning") and sop_instance_uid in event.detail:
+            if (
+                event.outcome in ("success", "warning")
+                and event.sop_instance_uid == sop_instance_uid
+            ):
                 return event
         raise AssertionError(
             f"the daemon did not store SOP Instance {sop_instance_uid}; what it saw:\n"

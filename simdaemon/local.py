@@ -64,6 +64,7 @@ def _run(
         rule=result.rule,
         status=result.answered,
         duration_ms=(time.perf_counter() - started) * 1000,
+        sop_instance_uid=result.sop_instance_uid,
     )
     return result
 

@@ -38,6 +38,18 @@ def test_queries_and_assertions(daemon: Daemon) -> None:
         daemon.audit.assert_rejected("SIMCLIENT")
 
 
+def test_assert_stored_matches_the_uid_not_a_substring_of_the_detail(daemon: Daemon) -> None:
+    """1.2.3 was never stored, though the trail mentions 1.2.3.4 (the prose search said yes)."""
+    stored = objects.ct()
+    scu.store(daemon, [stored])
+    uid = str(stored.SOPInstanceUID)
+    (event,) = daemon.audit.events("store")
+    assert event.sop_instance_uid == uid
+    assert daemon.archive.audit_events()[-1].sop_instance_uid == uid, "persisted too"
+    with pytest.raises(AssertionError, match="did not store SOP Instance"):
+        daemon.audit.assert_stored(uid.rsplit(".", 1)[0])
+
+
 def simdaemon_cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "simdaemon", *args]
 

@@ -107,6 +107,7 @@ def test_a_schema_1_archive_is_migrated_and_keeps_its_trail(tmp_path: Path) -> N
     with sqlite3.connect(folder / DATABASE) as db:  # the audit table as schema 1 had it
         db.execute("ALTER TABLE audit DROP COLUMN repeats")
         db.execute("ALTER TABLE audit DROP COLUMN last_time")
+        db.execute("ALTER TABLE audit DROP COLUMN sop_instance_uid")
         db.execute("PRAGMA user_version = 1")
     db.close()
     with Archive(folder) as archive:
@@ -115,7 +116,7 @@ def test_a_schema_1_archive_is_migrated_and_keeps_its_trail(tmp_path: Path) -> N
         archive.record_audit(rejection(3))
         stored = archive.audit_events()
     with sqlite3.connect(folder / DATABASE) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     db.close()
     assert [e.peer for e in stored] == ["127.0.0.1:1", "127.0.0.1:2"]
     assert stored[0].detail == NOT_TRUSTED

@@ -67,6 +67,7 @@ def _store(event: evt.Event, context: ServiceContext) -> Dataset:
         rule=result.rule,
         status=result.answered,
         duration_ms=(time.perf_counter() - started) * 1000,
+        sop_instance_uid=result.sop_instance_uid,
     )
     if result.stored:
         LOGGER.debug("stored %s from '%s'", result.sop_instance_uid, peer.calling_ae)
