@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
+from typing import TypedDict
 
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
@@ -114,6 +115,24 @@ class ImportResult:
     def stored(self) -> bool:
         """The object is in the archive (success or warning)."""
         return status.outcome(self.status) in ("success", "warning")
+
+    def audit_fields(self) -> ImportAudit:
+        """What the audit event of this import says about its outcome (C-STORE or local)."""
+        return {
+            "outcome": status.outcome(self.answered),
+            "rule": self.rule,
+            "status": self.answered,
+            "sop_instance_uid": self.sop_instance_uid,
+        }
+
+
+class ImportAudit(TypedDict):
+    """The fields of an import's audit event that say how it ended."""
+
+    outcome: str
+    rule: str
+    status: int
+    sop_instance_uid: str
 
 
 def received_from(dataset: Dataset, calling_ae: str) -> Received:

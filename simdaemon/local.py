@@ -7,6 +7,7 @@ folder imported here meets the same rules, gets the same reasons and is audited 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -59,14 +60,21 @@ def _run(
         calling_ae=received.calling_ae,
         called_ae=config.daemon.ae_title,
         peer="local",
-        outcome=status.outcome(result.answered),
         detail=f"{what}: {result.detail}",
-        rule=result.rule,
-        status=result.answered,
         duration_ms=(time.perf_counter() - started) * 1000,
-        sop_instance_uid=result.sop_instance_uid,
+        **result.audit_fields(),
     )
     return result
+
+
+@contextlib.contextmanager
+def _pipeline(config: Config) -> Iterator[tuple[Importer, AuditTrail]]:
+    """The configured archive, opened for this process, and its importer and audit trail."""
+    with Archive(
+        config.daemon.archive, sql_trace=config.investigation.sql_trace, audit=config.audit
+    ) as archive:
+        investigator = Investigator(config.investigation, config.daemon.archive)
+        yield Importer(config, archive, investigator), AuditTrail(sink=archive.record_audit)
 
 
 def _looks_like_dicom(path: Path) -> bool:
@@ -96,13 +104,7 @@ def import_files(
     files = list(dicom_files(paths))
     summary = ImportSummary()
     progress = Progress(len(files), progress_label)
-    with Archive(
-        config.daemon.archive, sql_trace=config.investigation.sql_trace, audit=config.audit
-    ) as archive:
-        importer = Importer(
-            config, archive, Investigator(config.investigation, config.daemon.archive)
-        )
-        audit = AuditTrail(sink=archive.record_audit)
+    with _pipeline(config) as (importer, audit):
         for path in files:
             try:
                 if not _looks_like_dicom(path):
@@ -144,13 +146,7 @@ def seed_patients(
     archive contents.
     """
     summary = ImportSummary()
-    with Archive(
-        config.daemon.archive, sql_trace=config.investigation.sql_trace, audit=config.audit
-    ) as archive:
-        importer = Importer(
-            config, archive, Investigator(config.investigation, config.daemon.archive)
-        )
-        audit = AuditTrail(sink=archive.record_audit)
+    with _pipeline(config) as (importer, audit):
         progress = Progress(patients * (slices + 6), "seeding")
         for number in range(patients):
             patient = synthetic_patient(seed + number, slices=slices, matrix=matrix)

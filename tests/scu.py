@@ -31,6 +31,15 @@ class Listening(Protocol):
     ae_title: str
 
 
+def identifier(level: str, **keys: object) -> Dataset:
+    """A query or move identifier: the level and each keyword set to its value."""
+    ds = Dataset()
+    ds.QueryRetrieveLevel = level
+    for keyword, value in keys.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
 def associate(
     daemon: Listening | Daemon,
     calling: str = "SIMCLIENT",

@@ -13,24 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydicom.dataset import Dataset
 
 from simdaemon import lookup
 from simdaemon.archive import Archive, NewInstance, NewSeries, NewStudy
 from simdaemon.matching import Demographics
 from simdaemon.query import Extent, Shape, compile_query
-
-
-def identifier(level: str, **keys: Any) -> Dataset:
-    ds = Dataset()
-    ds.QueryRetrieveLevel = level
-    for keyword, value in keys.items():
-        setattr(ds, keyword, value)
-    return ds
+from tests import scu
 
 
 def sql(level: str, model: str = "patient", **keys: Any) -> lookup.Statement:
-    return lookup.select(compile_query(identifier(level, **keys), model))
+    return lookup.select(compile_query(scu.identifier(level, **keys), model))
 
 
 @pytest.mark.parametrize("value", ["x' OR '1'='1", "%", "_", "PAT-A'; DROP TABLE patients; --"])
@@ -139,7 +131,7 @@ def archive(tmp_path: Path) -> Iterator[Archive]:
 )
 def test_sql_and_python_matching_agree(archive: Archive, keyword: str, value: str) -> None:
     keys = {"PatientID": "", keyword: value}
-    query = compile_query(identifier("PATIENT", **keys), "patient")
+    query = compile_query(scu.identifier("PATIENT", **keys), "patient")
     (constraint,) = query.constraints
     column = {"PatientID": 0, "PatientName": 1, "PatientBirthDate": 2}[keyword]
     expected = {p[0] for p in PATIENTS if constraint.accepts(p[column])}
@@ -149,7 +141,7 @@ def test_sql_and_python_matching_agree(archive: Archive, keyword: str, value: st
 
 def test_rows_carry_the_asked_fields_by_name(archive: Archive) -> None:
     query = compile_query(
-        identifier("IMAGE", PatientID="PAT1", SOPInstanceUID="", NumberOfStudyRelatedSeries=""),
+        scu.identifier("IMAGE", PatientID="PAT1", SOPInstanceUID="", NumberOfStudyRelatedSeries=""),
         "patient",
     )
     (row,) = lookup.find(archive, query)
@@ -161,9 +153,9 @@ def test_rows_carry_the_asked_fields_by_name(archive: Archive) -> None:
 
 
 def test_a_move_takes_what_find_lists_and_counts_it(archive: Archive) -> None:
-    query = compile_query(identifier("STUDY", PatientID="PAT*"), "patient")
+    query = compile_query(scu.identifier("STUDY", PatientID="PAT*"), "patient")
     studies = list(lookup.find(archive, compile_query(
-        identifier("STUDY", PatientID="PAT*", StudyInstanceUID=""), "patient")))  # fmt: skip
+        scu.identifier("STUDY", PatientID="PAT*", StudyInstanceUID=""), "patient")))  # fmt: skip
     moved = list(lookup.instances(archive, query))
     assert [m.sop_instance_uid for m in moved] == sorted(f"{s.study_uid}.1.1" for s in studies)
     assert moved[0].path == archive.folder / "files" / "0.dcm"
@@ -171,7 +163,7 @@ def test_a_move_takes_what_find_lists_and_counts_it(archive: Archive) -> None:
 
 
 def test_stopping_early_returns_the_connection(archive: Archive) -> None:
-    query = compile_query(identifier("PATIENT", PatientID=""), "patient")
+    query = compile_query(scu.identifier("PATIENT", PatientID=""), "patient")
     for _ in range(20):  # more than a pool would hold if each abandoned search kept one
         rows = lookup.find(archive, query)
         next(rows)
@@ -218,12 +210,12 @@ PLAIN = Shape(course_id_as_study_id=False, aria_series_descriptions=False)
 def test_course_ids_are_answered_and_matched(
     courses: Archive, study_id: str, shape: Shape, expected: list[str]
 ) -> None:
-    keys = identifier("STUDY", StudyID=study_id, StudyInstanceUID="")
+    keys = scu.identifier("STUDY", StudyID=study_id, StudyInstanceUID="")
     rows = list(lookup.find(courses, compile_query(keys, "study", shape)))
     assert sorted(str(row.study_uid) for row in rows) == expected
     answered = {"1.1": "C1", "1.2": "X", "1.3": "C3"} if shape == Shape() else {"1.2": "X"}
     assert all(row.study_id == answered.get(str(row.study_uid), "") for row in rows)
-    move = compile_query(identifier("IMAGE", StudyID=study_id), "study", shape)
+    move = compile_query(scu.identifier("IMAGE", StudyID=study_id), "study", shape)
     moved = {m.sop_instance_uid.split(".")[1] for m in lookup.instances(courses, move)}
     assert sorted(f"1.{number}" for number in moved) == expected
     assert lookup.extent(courses, move) == Extent(
@@ -244,7 +236,7 @@ def test_course_ids_are_answered_and_matched(
 def test_aria_series_descriptions_are_answered_and_matched(
     courses: Archive, description: str, shape: Shape, expected: set[str]
 ) -> None:
-    keys = identifier("SERIES", StudyInstanceUID="1.1", SeriesDescription=description,
+    keys = scu.identifier("SERIES", StudyInstanceUID="1.1", SeriesDescription=description,
                       Modality="")  # fmt: skip
     rows = list(lookup.find(courses, compile_query(keys, "study", shape)))
     assert {row.modality for row in rows} == expected
@@ -256,7 +248,7 @@ def test_aria_series_descriptions_are_answered_and_matched(
 
 def test_no_quirk_is_written_in_sql() -> None:
     for shape in (Shape(), PLAIN):
-        keys = identifier("SERIES", StudyID="C1", SeriesDescription="ARIA*", Modality="")
+        keys = scu.identifier("SERIES", StudyID="C1", SeriesDescription="ARIA*", Modality="")
         statement = lookup.select(compile_query(keys, "study", shape))
         assert "CASE" not in statement.sql
         assert "ARIA" not in statement.sql

@@ -32,14 +32,6 @@ def start(receivers: list[Receiver], **options: Any) -> Receiver:
     return receiver
 
 
-def identifier(level: str, **keys: Any) -> Dataset:
-    ds = Dataset()
-    ds.QueryRetrieveLevel = level
-    for keyword, value in keys.items():
-        setattr(ds, keyword, value)
-    return ds
-
-
 @pytest.fixture
 def seeded(
     make_daemon: MakeDaemon, receivers: list[Receiver]
@@ -82,7 +74,7 @@ def test_move_at_each_level_to_a_third_party(
         keys["StudyInstanceUID"] = known.uid(name, "StudyInstanceUID")
     if model == "patient" and level != "PATIENT":
         keys["PatientID"] = str(known.objects[name].PatientID)
-    pending, final, failed = scu.move(daemon, identifier(level, **keys), "DEST", model)
+    pending, final, failed = scu.move(daemon, scu.identifier(level, **keys), "DEST", model)
 
     assert final.Status == 0x0000
     assert failed is None
@@ -109,7 +101,7 @@ def test_move_to_the_requester_itself(make_daemon: MakeDaemon, receivers: list[R
     daemon = make_daemon(trusted=[itself.entity()])
     ds = objects.ct()
     scu.store(daemon, [ds])
-    _, final, _ = scu.move(daemon, identifier("IMAGE", SOPInstanceUID=ds.SOPInstanceUID),
+    _, final, _ = scu.move(daemon, scu.identifier("IMAGE", SOPInstanceUID=ds.SOPInstanceUID),
                            "SIMCLIENT")  # fmt: skip
     assert final.Status == 0
     assert itself.uids() == [ds.SOPInstanceUID]
@@ -125,7 +117,7 @@ def test_an_unknown_destination_is_a801_without_any_connection(
 
     monkeypatch.setattr(move_service, "_connect", no_connection)
     pending, final, _ = scu.move(
-        daemon, identifier("STUDY", StudyInstanceUID=known.uid("ct1", "StudyInstanceUID")),
+        daemon, scu.identifier("STUDY", StudyInstanceUID=known.uid("ct1", "StudyInstanceUID")),
         "NOBODY",
     )  # fmt: skip
     assert pending == []
@@ -147,7 +139,7 @@ def test_an_unreachable_destination_is_a702(make_daemon: MakeDaemon) -> None:
         ds = objects.ct()
         scu.store(daemon, [ds])
         _, final, failed = scu.move(
-            daemon, identifier("IMAGE", SOPInstanceUID=ds.SOPInstanceUID), "GONE"
+            daemon, scu.identifier("IMAGE", SOPInstanceUID=ds.SOPInstanceUID), "GONE"
         )
     assert final.Status == 0xA702
     assert final.ErrorComment == "cannot associate with the Move Destination"
@@ -165,7 +157,9 @@ def test_a_destination_refusing_the_association_is_a702(make_daemon: MakeDaemon)
     )
     ds = objects.ct()
     scu.store(daemon, [ds])
-    _, final, _ = scu.move(daemon, identifier("IMAGE", SOPInstanceUID=ds.SOPInstanceUID), "OTHERDB")
+    _, final, _ = scu.move(
+        daemon, scu.identifier("IMAGE", SOPInstanceUID=ds.SOPInstanceUID), "OTHERDB"
+    )
     assert final.Status == 0xA702
     assert final.NumberOfFailedSuboperations == 1
     detail = daemon.audit.events("move")[-1].detail
@@ -181,7 +175,7 @@ def test_a_destination_rejecting_rt_dose_counts_it_failed(
     known = known_archive.build()
     known_archive.store(daemon, known)
     _, final, failed = scu.move(
-        daemon, identifier("STUDY", StudyInstanceUID=known.uid("ct1", "StudyInstanceUID")),
+        daemon, scu.identifier("STUDY", StudyInstanceUID=known.uid("ct1", "StudyInstanceUID")),
         "DEST",
     )  # fmt: skip
     assert final.Status == 0xB000
@@ -204,7 +198,7 @@ def test_all_doses_of_a_study_by_a_non_unique_key(
     scu.store(strict, [second])
     keys = {"StudyInstanceUID": known.uid("ct1", "StudyInstanceUID"),
             "SOPClassUID": objects.RT_DOSE}  # fmt: skip
-    _, final, _ = scu.move(strict, identifier("IMAGE", **keys), "DEST")
+    _, final, _ = scu.move(strict, scu.identifier("IMAGE", **keys), "DEST")
     assert (final.Status, final.ErrorComment) == (
         0xC000,
         "SOPInstanceUID absent: would move 1 patient, 1 study, 2 objects",
@@ -212,7 +206,7 @@ def test_all_doses_of_a_study_by_a_non_unique_key(
     lenient = make_daemon(
         trusted=[CLIENT, destination.entity()], quirks={"move_universal_match": True}
     )
-    _, final, _ = scu.move(lenient, identifier("IMAGE", **keys), "DEST")
+    _, final, _ = scu.move(lenient, scu.identifier("IMAGE", **keys), "DEST")
     assert final.Status == 0
     assert sorted(destination.uids()) == sorted([known.uid("dose"), second.SOPInstanceUID])
 
@@ -221,7 +215,9 @@ def test_nothing_matched_is_success_with_zero_suboperations(
     seeded: tuple[Daemon, known_archive.Known, Receiver],
 ) -> None:
     daemon, _, destination = seeded
-    pending, final, _ = scu.move(daemon, identifier("STUDY", StudyInstanceUID="1.2.3.4"), "DEST")
+    pending, final, _ = scu.move(
+        daemon, scu.identifier("STUDY", StudyInstanceUID="1.2.3.4"), "DEST"
+    )
     assert pending == []
     assert final.Status == 0
     assert final.NumberOfCompletedSuboperations == 0
@@ -246,7 +242,7 @@ def test_cancel_mid_move_stops_between_suboperations(
     assoc = scu.associate(daemon, contexts=[(model, None)])
     statuses: list[Dataset] = []
     try:
-        request = identifier("SERIES", SeriesInstanceUID=template.SeriesInstanceUID)
+        request = scu.identifier("SERIES", SeriesInstanceUID=template.SeriesInstanceUID)
         for answer, _ in assoc.send_c_move(request, "DEST", model, msg_id=9):
             statuses.append(answer)
             if len(statuses) == 2:
@@ -270,7 +266,9 @@ def test_text_arrives_in_the_destinations_export_charset(
     daemon = make_daemon(trusted=[CLIENT, latin.entity(export_charset="ISO_IR 100")])
     ds = objects.ct(SpecificCharacterSet="ISO_IR 192", PatientName="Müller^Jürgen")
     scu.store(daemon, [ds])
-    _, final, _ = scu.move(daemon, identifier("IMAGE", SOPInstanceUID=ds.SOPInstanceUID), "LATIN")
+    _, final, _ = scu.move(
+        daemon, scu.identifier("IMAGE", SOPInstanceUID=ds.SOPInstanceUID), "LATIN"
+    )
     assert final.Status == 0
     (received,) = latin.received
     assert received.dataset.SpecificCharacterSet == "ISO_IR 100"
@@ -294,12 +292,12 @@ def test_image_move_requires_series_uid_quirk(
     )
     known = known_archive.build()
     known_archive.store(daemon, known)
-    _, final, _ = scu.move(daemon, identifier("IMAGE", SOPInstanceUID=known.uid(name)), "DEST")
+    _, final, _ = scu.move(daemon, scu.identifier("IMAGE", SOPInstanceUID=known.uid(name)), "DEST")
     assert final.Status == expected
     if expected == 0xC001:
         assert final.ErrorComment == "IMAGE move needs SeriesInstanceUID"
         assert destination.received == []
-    with_series = identifier(
+    with_series = scu.identifier(
         "IMAGE",
         SOPInstanceUID=known.uid(name),
         SeriesInstanceUID=known.uid(name, "SeriesInstanceUID"),
@@ -317,7 +315,7 @@ def test_outgoing_objects_are_saved_with_save_all_iods(
     )
     ds = objects.ct()
     scu.store(daemon, [ds])
-    scu.move(daemon, identifier("IMAGE", SOPInstanceUID=ds.SOPInstanceUID), "DEST")
+    scu.move(daemon, scu.identifier("IMAGE", SOPInstanceUID=ds.SOPInstanceUID), "DEST")
     names = sorted(p.name for p in (tmp_path / "iods").glob("*.dcm"))
     assert len(names) == 2
     assert "_in_SIMCLIENT_" in names[0]
@@ -328,14 +326,14 @@ def test_a_cidr_destination_has_no_address(make_daemon: MakeDaemon) -> None:
     daemon = make_daemon(trusted=[CLIENT, {"ae_title": "LAN", "ip": "10.0.0.0/8", "port": 104}])
     ds = objects.ct()
     scu.store(daemon, [ds])
-    _, final, _ = scu.move(daemon, identifier("IMAGE", SOPInstanceUID=ds.SOPInstanceUID), "LAN")
+    _, final, _ = scu.move(daemon, scu.identifier("IMAGE", SOPInstanceUID=ds.SOPInstanceUID), "LAN")
     assert final.Status == 0xA702
     assert final.ErrorComment == "destination has no single address"
 
 
 def test_a_bad_level_is_c000(seeded: tuple[Daemon, known_archive.Known, Receiver]) -> None:
     daemon, _, _ = seeded
-    _, final, _ = scu.move(daemon, identifier("FRAME", SOPInstanceUID="1.2"), "DEST")
+    _, final, _ = scu.move(daemon, scu.identifier("FRAME", SOPInstanceUID="1.2"), "DEST")
     assert final.Status == 0xC000
     assert final.ErrorComment == "unknown Query/Retrieve Level 'FRAME'"
 
@@ -349,7 +347,9 @@ def test_ascii_objects_arrive_equal_with_the_destinations_charset(
     daemon = make_daemon(trusted=[CLIENT, destination.entity(export_charset="ISO_IR 192")])
     ds = objects.ct(size=16, SpecificCharacterSet=stored_charset, StudyDescription="Pelvis")
     scu.store(daemon, [ds])
-    _, final, _ = scu.move(daemon, identifier("IMAGE", SOPInstanceUID=ds.SOPInstanceUID), "DEST")
+    _, final, _ = scu.move(
+        daemon, scu.identifier("IMAGE", SOPInstanceUID=ds.SOPInstanceUID), "DEST"
+    )
     assert final.Status == 0
     (received,) = destination.received
     stored = daemon.archive.read(ds.SOPInstanceUID)

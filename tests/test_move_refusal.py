@@ -12,7 +12,6 @@ import logging
 from typing import Any
 
 import pytest
-from pydicom.dataset import Dataset
 
 from simdaemon import Daemon
 from simdaemon.config import ConfigError, example, loads
@@ -24,14 +23,6 @@ from tests.conftest import CLIENT, MakeDaemon
 from tests.receiver import Receiver
 
 WILDCARD_UID = pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
-
-
-def identifier(level: str, **keys: Any) -> Dataset:
-    ds = Dataset()
-    ds.QueryRetrieveLevel = level
-    for keyword, value in keys.items():
-        setattr(ds, keyword, value)
-    return ds
 
 
 # --- the rule, without sockets ---------------------------------------------------------------
@@ -63,7 +54,7 @@ def test_a_unique_key_without_a_value_is_universal(
 ) -> None:
     keyword = UNIQUE[level]
     keys = {} if value is None else {keyword: value}
-    found = universal_key(identifier(level.name, **keys), level)
+    found = universal_key(scu.identifier(level.name, **keys), level)
     assert found == UniversalKey(level, keyword, how, (value or "") if how == "wildcard" else "")
 
 
@@ -71,25 +62,25 @@ def test_a_unique_key_without_a_value_is_universal(
 @pytest.mark.parametrize("value", ["1.2.3", "1.2.3\\1.2.4", "1.2.3\\1.2.4\\1.2.5", "\\"])
 def test_a_value_or_a_list_of_values_is_not_universal(level: Level, value: str) -> None:
     """A UID list names objects; ``\\`` matches only empty stored values (never a unique key)."""
-    assert universal_key(identifier(level.name, **{UNIQUE[level]: value}), level) is None
+    assert universal_key(scu.identifier(level.name, **{UNIQUE[level]: value}), level) is None
 
 
 def test_only_the_levels_own_unique_key_counts() -> None:
     """Keys of the levels above narrow the move, but do not name the objects of the level."""
-    above = identifier("STUDY", PatientID="PAT-A", StudyInstanceUID="")
+    above = scu.identifier("STUDY", PatientID="PAT-A", StudyInstanceUID="")
     assert universal_key(above, Level.STUDY) == UniversalKey(
         Level.STUDY, "StudyInstanceUID", "empty"
     )
-    doses = identifier("IMAGE", StudyInstanceUID="1.2.3", SOPClassUID=objects.RT_DOSE)
+    doses = scu.identifier("IMAGE", StudyInstanceUID="1.2.3", SOPClassUID=objects.RT_DOSE)
     assert universal_key(doses, Level.IMAGE) == UniversalKey(
         Level.IMAGE, "SOPInstanceUID", "absent"
     )
-    below = identifier("SERIES", SeriesInstanceUID="1.2.3", SOPInstanceUID="")
+    below = scu.identifier("SERIES", SeriesInstanceUID="1.2.3", SOPInstanceUID="")
     assert universal_key(below, Level.SERIES) is None
 
 
 def test_a_key_present_without_a_value_is_empty_not_absent() -> None:
-    ds = identifier("STUDY")
+    ds = scu.identifier("STUDY")
     ds.StudyInstanceUID = None
     assert universal_key(ds, Level.STUDY) == UniversalKey(Level.STUDY, "StudyInstanceUID", "empty")
 
@@ -254,7 +245,7 @@ def test_a_universal_move_is_refused_with_what_it_would_move_and_the_quirk_moves
     counts: tuple[int, int, int, int],
 ) -> None:
     strict, lenient, destination = daemons(make_daemon, receivers)
-    request = identifier(level, **_resolve(archive, keys))
+    request = scu.identifier(level, **_resolve(archive, keys))
     connect = move_service._connect
 
     def no_connection(*args: Any) -> None:
@@ -322,7 +313,7 @@ def test_a_list_of_real_unique_keys_is_not_universal_and_moves(
     expected: set[str],
 ) -> None:
     strict, _, destination = daemons(make_daemon, receivers)
-    _, final, _ = scu.move(strict, identifier(level, **_resolve(archive, keys)), "DEST", model)
+    _, final, _ = scu.move(strict, scu.identifier(level, **_resolve(archive, keys)), "DEST", model)
     assert final.Status == 0x0000
     assert sorted(destination.uids()) == sorted(archive.uid(name) for name in expected)
     (event,) = strict.audit.events("move")
@@ -335,7 +326,7 @@ def test_a_universal_move_is_refused_even_when_nothing_would_move(
 ) -> None:
     """The identifier is what is wrong, whatever the archive holds today."""
     strict, _, destination = daemons(make_daemon, receivers)
-    request = identifier("STUDY", PatientID="NOBODY", StudyInstanceUID="")
+    request = scu.identifier("STUDY", PatientID="NOBODY", StudyInstanceUID="")
     _, final, _ = scu.move(strict, request, "DEST", "patient")
     assert final.Status == 0xC000
     assert final.ErrorComment == "StudyInstanceUID empty: would move 0 patients, 0 objects"
@@ -346,5 +337,5 @@ def test_an_unknown_destination_is_still_a801_first(
     make_daemon: MakeDaemon, receivers: list[Receiver], archive: known_archive.Known
 ) -> None:
     strict, _, _ = daemons(make_daemon, receivers)
-    _, final, _ = scu.move(strict, identifier("STUDY", StudyInstanceUID=""), "NOBODY")
+    _, final, _ = scu.move(strict, scu.identifier("STUDY", StudyInstanceUID=""), "NOBODY")
     assert final.Status == 0xA801

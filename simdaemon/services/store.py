@@ -62,12 +62,9 @@ def _store(event: evt.Event, context: ServiceContext) -> Dataset:
     context.audit.record(
         "store",
         **peer.audit_fields(),
-        outcome=status.outcome(result.answered),
         detail=f"SOP Instance {result.sop_instance_uid or '(none)'}: {result.detail}",
-        rule=result.rule,
-        status=result.answered,
         duration_ms=(time.perf_counter() - started) * 1000,
-        sop_instance_uid=result.sop_instance_uid,
+        **result.audit_fields(),
     )
     if result.stored:
         LOGGER.debug("stored %s from '%s'", result.sop_instance_uid, peer.calling_ae)
