@@ -245,7 +245,7 @@ def test_the_python_tour_runs_as_shown(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "name", ["flaky-tests", "readme-pytest", "pytest-first-tests", "factories"]
+    "name", ["flaky-tests", "readme-pytest", "pytest-first-tests", "factories", "plugin-own-ae"]
 )
 def test_the_pytest_examples_pass_as_shown(name: str, tmp_path: Path) -> None:
     """Each is a test module of its own; run it as a user would, with pytest."""
@@ -324,6 +324,7 @@ EXAMPLES: dict[str, Callable[..., None]] = {
     "readme-pytest": test_the_pytest_examples_pass_as_shown,
     "pytest-first-tests": test_the_pytest_examples_pass_as_shown,
     "factories": test_the_pytest_examples_pass_as_shown,
+    "plugin-own-ae": test_the_pytest_examples_pass_as_shown,
     "flaky-config": test_the_flaky_configuration_says_what_it_does,
     "ci-config": test_the_ci_configuration_trusts_the_test_suite,
     "demo-echoscu": test_the_demo_echoscu_lines_do_what_their_comments_say,
