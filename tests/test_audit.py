@@ -54,6 +54,7 @@ def simdaemon_cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "simdaemon", *args]
 
 
+@pytest.mark.slow  # runs simdaemon audit in a subprocess
 def test_simdaemon_audit_prints_a_stopped_daemons_trail(
     make_daemon: MakeDaemon, tmp_path: Path
 ) -> None:
@@ -79,6 +80,7 @@ def test_simdaemon_audit_prints_a_stopped_daemons_trail(
     ]
 
 
+@pytest.mark.slow  # runs simdaemon audit in a subprocess
 def test_simdaemon_audit_follows_a_running_daemon(make_daemon: MakeDaemon, tmp_path: Path) -> None:
     daemon = make_daemon()
     follower = subprocess.Popen(
