@@ -15,6 +15,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from simdaemon import Daemon
 from tests.adversarial.pdus import (
     ABORT,
@@ -34,6 +36,8 @@ from tests.scu import associate
 
 GIB = 1024**3
 MB = 1024**2
+
+pytestmark = pytest.mark.slow  # tens of raw connections held open for seconds
 
 
 def rss_bytes() -> int:
