@@ -148,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _model(level: str, model: str | None) -> str:
+    """The information model: PATIENT level exists in Patient Root only; else Study Root."""
     return "patient" if level == "PATIENT" else model or "study"
 
 
@@ -266,7 +267,13 @@ def _retrieve(client: DaemonClient, args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "level", None) == "PATIENT" and getattr(args, "model", None) == "study":
+        parser.error(
+            "PATIENT level is in the Patient Root model only (Study Root starts at STUDY): "
+            "use --model patient, or leave --model out"
+        )
     client = DaemonClient(
         args.local, args.daemon, connect_timeout=args.connect_timeout, idle_timeout=args.timeout
     )

@@ -200,3 +200,13 @@ def test_version_is_printed_without_other_arguments() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["python", "-m", "dbdaemon_client", dbdaemon_client.__version__]
     assert dbdaemon_client.__version__ != "0+unknown"
+
+
+def test_patient_level_with_study_root_says_to_use_the_patient_model() -> None:
+    args = ["--local", "A@127.0.0.1:1", "--daemon", "B@127.0.0.1:2", "find", "PATIENT",
+            "--model", "study"]  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "dbdaemon_client", *args],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2
+    assert "PATIENT level is in the Patient Root model only" in done.stderr
+    assert "use --model patient" in done.stderr
