@@ -59,6 +59,7 @@ from simdaemon.net.sabotage import PduTrap, fail_on_pdu
 from simdaemon.net.sop_classes import register_private_storage
 from simdaemon.printable import install as escape_log_records
 from simdaemon.query import Shape
+from simdaemon.reporting import Reporter
 from simdaemon.services.context import ServiceContext, failure, status_answer
 from simdaemon.services.echo import handle_echo
 from simdaemon.services.find import handle_find
@@ -123,6 +124,8 @@ class Daemon:
         #: Set while stopping: injected delays end at once and their requests are aborted.
         self._stopping = threading.Event()
         self._injector = Injector(self.faults, self.audit, lambda: self.archive, self._stopping)
+        #: Where findings go: audit, log, refusal at ``[findings] fail_on``.
+        self.findings = Reporter(self.audit, self.config.findings)
         self._ae = self._make_ae()
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -281,6 +284,7 @@ class Daemon:
             investigator=self.investigator,
             quirks=self.config.quirks,
             limits=self.config.limits,
+            findings=self.findings,
         )
 
     def _serve_move(

@@ -44,7 +44,9 @@ from simdaemon.faults import FaultPlan, Stopped
 from simdaemon.net.outgoing import keep_responses, no_delay, quiet_standard_logging
 from simdaemon.part10 import split, wrap
 from simdaemon.query import Level, Query, QueryError, compile_query, describe, universal_key
+from simdaemon.reporting import refusal_comment
 from simdaemon.services.context import ServiceContext
+from simdaemon.services.noticing import check_query
 from simdaemon.services.peer import describe_peer
 
 __all__ = ["answer_fault", "decode_identifier", "fail_move", "serve_move"]
@@ -61,6 +63,8 @@ CONNECT_TIMEOUT_S = 5.0
 ACSE_TIMEOUT_S = 10.0
 DIMSE_TIMEOUT_S = 30.0
 _SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
+#: The finding [quirks] move_universal_match overrides: a move the configuration allows.
+UNIVERSAL = "move-universal-unique-key"
 
 
 @dataclass
@@ -331,9 +335,12 @@ def _match(
     quirks = move.context.quirks
     archive = move.context.archive()
     universal = universal_key(identifier, query.level)
-    if universal is not None and not quirks.move_universal_match:
-        # Counted, never listed: the refusal costs one SQL count, not the move's matching.
-        extent = lookup.extent(archive, query, budget.check)
+    # Counted, never listed: the refusal (and its finding) cost one SQL count, not a matching.
+    extent = lookup.extent(archive, query, budget.check) if universal is not None else None
+    would_move = extent.describe(series=True) if extent is not None else ""
+    refusing = check_query(move.context, "move", identifier, query, move.peer,
+                           move.request.MessageID, would_move)  # fmt: skip
+    if universal is not None and extent is not None and not quirks.move_universal_match:
         move.finish(
             summary,
             status.UNABLE_TO_PROCESS,
@@ -342,6 +349,11 @@ def _match(
             comment=universal.comment(extent),
             rule="move_universal_match",
         )
+        return None
+    if refusing is not None and not (universal is not None and refusing.rule == UNIVERSAL):
+        # [findings] fail_on refuses it (a universal key the quirk allows is moved, as asked).
+        move.finish(summary, status.UNABLE_TO_PROCESS, f"refused: finding {refusing.sentence()}",
+                    comment=refusal_comment(refusing), rule=refusing.rule)  # fmt: skip
         return None
     if universal is not None:  # the quirk allows it: say so wherever the move ends
         summary += (
