@@ -429,8 +429,7 @@ class Importer:
                     status.UNABLE_TO_PROCESS,
                     finding.rule,
                     refusal_comment(finding),
-                    f"refused for finding {finding.sentence()} ([findings] fail_on = "
-                    f'"{fail_on}")',
+                    f'refused for finding {finding.sentence()} ([findings] fail_on = "{fail_on}")',
                 )
 
     def _store(
@@ -466,7 +465,11 @@ class Importer:
                 decision = place(tx.candidates(incoming, rules.criteria), incoming, rules)
                 if isinstance(decision, Refusal):
                     comment = decision.comment
-                    lost = _lost_characters(decision, decoded) if self.config.findings.enabled else None
+                    lost = (
+                        _lost_characters(decision, decoded)
+                        if self.config.findings.enabled
+                        else None
+                    )
                     if lost is not None:  # the likely cause, in the Error Comment too
                         found.append(lost)
                         comment = "name differs only by dropped accents: charset?"

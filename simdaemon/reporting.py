@@ -54,7 +54,7 @@ class Reporter:
         """Record ``finding``; return whether the request it is about is to be refused."""
         about = f"message {message_id}: " if message_id is not None else ""
         refused = self.refuses(finding)
-        refusal = f" (refused: [findings] fail_on = \"{self.settings.fail_on}\")" if refused else ""
+        refusal = f' (refused: [findings] fail_on = "{self.settings.fail_on}")' if refused else ""
         self.audit.record(
             "finding",
             calling_ae=calling_ae,

@@ -83,7 +83,8 @@ def test_query_missing_parent_unique_key(
 ) -> None:
     caplog.set_level(logging.WARNING, FINDINGS_LOG)
     found, final = scu.find(daemon, identifier("SERIES", Modality="CT", SeriesInstanceUID=""))
-    assert int(final.Status) == 0x0000 and found, "recorded, not refused by default"
+    assert int(final.Status) == 0x0000, "recorded, not refused by default"
+    assert found
     event = only_finding(daemon, "query-missing-parent-unique-key")
     assert event.outcome == "portability"
     assert "C-FIND at SERIES level without StudyInstanceUID (study root)" in event.detail
@@ -99,7 +100,8 @@ def test_query_matches_ignored_key(
     query = identifier("IMAGE", StudyInstanceUID=study, SeriesInstanceUID=series,
                        SOPInstanceUID="", NumberOfBeams="0")  # fmt: skip
     found, final = scu.find(daemon, query)
-    assert int(final.Status) == 0x0000 and found
+    assert int(final.Status) == 0x0000
+    assert found
     event = only_finding(daemon, "query-matches-ignored-key")
     assert "NumberOfBeams='0'" in event.detail
     logged(caplog, "query-matches-ignored-key")
@@ -139,7 +141,8 @@ def test_a_correct_hierarchical_query_has_no_finding(
 ) -> None:
     study = known.uid("plan1", "StudyInstanceUID")
     found, final = scu.find(daemon, identifier("SERIES", StudyInstanceUID=study, Modality=""))
-    assert int(final.Status) == 0x0000 and found
+    assert int(final.Status) == 0x0000
+    assert found
     daemon.audit.assert_no_findings("style")
 
 
@@ -214,9 +217,7 @@ def test_accented_names_declared_correctly_have_no_finding(daemon: Daemon) -> No
     daemon.audit.assert_no_findings("style")
 
 
-def test_assert_no_findings_names_every_finding(
-    daemon: Daemon, known: known_archive.Known
-) -> None:
+def test_assert_no_findings_names_every_finding(daemon: Daemon, known: known_archive.Known) -> None:
     scu.find(daemon, identifier("SERIES", Modality="CT"))
     scu.find(daemon, identifier("IMAGE", SOPInstanceUID=""))
     daemon.audit.assert_no_findings("danger")

@@ -41,12 +41,13 @@ from simdaemon.budget import Budget, Cancelled, OverBudget
 from simdaemon.charset import export_bytes, export_dataset
 from simdaemon.config import TrustedEntity
 from simdaemon.faults import FaultPlan, Stopped
+from simdaemon.findings import MoveFailure, move_destination_is_requester_without_listener
 from simdaemon.net.outgoing import keep_responses, no_delay, quiet_standard_logging
 from simdaemon.part10 import split, wrap
 from simdaemon.query import Level, Query, QueryError, compile_query, describe, universal_key
 from simdaemon.reporting import refusal_comment
 from simdaemon.services.context import ServiceContext
-from simdaemon.services.noticing import check_query
+from simdaemon.services.noticing import check_query, report_all
 from simdaemon.services.peer import describe_peer
 
 __all__ = ["answer_fault", "decode_identifier", "fail_move", "serve_move"]
@@ -432,6 +433,7 @@ def _send_all(move: _Move, planned: _Planned) -> None:
     if not store.is_established:
         for instance in instances:
             counts.fail(instance.uid)
+        _no_listener(move, planned, refused=not (store.is_rejected or store.is_aborted))
         move.finish(
             summary,
             status.UNABLE_TO_PERFORM,
@@ -478,6 +480,17 @@ def _send_all(move: _Move, planned: _Planned) -> None:
     code = status.SUCCESS if not (counts.failed or counts.warning) else status.SUBOPERATIONS_FAILED
     move.finish(summary, code, f"{len(instances)} sub-operation(s) to {where}: "
                 f"{counts.describe()}", counts)  # fmt: skip
+
+
+def _no_listener(move: _Move, planned: _Planned, *, refused: bool) -> None:
+    """Report a move to the requester itself whose storage port nobody listens on."""
+    if not move.context.findings.enabled:
+        return
+    where = f"{planned.address}:{planned.entity.port}"
+    failure = MoveFailure(move.peer.calling_ae, planned.entity.ae_title, where, refused)
+    finding = move_destination_is_requester_without_listener(failure)
+    if finding is not None:
+        report_all(move.context, [finding], move.peer, move.request.MessageID)
 
 
 def answer_fault(
