@@ -6,10 +6,13 @@ it in the audit trail (operation ``finding``) and one log line, and refuses the 
 from __future__ import annotations
 
 import logging
+from io import BytesIO
 from typing import Any
 
 import pytest
 from pydicom.dataset import Dataset
+from pynetdicom.dimse_primitives import C_FIND
+from pynetdicom.dsutils import encode
 
 from simdaemon import Daemon
 from simdaemon.audit import AuditEvent
@@ -232,3 +235,119 @@ def test_assert_no_findings_names_every_finding(daemon: Daemon, known: known_arc
 
 
 assert CLIENT["ae_title"] == "SIMCLIENT"
+
+
+# --- associations -------------------------------------------------------------------------------
+
+FIND = "1.2.840.10008.5.1.4.1.2.2.1"
+GET = "1.2.840.10008.5.1.4.1.2.2.3"
+VERIFICATION = "1.2.840.10008.1.1"
+BIG_ENDIAN = "1.2.840.10008.1.2.2"
+CT = "1.2.840.10008.5.1.4.1.1.2"
+
+
+def test_refused_presentation_contexts_are_findings(
+    daemon: Daemon, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, FINDINGS_LOG)
+    assoc = scu.associate(daemon, contexts=[(VERIFICATION, None), (GET, None), (CT, [BIG_ENDIAN])])
+    assert assoc.is_established
+    assert assoc.send_c_echo().Status == 0
+    assoc.release()
+    found = daemon.audit.findings(rule="refused-presentation-context")
+    details = " | ".join(e.detail for e in found)
+    assert len(found) == 2, details
+    assert "the daemon has no C-GET; use C-MOVE to a trusted entity" in details
+    assert "CT Image Storage refused: none of Explicit VR Big Endian is acceptable" in details
+    assert "propose Explicit or Implicit VR Little Endian" in details
+    logged_lines = [r.getMessage() for r in caplog.records if r.name == FINDINGS_LOG]
+    assert sum("refused-presentation-context (portability)" in x for x in logged_lines) == 2
+
+
+def test_abort_instead_of_release(daemon: Daemon) -> None:
+    assoc = scu.associate(daemon)
+    assert assoc.send_c_echo().Status == 0
+    assoc.abort()
+    event = daemon.audit.wait_for("finding", outcome="style")
+    assert event.rule == "abort-instead-of-release"
+    assert "aborted the association after 1 completed request(s)" in event.detail
+
+
+def test_unused_presentation_contexts(daemon: Daemon) -> None:
+    assoc = scu.associate(daemon, contexts=[(VERIFICATION, None), (FIND, None)])
+    assert assoc.send_c_echo().Status == 0
+    assoc.release()
+    (event,) = daemon.audit.findings(rule="unused-presentation-contexts")
+    assert "1 accepted presentation context(s) never used: Study Root Query/Retrieve" in (
+        event.detail
+    )
+
+
+def test_association_per_request_churn(make_daemon: MakeDaemon) -> None:
+    daemon = make_daemon(findings={"churn_per_second": 2})
+    for _ in range(4):  # bounded; 4 within one second on loopback, whatever the machine
+        assoc = scu.associate(daemon)
+        assert assoc.send_c_echo().Status == 0
+        assoc.release()
+    found = daemon.audit.findings(rule="association-per-request-churn")
+    if not found:  # a machine so slow that the four took more than a second
+        pytest.skip("associations were not opened within one second")
+    assert len(found) == 1, "once per burst"
+    assert "'SIMCLIENT' opened 3 associations within a second (more than 2)" in found[0].detail
+
+
+def test_overlapping_dimse(daemon: Daemon, known: known_archive.Known) -> None:
+    """Two C-FINDs sent back to back on one association, the second before the first's
+    responses are read: the nested-query script of the issue."""
+    assoc = scu.associate(daemon, contexts=[(FIND, None)])
+    context_id = assoc.accepted_contexts[0].context_id
+    study, series = known.uid("ct1", "StudyInstanceUID"), known.uid("ct1", "SeriesInstanceUID")
+    query = identifier("IMAGE", SOPInstanceUID="", StudyInstanceUID=study, SeriesInstanceUID=series)
+    for message_id in (1, 2):
+        request = C_FIND()
+        request.MessageID = message_id
+        request.AffectedSOPClassUID = FIND
+        request.Priority = 2
+        request.Identifier = BytesIO(encode(query, True, True))
+        assoc.dimse.send_msg(request, context_id)
+    finals = 0
+    for _ in range(100):  # bounded: 3 pending + 1 final per query
+        _, response = assoc.dimse.get_msg(block=True)
+        assert response is not None, "the daemon stopped answering"
+        if response.Status != 0xFF00:
+            finals += 1
+            if finals == 2:
+                break
+    assoc.release()
+    event = daemon.audit.wait_for("finding", outcome="nonconformant")
+    assert event.rule == "overlapping-dimse"
+    assert event.detail.startswith("message 2: a request arrived while 1 other(s) were pending")
+
+
+def test_move_to_the_requester_without_a_listener(
+    simdaemon: Any, rt_patient: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, FINDINGS_LOG)
+    entity = simdaemon.test_entity  # its port is reserved, and nothing listens there
+    study = rt_patient.datasets()[0].StudyInstanceUID
+    _, final, _ = scu.move(simdaemon, identifier("STUDY", StudyInstanceUID=study),
+                           entity.ae_title, calling=entity.ae_title)  # fmt: skip
+    assert int(final.Status) == 0xA702
+    event = only_finding(simdaemon, "move-destination-is-requester-without-listener")
+    assert f"nothing listens on 127.0.0.1:{entity.port}" in event.detail
+    assert f"listen on 127.0.0.1:{entity.port} (a storage SCP)" in event.detail
+    logged(caplog, "move-destination-is-requester-without-listener")
+
+
+# --- no false positives -------------------------------------------------------------------------
+
+
+def test_the_project_client_produces_no_finding(
+    simdaemon: Any, rt_patient: Any, daemon_client: Any
+) -> None:
+    assert daemon_client.find_patients(patient_id=rt_patient.patient_id)
+    studies = daemon_client.find_studies(rt_patient.patient_id)
+    series = daemon_client.find_series(studies[0])
+    assert daemon_client.find_images(series[0])
+    assert daemon_client.retrieve(series[0])
+    simdaemon.audit.assert_no_findings("style")

@@ -433,7 +433,7 @@ def _send_all(move: _Move, planned: _Planned) -> None:
     if not store.is_established:
         for instance in instances:
             counts.fail(instance.uid)
-        _no_listener(move, planned, refused=not (store.is_rejected or store.is_aborted))
+        _no_listener(move, planned, refused=store.acceptor.primitive is None)
         move.finish(
             summary,
             status.UNABLE_TO_PERFORM,
