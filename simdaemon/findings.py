@@ -49,6 +49,7 @@ __all__ = [
     "query_findings",
     "query_matches_ignored_key",
     "query_missing_parent_unique_key",
+    "refused_contexts",
     "refused_presentation_context",
     "replaced_or_dropped",
     "store_without_charset_non_ascii",
@@ -442,6 +443,39 @@ def refused_presentation_context(proposal: ContextProposal) -> Finding | None:
         f"{proposal.name} ({proposal.abstract_syntax}) refused: not served by the daemon",
         fix,
     )
+
+
+_STORAGE = "1.2.840.10008.5.1.4.1.1."
+
+
+def refused_contexts(proposals: Sequence[ContextProposal]) -> list[Finding]:
+    """The refused-presentation-context findings of one association, without the noise.
+
+    One finding per refused SOP class (a client proposes some twice, with different transfer
+    syntaxes); storage classes the daemon does not store are summed up in one ``style``
+    finding, since tools such as DCMTK's storescu propose every storage class they know and
+    use only those their files need. The caller leaves out classes accepted in another
+    context.
+    """
+    unique = list({p.abstract_syntax: p for p in proposals}.values())
+    storage = [
+        p
+        for p in unique
+        if p.refused_for == "abstract-syntax" and p.abstract_syntax.startswith(_STORAGE)
+    ]
+    found = [f for p in unique if p not in storage and (f := refused_presentation_context(p))]
+    if storage:
+        names = sorted(p.name for p in storage)
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        found.append(
+            Finding(
+                "refused-presentation-context",
+                Severity.STYLE,
+                f"{len(names)} storage SOP class(es) the daemon does not store refused: {shown}",
+                "propose only the SOP classes of the objects to send (storescu: -R)",
+            )
+        )
+    return found
 
 
 @dataclass(frozen=True)

@@ -180,3 +180,26 @@ def test_severity_parses_names_and_explains_bad_ones() -> None:
     assert Severity.DANGER > Severity.NONCONFORMANT > Severity.PORTABILITY > Severity.STYLE
     with pytest.raises(ValueError, match="one of style, portability, nonconformant, danger"):
         Severity.parse("fatal")
+
+
+def test_refused_contexts_one_finding_per_class_and_storage_summed_up() -> None:
+    get = f.ContextProposal("1.2.840.10008.5.1.4.1.2.2.3", "Study Root GET", ["Implicit"],
+                            "abstract-syntax")  # fmt: skip
+    big = f.ContextProposal("1.2.840.10008.5.1.4.1.1.2", "CT Image Storage", ["Big Endian"],
+                            "transfer-syntax")  # fmt: skip
+    ecg = [
+        f.ContextProposal(
+            f"1.2.840.10008.5.1.4.1.1.9.1.{n}", f"ECG {n}", ["Implicit"], "abstract-syntax"
+        )  # fmt: skip
+        for n in (1, 2, 3, 4)
+    ]
+    found = f.refused_contexts([get, get, big, *ecg, ecg[0]])
+    assert [(x.rule, x.severity) for x in found] == [
+        ("refused-presentation-context", Severity.PORTABILITY),
+        ("refused-presentation-context", Severity.PORTABILITY),
+        ("refused-presentation-context", Severity.STYLE),
+    ]
+    assert "no C-GET" in found[0].fix
+    assert "Explicit or Implicit VR Little Endian" in found[1].fix
+    assert found[2].evidence.endswith("refused: ECG 1, ECG 2, ECG 3 and 1 more")
+    assert f.refused_contexts([]) == []

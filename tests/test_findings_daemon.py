@@ -6,7 +6,10 @@ it in the audit trail (operation ``finding``) and one log line, and refuses the 
 from __future__ import annotations
 
 import logging
+import subprocess
+from collections.abc import Callable
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +20,7 @@ from pynetdicom.dsutils import encode
 from simdaemon import Daemon
 from simdaemon.audit import AuditEvent
 from tests import known as known_archive
-from tests import objects, scu
+from tests import objects, scu, test_dcmtk
 from tests.conftest import CLIENT, MakeDaemon
 
 FINDINGS_LOG = "simdaemon.findings"
@@ -351,3 +354,52 @@ def test_the_project_client_produces_no_finding(
     assert daemon_client.find_images(series[0])
     assert daemon_client.retrieve(series[0])
     simdaemon.audit.assert_no_findings("style")
+
+
+def test_dcmtk_storescu_produces_no_finding(
+    dcmtk: Callable[[str], str], daemon: Daemon, tmp_path: Path
+) -> None:
+    first = objects.ct(size=16, InstanceNumber=1)
+    series = [first, objects.same_patient(first, objects.ct(size=16, InstanceNumber=2))]
+    done = test_dcmtk.storescu(dcmtk, daemon, "SIMCLIENT", test_dcmtk._write(tmp_path, series))
+    assert done.returncode == 0, done.stderr
+    assert daemon.archive.count() == 2
+    daemon.audit.assert_no_findings("portability")
+    # storescu proposes every storage class it knows for two CT files: style, and said so
+    # once, not once per class.
+    (refused,) = daemon.audit.findings(rule="refused-presentation-context")
+    assert refused.outcome == "style"
+    assert "storage SOP class(es) the daemon does not store refused" in refused.detail
+
+
+def test_dcmtk_findscu_produces_no_finding(
+    dcmtk: Callable[[str], str], daemon: Daemon, known: known_archive.Known, tmp_path: Path
+) -> None:
+    keys = {"QueryRetrieveLevel": "SERIES", "StudyInstanceUID": known.uid("ct1",
+            "StudyInstanceUID"), "Modality": "", "SeriesInstanceUID": ""}  # fmt: skip
+    found = test_dcmtk.findscu(dcmtk, daemon, "-S", keys, tmp_path / "out")
+    assert found
+    daemon.audit.assert_no_findings("style")
+
+
+def test_dcmtk_movescu_produces_no_finding(
+    dcmtk: Callable[[str], str], make_daemon: MakeDaemon, tmp_path: Path
+) -> None:
+    receiver = test_dcmtk.StorescpOnce(dcmtk("storescp"), tmp_path / "received")
+    destination = {"ae_title": "DEST", "ip": "127.0.0.1", "port": receiver.port}
+    daemon = make_daemon(trusted=[CLIENT, destination])
+    archive = known_archive.build()
+    known_archive.store(daemon, archive)
+    command = [dcmtk("movescu"), "-S", "-aet", "SIMCLIENT", "-aec", daemon.ae_title,
+               "-aem", "DEST", "-k", "QueryRetrieveLevel=STUDY",
+               "-k", f"StudyInstanceUID={archive.uid('ct1', 'StudyInstanceUID')}"]  # fmt: skip
+    done = subprocess.run(
+        [*command, daemon.host, str(daemon.port)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert receiver.wait().returncode == 0
+    assert daemon.audit.events("move")[-1].status == 0
+    daemon.audit.assert_no_findings("portability")
+    # movescu proposes Q/R FIND beside MOVE and uses only MOVE: style, and said so.
+    (unused,) = daemon.audit.findings(rule="unused-presentation-contexts")
+    assert "Query/Retrieve Information Model - FIND" in unused.detail

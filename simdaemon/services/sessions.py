@@ -25,7 +25,7 @@ from simdaemon.findings import (
     abort_instead_of_release,
     association_per_request_churn,
     overlapping_dimse,
-    refused_presentation_context,
+    refused_contexts,
     unused_presentation_contexts,
 )
 from simdaemon.services.context import ServiceContext
@@ -83,26 +83,27 @@ class AssociationWatch:
             return
         assoc: Association = event.assoc
         proposed = {cx.context_id: cx for cx in assoc.requestor.requested_contexts}
-        found: list[Finding | None] = []
+        accepted = {str(cx.abstract_syntax) for cx in assoc.accepted_contexts}
+        refusals: list[ContextProposal] = []
         for refused in assoc.rejected_contexts:
             asked = proposed.get(refused.context_id, refused)
+            if str(asked.abstract_syntax) in accepted:
+                continue  # another context of the same class was accepted
             why = (
                 "abstract-syntax"
                 if refused.result == _ABSTRACT_SYNTAX_NOT_SUPPORTED
                 else "transfer-syntax"
             )
-            found.append(
-                refused_presentation_context(
-                    ContextProposal(
-                        str(asked.abstract_syntax),
-                        _name(asked.abstract_syntax),
-                        [_name(ts) for ts in asked.transfer_syntax],
-                        why,
-                    )
+            refusals.append(
+                ContextProposal(
+                    str(asked.abstract_syntax),
+                    _name(asked.abstract_syntax),
+                    [_name(ts) for ts in asked.transfer_syntax],
+                    why,
                 )
             )
-        if found:
-            self._report(describe_peer(assoc), *found)
+        if refusals:
+            self._report(describe_peer(assoc), *refused_contexts(refusals))
 
     def used(self, assoc: Association, abstract_syntax: object) -> None:
         """A request arrived on a context of ``abstract_syntax``."""
