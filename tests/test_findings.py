@@ -190,7 +190,7 @@ def test_refused_contexts_one_finding_per_class_and_storage_summed_up() -> None:
     ecg = [
         f.ContextProposal(
             f"1.2.840.10008.5.1.4.1.1.9.1.{n}", f"ECG {n}", ["Implicit"], "abstract-syntax"
-        )  # fmt: skip
+        )
         for n in (1, 2, 3, 4)
     ]
     found = f.refused_contexts([get, get, big, *ecg, ecg[0]])
