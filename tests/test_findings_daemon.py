@@ -5,8 +5,10 @@ it in the audit trail (operation ``finding``) and one log line, and refuses the 
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
+import sys
 from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
@@ -403,3 +405,29 @@ def test_dcmtk_movescu_produces_no_finding(
     # movescu proposes Q/R FIND beside MOVE and uses only MOVE: style, and said so.
     (unused,) = daemon.audit.findings(rule="unused-presentation-contexts")
     assert "Query/Retrieve Information Model - FIND" in unused.detail
+
+
+def test_simdaemon_audit_findings_prints_only_the_findings(
+    make_daemon: MakeDaemon, tmp_path: Path
+) -> None:
+    daemon = make_daemon()
+    known_archive.store(daemon, known_archive.build())
+    scu.find(daemon, identifier("SERIES", Modality="CT"))
+    daemon.stop()
+    command = [sys.executable, "-m", "simdaemon", "audit", "--archive", str(tmp_path / "archive")]
+    words = subprocess.run([*command, "--findings"], capture_output=True, text=True, timeout=60)
+    assert words.returncode == 0, words.stderr
+    (line,) = words.stdout.splitlines()
+    assert "finding from 'SIMCLIENT'" in line
+    assert "portability" in line
+    assert "C-FIND at SERIES level without StudyInstanceUID" in line
+    as_json = subprocess.run(
+        [*command, "--findings", "--json"], capture_output=True, text=True, timeout=60
+    )
+    (event,) = [json.loads(x) for x in as_json.stdout.splitlines()]
+    assert (event["operation"], event["rule"], event["outcome"]) == (
+        "finding",
+        "query-missing-parent-unique-key",
+        "portability",
+    )
+    assert event["detail"].startswith("message 1: ")
