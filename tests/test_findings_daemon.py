@@ -21,6 +21,7 @@ from pynetdicom.dsutils import encode
 
 from simdaemon import Daemon
 from simdaemon.audit import AuditEvent
+from simdaemon.config import Config, ConfigError, example, loads
 from tests import known as known_archive
 from tests import objects, scu, test_dcmtk
 from tests.conftest import CLIENT, MakeDaemon
@@ -431,3 +432,31 @@ def test_simdaemon_audit_findings_prints_only_the_findings(
         "portability",
     )
     assert event["detail"].startswith("message 1: ")
+
+
+# --- settings -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("toml", "key", "said"),
+    [
+        ('fail_on = "fatal"', "findings.fail_on", '"none", "danger", "nonconformant"'),
+        ("churn_per_second = 0", "findings.churn_per_second", "from 1 to 100000"),
+        ('enabled = "yes"', "findings.enabled", "expected true or false"),
+    ],
+)
+def test_findings_settings_errors_name_key_value_and_choices(
+    toml: str, key: str, said: str
+) -> None:
+    with pytest.raises(ConfigError) as bad:
+        loads(f"[findings]\n{toml}\n")
+    text = str(bad.value)
+    assert key in text
+    assert said in text
+
+
+def test_findings_settings_defaults_and_example() -> None:
+    settings = Config().findings
+    assert (settings.fail_on, settings.churn_per_second, settings.enabled) == ("danger", 10, True)
+    assert "[findings]" in example()
+    assert loads(example()).findings == settings
