@@ -203,3 +203,9 @@ def test_refused_contexts_one_finding_per_class_and_storage_summed_up() -> None:
     assert "Explicit or Implicit VR Little Endian" in found[1].fix
     assert found[2].evidence.endswith("refused: ECG 1, ECG 2, ECG 3 and 1 more")
     assert f.refused_contexts([]) == []
+
+
+def test_the_audit_trail_orders_severities_as_the_rules_do() -> None:
+    from simdaemon.audit import SEVERITIES
+
+    assert SEVERITIES == tuple(str(s) for s in sorted(Severity))

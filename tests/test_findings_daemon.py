@@ -304,7 +304,9 @@ def test_association_per_request_churn(make_daemon: MakeDaemon) -> None:
 
 def test_overlapping_dimse(daemon: Daemon, known: known_archive.Known) -> None:
     """Two C-FINDs sent back to back on one association, the second before the first's
-    responses are read: the nested-query script of the issue."""
+    responses are read: the nested-query script of the issue. The first C-FIND waits 200 ms
+    (an injected delay) before it is served, so the second has surely arrived meanwhile."""
+    daemon.faults.add(operation="find", delay_ms=200, times=1)
     assoc = scu.associate(daemon, contexts=[(FIND, None)])
     context_id = assoc.accepted_contexts[0].context_id
     study, series = known.uid("ct1", "StudyInstanceUID"), known.uid("ct1", "SeriesInstanceUID")
