@@ -208,4 +208,4 @@ def test_refused_contexts_one_finding_per_class_and_storage_summed_up() -> None:
 def test_the_audit_trail_orders_severities_as_the_rules_do() -> None:
     from simdaemon.audit import SEVERITIES
 
-    assert SEVERITIES == tuple(str(s) for s in sorted(Severity))
+    assert tuple(str(s) for s in sorted(Severity)) == SEVERITIES
