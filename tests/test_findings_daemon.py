@@ -22,6 +22,7 @@ from pynetdicom.dsutils import encode
 from simdaemon import Daemon
 from simdaemon.audit import AuditEvent
 from simdaemon.config import Config, ConfigError, example, loads
+from simdaemon.synthetic import synthetic_patient
 from tests import known as known_archive
 from tests import objects, scu, test_dcmtk
 from tests.conftest import CLIENT, MakeDaemon
@@ -358,7 +359,22 @@ def test_the_project_client_produces_no_finding(
     series = daemon_client.find_series(studies[0])
     assert daemon_client.find_images(series[0])
     assert daemon_client.retrieve(series[0])
+    # Synthetic patients in several locales (accented and CJK names), stored over the network.
+    for seed, locale in ((1, "fr_FR"), (2, "ja_JP")):
+        patient = synthetic_patient(seed, slices=2, matrix=16, locale=locale)
+        assert daemon_client.store(patient.datasets()).ok
     simdaemon.audit.assert_no_findings("style")
+
+
+def test_a_move_without_parent_keys_is_a_finding_too(
+    daemon: Daemon, known: known_archive.Known
+) -> None:
+    series = known.uid("ct1", "SeriesInstanceUID")
+    scu.move(daemon, identifier("SERIES", SeriesInstanceUID=series), "NOWHERE")
+    assert daemon.audit.findings() == [], "an unknown destination ends the move first"
+    scu.move(daemon, identifier("SERIES", SeriesInstanceUID=series), "SIMCLIENT")
+    event = only_finding(daemon, "query-missing-parent-unique-key")
+    assert "C-MOVE at SERIES level without StudyInstanceUID" in event.detail
 
 
 def test_dcmtk_storescu_produces_no_finding(
