@@ -246,6 +246,17 @@ def _lost_characters(refusal: Refusal, decoded: Decoded) -> Finding | None:
     return None
 
 
+def _name_lost_characters(incoming: Incoming, attach: Attach, decoded: Decoded) -> Finding | None:
+    """text-charset-mismatch when an attached object's name lost the stored one's accents."""
+    stored = attach.patient.demographics
+    for criterion in _NAME_PARTS:
+        mine, theirs = getattr(incoming.demographics, criterion), getattr(stored, criterion)
+        if theirs and replaced_or_dropped(mine, theirs):
+            value = TextValue(_NAME_PARTS[criterion], decoded.declared, True, mine, theirs)
+            return text_charset_mismatch(value)
+    return None
+
+
 class _Failed(Exception):
     """Ends an import at the step that failed, with the answer to give."""
 
@@ -477,6 +488,10 @@ class Importer:
                         decision.status, decision.rule, _comment(comment),
                         decision.explanation, decision.compared,
                     )  # fmt: skip
+                if isinstance(decision, Attach) and self.config.findings.enabled:
+                    lost = _name_lost_characters(incoming, decision, decoded)
+                    if lost is not None:  # attached by other criteria, its name re-encoded
+                        found.append(lost)
                 if isinstance(decision, Keep):
                     staged.unlink(missing_ok=True)
                     return decision.explanation

@@ -478,3 +478,18 @@ def test_findings_settings_defaults_and_example() -> None:
     assert (settings.fail_on, settings.churn_per_second, settings.enabled) == ("danger", 10, True)
     assert "[findings]" in example()
     assert loads(example()).findings == settings
+
+
+def test_a_name_that_lost_its_accents_but_attached_is_a_finding(make_daemon: MakeDaemon) -> None:
+    """Matched by Patient ID alone, the re-encoded object is filed under the stored patient;
+    the finding still says its name lost characters."""
+    daemon = make_daemon(patient_matching={"last_name": False, "first_name": False})
+    first = objects.ct(PatientID="EVIL-2", PatientName="Léon^Marie",
+                       SpecificCharacterSet="ISO_IR 192")  # fmt: skip
+    again = objects.same_patient(first, objects.ct())
+    again.SpecificCharacterSet = "ISO_IR 192"
+    again.PatientName = "L?on^Marie"
+    answers = scu.store(daemon, [first, again])
+    assert [int(a.Status) for a in answers] == [0, 0]
+    event = only_finding(daemon, "text-charset-mismatch")
+    assert "'L?on' is the archive's 'Léon'" in event.detail
