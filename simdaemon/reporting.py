@@ -55,6 +55,15 @@ class Reporter:
         about = f"message {message_id}: " if message_id is not None else ""
         refused = self.refuses(finding)
         refusal = f' (refused: [findings] fail_on = "{self.settings.fail_on}")' if refused else ""
+        # Logged first: a test that waits for the audit event can read the log line too.
+        LOGGER.warning(
+            "finding %s (%s) from '%s': %s; fix: %s",
+            finding.rule,
+            finding.severity,
+            calling_ae,
+            finding.evidence,
+            finding.fix,
+        )
         self.audit.record(
             "finding",
             calling_ae=calling_ae,
@@ -63,13 +72,5 @@ class Reporter:
             outcome=str(finding.severity),
             detail=f"{about}{finding.evidence}; fix: {finding.fix}{refusal}",
             rule=finding.rule,
-        )
-        LOGGER.warning(
-            "finding %s (%s) from '%s': %s; fix: %s",
-            finding.rule,
-            finding.severity,
-            calling_ae,
-            finding.evidence,
-            finding.fix,
         )
         return refused

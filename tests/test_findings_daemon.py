@@ -271,42 +271,68 @@ def test_refused_presentation_contexts_are_findings(
     assert sum("refused-presentation-context (portability)" in x for x in logged_lines) == 2
 
 
-def test_abort_instead_of_release(daemon: Daemon) -> None:
+def test_abort_instead_of_release(daemon: Daemon, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, FINDINGS_LOG)
     assoc = scu.associate(daemon)
     assert assoc.send_c_echo().Status == 0
     assoc.abort()
     event = daemon.audit.wait_for("finding", outcome="style")
     assert event.rule == "abort-instead-of-release"
     assert "aborted the association after 1 completed request(s)" in event.detail
+    logged(caplog, "abort-instead-of-release")
 
 
-def test_unused_presentation_contexts(daemon: Daemon) -> None:
+def test_an_abort_before_any_request_is_no_finding(daemon: Daemon) -> None:
+    assoc = scu.associate(daemon)
+    assoc.abort()
+    daemon.audit.wait_for("associate", outcome="accepted")
+    # Then an association whose end surely makes a finding, to wait on: by then the abort,
+    # received long before, has been handled.
     assoc = scu.associate(daemon, contexts=[(VERIFICATION, None), (FIND, None)])
     assert assoc.send_c_echo().Status == 0
     assoc.release()
-    (event,) = daemon.audit.findings(rule="unused-presentation-contexts")
+    daemon.audit.wait_for("finding", outcome="style")
+    assert [e.rule for e in daemon.audit.findings()] == ["unused-presentation-contexts"]
+
+
+def test_unused_presentation_contexts(daemon: Daemon, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, FINDINGS_LOG)
+    assoc = scu.associate(daemon, contexts=[(VERIFICATION, None), (FIND, None)])
+    assert assoc.send_c_echo().Status == 0
+    assoc.release()
+    event = daemon.audit.wait_for("finding", outcome="style")  # recorded once released
+    assert event.rule == "unused-presentation-contexts"
+    logged(caplog, "unused-presentation-contexts")
     assert "1 accepted presentation context(s) never used: Study Root Query/Retrieve" in (
         event.detail
     )
 
 
-def test_association_per_request_churn(make_daemon: MakeDaemon) -> None:
+def test_association_per_request_churn(
+    make_daemon: MakeDaemon, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, FINDINGS_LOG)
     daemon = make_daemon(findings={"churn_per_second": 2})
     for _ in range(4):  # bounded; 4 within one second on loopback, whatever the machine
         assoc = scu.associate(daemon)
         assert assoc.send_c_echo().Status == 0
         assoc.release()
     found = daemon.audit.findings(rule="association-per-request-churn")
+    if found:
+        logged(caplog, "association-per-request-churn")
     if not found:  # a machine so slow that the four took more than a second
         pytest.skip("associations were not opened within one second")
     assert len(found) == 1, "once per burst"
     assert "'SIMCLIENT' opened 3 associations within a second (more than 2)" in found[0].detail
 
 
-def test_overlapping_dimse(daemon: Daemon, known: known_archive.Known) -> None:
+def test_overlapping_dimse(
+    daemon: Daemon, known: known_archive.Known, caplog: pytest.LogCaptureFixture
+) -> None:
     """Two C-FINDs sent back to back on one association, the second before the first's
     responses are read: the nested-query script of the issue. The first C-FIND waits 200 ms
     (an injected delay) before it is served, so the second has surely arrived meanwhile."""
+    caplog.set_level(logging.WARNING, FINDINGS_LOG)
     daemon.faults.add(operation="find", delay_ms=200, times=1)
     assoc = scu.associate(daemon, contexts=[(FIND, None)])
     context_id = assoc.accepted_contexts[0].context_id
@@ -330,6 +356,7 @@ def test_overlapping_dimse(daemon: Daemon, known: known_archive.Known) -> None:
     assoc.release()
     event = daemon.audit.wait_for("finding", outcome="nonconformant")
     assert event.rule == "overlapping-dimse"
+    logged(caplog, "overlapping-dimse")
     assert event.detail.startswith("message 2: a request arrived while 1 other(s) were pending")
 
 
@@ -420,9 +447,10 @@ def test_dcmtk_movescu_produces_no_finding(
     assert done.returncode == 0, done.stderr
     assert receiver.wait().returncode == 0
     assert daemon.audit.events("move")[-1].status == 0
-    daemon.audit.assert_no_findings("portability")
     # movescu proposes Q/R FIND beside MOVE and uses only MOVE: style, and said so.
-    (unused,) = daemon.audit.findings(rule="unused-presentation-contexts")
+    unused = daemon.audit.wait_for("finding", outcome="style")  # recorded once released
+    assert unused.rule == "unused-presentation-contexts"
+    daemon.audit.assert_no_findings("portability")
     assert "Query/Retrieve Information Model - FIND" in unused.detail
 
 
