@@ -237,6 +237,8 @@ class Daemon:
         self.audit.clear()
         if self._listener is not None:
             self._listener.guard.forget()
+        if self._watch is not None:
+            self._watch.forget()
         self.faults.reset(self.config.faults)
         with self._lock:
             self._trusted = {e.ae_title: e for e in self.config.trusted}

@@ -521,3 +521,13 @@ def test_a_name_that_lost_its_accents_but_attached_is_a_finding(make_daemon: Mak
     assert [int(a.Status) for a in answers] == [0, 0]
     event = only_finding(daemon, "text-charset-mismatch")
     assert "'L?on' is the archive's 'Léon'" in event.detail
+
+
+def test_reset_forgets_the_associations_counted_for_churn(make_daemon: MakeDaemon) -> None:
+    daemon = make_daemon(findings={"churn_per_second": 2})
+    for _ in range(2):
+        scu.associate(daemon).release()
+    daemon.reset()
+    for _ in range(2):  # 4 within a second, but only 2 since the reset
+        scu.associate(daemon).release()
+    assert daemon.audit.findings(rule="association-per-request-churn") == []

@@ -59,6 +59,11 @@ class AssociationWatch:
         self._lock = threading.Lock()
         self._usage: weakref.WeakKeyDictionary[Association, _Usage] = weakref.WeakKeyDictionary()
 
+    def forget(self) -> None:
+        """Forget the associations counted for churn (a reset daemon looks freshly started)."""
+        with self._lock:
+            self.churn = ChurnWindow(self.churn.limit)
+
     @property
     def enabled(self) -> bool:
         """Whether the rules run (``[findings] enabled``)."""
