@@ -10,7 +10,9 @@ unknown NAME fails the build. The parts read what the program itself reads:
   what each operation can be matched on and how far it can ``abort_after``, and the fields of
   ``Fault`` with their defaults;
 - ``cli-simdaemon`` and ``cli-client``: the ``--help`` of both commands and of every
-  sub-command, from their argparse parsers.
+  sub-command, from their argparse parsers;
+- ``findings``: every rule of ``simdaemon.findings.RULES``, its severity and its docstring
+  (what, *Why*, *Fix*), with a log line made by running the rule on an example request.
 """
 
 from __future__ import annotations
@@ -151,7 +153,66 @@ def cli_client() -> str:
     return _helps(cli.PROG, cli._parser())
 
 
+def _examples() -> dict[str, Any]:
+    """One finding per rule, made by the rule itself from an example of the client bug."""
+    from simdaemon import findings as f
+
+    text = f.TextValue("PatientName", ("ISO_IR 192",), True, "Lon^Marie", "Léon^Marie")
+    proposal = f.ContextProposal("1.2.840.10008.5.1.4.1.2.2.3",
+                                 "Study Root Query/Retrieve Information Model - GET",
+                                 ["Implicit VR Little Endian"], "abstract-syntax")  # fmt: skip
+    end = f.AssociationEnd(True, 3, ["CT Image Storage", "Verification SOP Class"],
+                           ["CT Image Storage"])  # fmt: skip
+    return {
+        "move-universal-unique-key": f.move_universal_unique_key(f.QueryRequest(
+            "move", "study", "STUDY", {"PatientID": "P1", "StudyInstanceUID": ""},
+            would_move="1 patient, 3 studies, 78 objects")),
+        "query-missing-parent-unique-key": f.query_missing_parent_unique_key(
+            f.QueryRequest("find", "study", "SERIES", {"Modality": "CT"})),
+        "query-matches-ignored-key": f.query_matches_ignored_key(f.QueryRequest(
+            "find", "study", "IMAGE", {"NumberOfBeams": "0"}, ignored=["NumberOfBeams"])),
+        "text-charset-mismatch": f.text_charset_mismatch(text),
+        "store-without-charset-non-ascii": f.store_without_charset_non_ascii(
+            f.TextValue("(0010,0010)", (), True, "", non_ascii=True)),
+        "overlapping-dimse": f.overlapping_dimse(1),
+        "abort-instead-of-release": f.abort_instead_of_release(end),
+        "association-per-request-churn": f.association_per_request_churn("SCRIPT", 25, 10),
+        "unused-presentation-contexts": f.unused_presentation_contexts(end),
+        "refused-presentation-context": f.refused_presentation_context(proposal),
+        "move-destination-is-requester-without-listener":
+            f.move_destination_is_requester_without_listener(
+                f.MoveFailure("SCRIPT", "SCRIPT", "127.0.0.1:104", True)),
+    }  # fmt: skip
+
+
+def findings() -> str:
+    from simdaemon import findings as rules
+
+    examples = _examples()
+    intro = rules.__doc__ or ""
+    parts = [rst_to_markdown(intro.split("\n\n", 1)[1] if "\n\n" in intro else intro), ""]
+    parts += ["| rule | severity |", "|---|---|"]
+    parts += [f"| [`{r.name}`](#{r.name}) | {r.severity} |" for r in rules.RULES.values()]
+    parts.append("")
+    for rule in rules.RULES.values():
+        what, _, rest = rule.doc.partition("\n\n")
+        body = rst_to_markdown(rest).replace("*Why*:", "\n**Why**:").replace(
+            "*Fix*:", "\n**Fix**:"
+        )
+        example = examples[rule.name]
+        line = (
+            f"finding {example.rule} ({example.severity}) from 'SCRIPT': {example.evidence}; "
+            f"fix: {example.fix}"
+        )
+        parts += [
+            f"## `{rule.name}`", "", f"Severity: **{rule.severity}** (at most). {what}", "",
+            body.strip(), "", "Example log line:", "", f"```text\n{line}\n```", "",
+        ]  # fmt: skip
+    return "\n".join(parts)
+
+
 PARTS: dict[str, Callable[[], str]] = {
+    "findings": findings,
     "configuration": configuration,
     "faults": faults,
     "cli-simdaemon": cli_simdaemon,

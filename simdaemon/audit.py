@@ -16,7 +16,11 @@ from datetime import UTC, datetime
 
 from simdaemon.printable import printable
 
-__all__ = ["AuditEvent", "AuditTrail"]
+__all__ = ["SEVERITIES", "AuditEvent", "AuditTrail"]
+
+#: Finding severities, least serious first (the names of :class:`simdaemon.findings.Severity`,
+#: which this lower layer does not import).
+SEVERITIES = ("style", "portability", "nonconformant", "danger")
 
 
 @dataclass(frozen=True)
@@ -202,6 +206,31 @@ class AuditTrail:
             )
         return rejected[-1]
 
+    def findings(self, rule: str | None = None, severity: str | None = None) -> list[AuditEvent]:
+        """The findings recorded (operation ``finding``), of ``rule``, at least ``severity``.
+
+        Each event's ``rule`` is the rule's name, ``outcome`` its severity and ``detail`` the
+        request's message ID, the evidence and the fix.
+        """
+        least = _severity_rank(severity) if severity is not None else 0
+        return [
+            e
+            for e in self.events("finding")
+            if (rule is None or e.rule == rule) and _severity_rank(e.outcome) >= least
+        ]
+
+    def assert_no_findings(self, min_severity: str = "portability") -> None:
+        """Fail, naming every finding in words, if one at least ``min_severity`` was recorded."""
+        found = self.findings(severity=min_severity)
+        if found:
+            raise AssertionError(
+                f"the daemon recorded {len(found)} finding(s) at least {min_severity}:\n"
+                + "\n".join(
+                    printable(f"{e.rule} ({e.outcome}) from '{e.calling_ae}': {e.detail}")
+                    for e in found
+                )
+            )
+
     def clear(self) -> None:
         """Forget every event (a fresh trail for the next test)."""
         with self._lock:
@@ -218,6 +247,14 @@ class AuditTrail:
     def __len__(self) -> int:
         with self._lock:
             return len(self._events)
+
+
+def _severity_rank(name: str) -> int:
+    """A severity's rank (1 = style); :class:`ValueError` names the severities."""
+    try:
+        return SEVERITIES.index(name.strip().lower()) + 1
+    except ValueError:
+        raise ValueError(f"{name!r} is not a severity; one of {', '.join(SEVERITIES)}") from None
 
 
 def _select(

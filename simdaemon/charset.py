@@ -63,6 +63,8 @@ class Decoded:
     declared: tuple[str, ...]
     undecodable: tuple[str, ...]
     unknown: tuple[str, ...] = ()
+    #: The text values holding bytes above 0x7F (for the findings on undeclared text).
+    non_ascii: tuple[str, ...] = ()
 
     @property
     def clean(self) -> bool:
@@ -139,7 +141,9 @@ def _check_width(element: RawDataElement | DataElement, vr: str) -> None:
         )
 
 
-def _walk(dataset: Dataset, terms: Sequence[str], bad: list[str], path: str) -> None:
+def _walk(
+    dataset: Dataset, terms: Sequence[str], bad: list[str], path: str, wide: list[str]
+) -> None:
     """Decode every text value of ``dataset`` in place, items included."""
     for tag in list(dataset.keys()):
         tag = BaseTag(tag)
@@ -151,12 +155,14 @@ def _walk(dataset: Dataset, terms: Sequence[str], bad: list[str], path: str) -> 
         vr = value_representation(element)
         if vr == "SQ":
             for number, item in enumerate(dataset[tag].value):
-                _walk(item, terms, bad, f"{path}{tag}[{number}].")
+                _walk(item, terms, bad, f"{path}{tag}[{number}].", wide)
             continue
         if vr not in TEXT_VRS or not isinstance(element, RawDataElement):
             _check_width(element, vr)
             continue
         raw = element.value or b""
+        if not raw.isascii():
+            wide.append(f"{path}{tag}")
         text, ok = decode_text(raw, terms)
         if not ok:
             bad.append(f"{path}{tag}")
@@ -180,8 +186,15 @@ def decode_dataset(dataset: Dataset, import_charset: str, override: bool) -> Dec
     if unknown:  # pydicom would guess a codec (with a warning); US-ASCII is the safe reading
         terms = tuple(term for term in terms if term in python_encoding) or ("ISO_IR 6",)
     bad: list[str] = []
-    _walk(dataset, terms, bad, "")
-    return Decoded(charset=terms, declared=declared, undecodable=tuple(bad), unknown=unknown)
+    wide: list[str] = []
+    _walk(dataset, terms, bad, "", wide)
+    return Decoded(
+        charset=terms,
+        declared=declared,
+        undecodable=tuple(bad),
+        unknown=unknown,
+        non_ascii=tuple(wide),
+    )
 
 
 #: Character sets whose first 128 codes are US-ASCII and that need no escape sequences:

@@ -107,6 +107,9 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--archive", type=Path, help="archive folder ([daemon] archive)")
     audit.add_argument("--follow", action="store_true", help="keep printing new events")
     audit.add_argument("--json", action="store_true", help="one JSON object per line")
+    audit.add_argument(
+        "--findings", action="store_true", help="only the findings (what clients did wrong)"
+    )
 
     patients = commands.add_parser("patients", help="list the patients an archive holds")
     patients.add_argument("--config", type=Path, help="TOML configuration file")
@@ -327,6 +330,8 @@ def audit_command(args: argparse.Namespace) -> int:
         while True:
             events, row = archive.audit_after(row)
             for event in events:
+                if args.findings and event.operation != "finding":
+                    continue
                 line = (
                     json.dumps(event.as_dict(), ensure_ascii=False)
                     if args.json

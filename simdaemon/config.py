@@ -31,6 +31,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DaemonSettings",
+    "FindingsSettings",
     "Images",
     "Investigation",
     "Limits",
@@ -343,6 +344,33 @@ class AuditSettings:
     )
 
 
+_SEVERITIES = ("none", "danger", "nonconformant", "portability", "style")
+
+
+@dataclass(frozen=True)
+class FindingsSettings:
+    """``[findings]``: what the daemon does when a client does something a server would punish.
+
+    Every finding is recorded (audit event ``finding``, one log line); a request whose finding
+    is at least ``fail_on`` severe is refused, where it can still be (see the findings page).
+    """
+
+    fail_on: str = _setting(
+        "danger",
+        "refuse a request whose finding is at least this severe: "
+        '"none", "danger", "nonconformant", "portability" or "style"',
+        _one_of(*_SEVERITIES),
+    )
+    churn_per_second: int = _setting(
+        10,
+        "more associations than this per second from one AE is association-per-request-churn",
+        _range(1, 100_000),
+    )
+    enabled: bool = _setting(
+        True, "false: no rule runs (the benchmarks' baseline); nothing is recorded or refused"
+    )
+
+
 @dataclass(frozen=True)
 class TrustedEntity:
     """``[[trusted]]``: an application entity the daemon talks to ("Trusted Application Entities").
@@ -394,6 +422,7 @@ class Config:
     quirks: Quirks = field(default_factory=Quirks)
     limits: Limits = field(default_factory=Limits)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    findings: FindingsSettings = field(default_factory=FindingsSettings)
     trusted: tuple[TrustedEntity, ...] = ()
     #: ``[[faults]]``: injected faults in force from the start (see :mod:`simdaemon.faults`).
     faults: tuple[Fault, ...] = ()
@@ -414,6 +443,7 @@ _TABLES: dict[str, type[Any]] = {
     "quirks": Quirks,
     "limits": Limits,
     "audit": AuditSettings,
+    "findings": FindingsSettings,
 }
 _LISTS: dict[str, type[Any]] = {"trusted": TrustedEntity, "faults": Fault}
 

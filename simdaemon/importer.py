@@ -15,6 +15,7 @@ file imported from disk goes through exactly the same rules as one sent over the
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 from collections.abc import Sequence
@@ -36,6 +37,14 @@ from simdaemon.archive import Archive, NewInstance, NewSeries, NewStudy, Transac
 from simdaemon.attributes import bulk_offset, summarize, text_value
 from simdaemon.charset import UTF8, Decoded, decode_dataset
 from simdaemon.config import Config, TrustedEntity
+from simdaemon.findings import (
+    Finding,
+    Severity,
+    TextValue,
+    replaced_or_dropped,
+    store_without_charset_non_ascii,
+    text_charset_mismatch,
+)
 from simdaemon.investigation import Investigator
 from simdaemon.matching import (
     Attach,
@@ -49,6 +58,7 @@ from simdaemon.matching import (
 )
 from simdaemon.part10 import header, split, wrap
 from simdaemon.printable import CONTROL
+from simdaemon.reporting import refusal_comment
 from simdaemon.validation import is_valid_uid, validate
 from simdaemon.wellformed import check
 
@@ -110,6 +120,8 @@ class ImportResult:
     sop_instance_uid: str = ""
     patient_id: str = ""
     parked: Path | None = None
+    #: What the findings rules said of the object's text (reported by the C-STORE service).
+    findings: tuple[Finding, ...] = ()
 
     @property
     def stored(self) -> bool:
@@ -222,6 +234,48 @@ def _series(dataset: Dataset) -> NewSeries:
     )
 
 
+def _text_findings(decoded: Decoded) -> list[Finding]:
+    """The findings on how the object's text is encoded: invalid, or undeclared non-ASCII."""
+    declared = tuple(term for term in decoded.declared if term)
+    found: list[Finding] = []
+    if declared and decoded.undecodable:
+        where = decoded.undecodable[0]
+        mismatch = text_charset_mismatch(TextValue(where, declared, valid=False, text=""))
+        if mismatch is not None:
+            found.append(mismatch)
+    if decoded.non_ascii:
+        value = TextValue(decoded.non_ascii[0], declared, valid=True, text="", non_ascii=True)
+        undeclared = store_without_charset_non_ascii(value)
+        if undeclared is not None:
+            found.append(undeclared)
+    return found
+
+
+_NAME_PARTS = {"last_name": "PatientName (family)", "first_name": "PatientName (given)"}
+
+
+def _lost_characters(refusal: Refusal, decoded: Decoded) -> Finding | None:
+    """text-charset-mismatch when a name differs from the stored one only by lost accents."""
+    for criterion, incoming, stored in refusal.compared:
+        if criterion in _NAME_PARTS and stored and replaced_or_dropped(incoming, stored):
+            value = TextValue(
+                _NAME_PARTS[criterion], decoded.declared, valid=True, text=incoming, stored=stored
+            )
+            return text_charset_mismatch(value)
+    return None
+
+
+def _name_lost_characters(incoming: Incoming, attach: Attach, decoded: Decoded) -> Finding | None:
+    """text-charset-mismatch when an attached object's name lost the stored one's accents."""
+    stored = attach.patient.demographics
+    for criterion in _NAME_PARTS:
+        mine, theirs = getattr(incoming.demographics, criterion), getattr(stored, criterion)
+        if theirs and replaced_or_dropped(mine, theirs):
+            value = TextValue(_NAME_PARTS[criterion], decoded.declared, True, mine, theirs)
+            return text_charset_mismatch(value)
+    return None
+
+
 class _Failed(Exception):
     """Ends an import at the step that failed, with the answer to give."""
 
@@ -258,7 +312,18 @@ class Importer:
         return Rules.from_config(self.config)
 
     def run(self, received: Received, entity: TrustedEntity | None = None) -> ImportResult:
-        """Import one object; never raises for anything the object contains."""
+        """Import one object; never raises for anything the object contains.
+
+        The result carries the findings on the object's text (:mod:`simdaemon.findings`);
+        one at least ``[findings] fail_on`` severe refuses the object (0xC000) unstored.
+        """
+        found: list[Finding] = []
+        result = self._run(received, entity, found)
+        return dataclasses.replace(result, findings=tuple(found)) if found else result
+
+    def _run(
+        self, received: Received, entity: TrustedEntity | None, found: list[Finding]
+    ) -> ImportResult:
         source = entity if entity is not None else self._default_entity
         if self.config.investigation.save_all_iods:
             self.investigator.save_iod(
@@ -269,7 +334,10 @@ class Importer:
             dataset, decoded, offset = self._read(received, source)
             sop_uid = text_value(dataset, "SOPInstanceUID")
             patient_id = text_value(dataset, "PatientID")
-            detail = self._store(received, dataset, decoded, offset)
+            if self.config.findings.enabled:
+                found.extend(_text_findings(decoded))
+                self._refuse_for(found)
+            detail = self._store(received, dataset, decoded, offset, found)
         except _Failed as failed:
             return self._fail(received, failed, sop_uid, patient_id)
         except (OSError, sqlite3.Error) as error:
@@ -379,8 +447,28 @@ class Importer:
         write_dataset(out, dataset)
         return out.getvalue()
 
+    def _refuse_for(self, found: Sequence[Finding]) -> None:
+        """Refuse the object (0xC000) for a finding at least ``[findings] fail_on`` severe."""
+        fail_on = self.config.findings.fail_on
+        if fail_on == "none":
+            return
+        least = Severity.parse(fail_on)
+        for finding in found:
+            if finding.severity >= least:
+                raise _Failed(
+                    status.UNABLE_TO_PROCESS,
+                    finding.rule,
+                    refusal_comment(finding),
+                    f'refused for finding {finding.sentence()} ([findings] fail_on = "{fail_on}")',
+                )
+
     def _store(
-        self, received: Received, dataset: Dataset, decoded: Decoded, offset: int | None
+        self,
+        received: Received,
+        dataset: Dataset,
+        decoded: Decoded,
+        offset: int | None,
+        found: list[Finding],
     ) -> str:
         """Stage the file, then decide where the object goes and write it; say what happened.
 
@@ -406,10 +494,23 @@ class Importer:
                 rules = self.rules
                 decision = place(tx.candidates(incoming, rules.criteria), incoming, rules)
                 if isinstance(decision, Refusal):
+                    comment = decision.comment
+                    lost = (
+                        _lost_characters(decision, decoded)
+                        if self.config.findings.enabled
+                        else None
+                    )
+                    if lost is not None:  # the likely cause, in the Error Comment too
+                        found.append(lost)
+                        comment = "name differs only by dropped accents: charset?"
                     raise _Failed(
-                        decision.status, decision.rule, _comment(decision.comment),
+                        decision.status, decision.rule, _comment(comment),
                         decision.explanation, decision.compared,
                     )  # fmt: skip
+                if isinstance(decision, Attach) and self.config.findings.enabled:
+                    lost = _name_lost_characters(incoming, decision, decoded)
+                    if lost is not None:  # attached by other criteria, its name re-encoded
+                        found.append(lost)
                 if isinstance(decision, Keep):
                     staged.unlink(missing_ok=True)
                     return decision.explanation

@@ -48,7 +48,10 @@ Daemons of other scopes, for a module or a session of your own:
 Options (command line, else ini, else default): ``--simdaemon-host`` / ``simdaemon_host``
 (default 127.0.0.1), ``--simdaemon-keep-failed`` / ``simdaemon_keep_failed`` (keep the
 archives of failed tests and name them in the report), ``--simdaemon-log-level`` /
-``simdaemon_log_level`` (simdaemon's logger level, default WARNING).
+``simdaemon_log_level`` (simdaemon's logger level, default WARNING),
+``--simdaemon-strict[=LEVEL]`` / ``simdaemon_strict`` (fail a test whose daemons recorded a
+finding at least LEVEL severe - style, portability, nonconformant or danger; without a level,
+portability - with the findings in its report; see the findings reference).
 
 When a test that used a daemon fails, its report gets a section with the daemon's audit trail
 in words. Each daemon's archive lives in its own temporary folder, and ports come from the
@@ -67,6 +70,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from simdaemon.audit import SEVERITIES
 from simdaemon.config import Config, from_mapping
 from simdaemon.importer import received_from
 from simdaemon.server import Daemon
@@ -79,6 +83,8 @@ if TYPE_CHECKING:  # imported when a test asks for daemon_client, never at plugi
 __all__ = ["Settings", "TestDaemon", "TestEntity", "daemon_lifetime", "import_patient"]
 
 TEST_AE_TITLE = "SIMTEST"
+#: ``--simdaemon-strict`` without a level.
+STRICT_DEFAULT = "portability"
 _DAEMONS = pytest.StashKey[list[Daemon]]()
 _FOLDERS = pytest.StashKey[list[Path]]()
 _FAILED = pytest.StashKey[bool]()
@@ -91,6 +97,8 @@ class Settings:
     host: str = "127.0.0.1"
     keep_failed: bool = False
     log_level: str = "WARNING"
+    #: Fail a test whose daemons recorded a finding at least this severe ("" = never).
+    strict: str = ""
 
     @classmethod
     def of(cls, config: pytest.Config) -> Settings:
@@ -102,7 +110,23 @@ class Settings:
             host=str(pick("simdaemon_host", "simdaemon_host") or cls.host),
             keep_failed=bool(pick("simdaemon_keep_failed", "simdaemon_keep_failed")),
             log_level=str(pick("simdaemon_log_level", "simdaemon_log_level") or cls.log_level),
+            strict=_strictness(str(pick("simdaemon_strict", "simdaemon_strict") or "")),
         )
+
+
+def _strictness(value: str) -> str:
+    """``--simdaemon-strict`` / ``simdaemon_strict``: a severity, or "" (off)."""
+    level = value.strip().lower()
+    if level in ("", "none", "false", "off", "0"):
+        return ""
+    if level in ("true", "on", "1"):
+        return STRICT_DEFAULT
+    if level not in SEVERITIES:
+        raise pytest.UsageError(
+            f"--simdaemon-strict / simdaemon_strict = {value!r}: expected one of "
+            + ", ".join(SEVERITIES)
+        )
+    return level
 
 
 @dataclass
@@ -162,10 +186,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     action="store_true", help="keep the archives of failed tests")  # fmt: skip
     group.addoption("--simdaemon-log-level", dest="simdaemon_log_level", default=None,
                     help="level of simdaemon's log (default WARNING)")  # fmt: skip
+    group.addoption("--simdaemon-strict", dest="simdaemon_strict", nargs="?", default=None,
+                    const=STRICT_DEFAULT, metavar="LEVEL",
+                    help="fail tests with findings at least LEVEL severe (style, portability, "
+                    f"nonconformant, danger; default {STRICT_DEFAULT})")  # fmt: skip
     parser.addini("simdaemon_host", "address the daemons listen on", default="")
     parser.addini("simdaemon_keep_failed", "keep the archives of failed tests", type="bool",
                   default=False)  # fmt: skip
     parser.addini("simdaemon_log_level", "level of simdaemon's log", default="")
+    parser.addini("simdaemon_strict", "fail tests with findings at least this severe",
+                  default="")  # fmt: skip
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -193,6 +223,9 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Add each daemon's audit trail (and a kept archive's folder) to a failed test's report."""
     report = yield
+    strict = Settings.of(item.config).strict
+    if strict and report.passed and call.when == "call":
+        _fail_on_findings(item, report, strict)
     if report.failed and call.when == "call":
         daemons: list[Daemon] = item.stash.get(_DAEMONS, [])
         for number, daemon in enumerate(daemons, start=1):
@@ -202,6 +235,24 @@ def pytest_runtest_makereport(
             for folder in item.stash.get(_FOLDERS, []):
                 report.sections.append(("simdaemon archive kept", str(folder)))
     return report
+
+
+def _fail_on_findings(item: pytest.Item, report: pytest.TestReport, strict: str) -> None:
+    """``--simdaemon-strict``: fail a passing test whose daemons recorded findings."""
+    daemons: list[Daemon] = item.stash.get(_DAEMONS, [])
+    said: list[str] = []
+    for daemon in daemons:
+        for event in daemon.audit.findings(severity=strict):
+            said.append(f"{event.rule} ({event.outcome}) from '{event.calling_ae}': {event.detail}")
+    if not said:
+        return
+    text = "\n".join(said)
+    report.outcome = "failed"
+    report.longrepr = (
+        f"--simdaemon-strict={strict}: the daemon recorded {len(said)} finding(s) at least "
+        f"{strict}:\n{text}"
+    )
+    report.sections.append((f"simdaemon findings (at least {strict})", text))
 
 
 @pytest.fixture(scope="session")

@@ -65,6 +65,7 @@ __all__ = [
     "describe",
     "matches",
     "parse_level",
+    "sent_values",
     "universal_key",
 ]
 
@@ -753,6 +754,19 @@ def universal_key(identifier: Dataset, level: Level) -> UniversalKey | None:
     if any(is_wild(value) for value in values):
         return UniversalKey(level, keyword, "wildcard", "\\".join(values))
     return None
+
+
+def sent_values(identifier: Dataset) -> dict[str, str]:
+    """Each keyword of the identifier and its value as sent (``""`` when zero-length).
+
+    Sequences and private tags are left out; a list is joined with backslashes. What the
+    findings rules (:mod:`simdaemon.findings`) read of a C-FIND or C-MOVE.
+    """
+    sent: dict[str, str] = {}
+    for element in identifier:
+        if element.VR != "SQ" and element.keyword:
+            sent[element.keyword] = "\\".join(_strings(element))
+    return sent
 
 
 def describe(identifier: Dataset) -> str:

@@ -59,11 +59,13 @@ from simdaemon.net.sabotage import PduTrap, fail_on_pdu
 from simdaemon.net.sop_classes import register_private_storage
 from simdaemon.printable import install as escape_log_records
 from simdaemon.query import Shape
+from simdaemon.reporting import Reporter
 from simdaemon.services.context import ServiceContext, failure, status_answer
 from simdaemon.services.echo import handle_echo
 from simdaemon.services.find import handle_find
 from simdaemon.services.move import fail_move, serve_move
 from simdaemon.services.peer import describe_peer
+from simdaemon.services.sessions import AssociationWatch
 from simdaemon.services.store import handle_store
 
 __all__ = ["Daemon", "DaemonError"]
@@ -123,6 +125,9 @@ class Daemon:
         #: Set while stopping: injected delays end at once and their requests are aborted.
         self._stopping = threading.Event()
         self._injector = Injector(self.faults, self.audit, lambda: self.archive, self._stopping)
+        #: Where findings go: audit, log, refusal at ``[findings] fail_on``.
+        self.findings = Reporter(self.audit, self.config.findings)
+        self._watch: AssociationWatch | None = None
         self._ae = self._make_ae()
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -141,9 +146,13 @@ class Daemon:
         else:
             LOGGER.warning("archive check at start: %s (repaired)", self.consistency.describe())
         context = self._context()
+        self._watch = watch = AssociationWatch(context, self.config.findings.churn_per_second)
         handlers: list[Any] = [
             (evt.EVT_CONN_OPEN, self._guard(no_delay)),
             (evt.EVT_REQUESTED, self._on_requested),
+            (evt.EVT_ACCEPTED, self._guard(watch.accepted)),
+            (evt.EVT_RELEASED, self._guard(watch.ended)),
+            (evt.EVT_ABORTED, self._guard(watch.ended)),
             (evt.EVT_C_ECHO, self._answering(self._injector.wrap("echo", handle_echo, context))),
             (evt.EVT_C_STORE, self._answering(self._injector.wrap("store", handle_store, context))),
             (evt.EVT_C_FIND, self._answering(self._injector.wrap("find", handle_find, context))),
@@ -228,6 +237,8 @@ class Daemon:
         self.audit.clear()
         if self._listener is not None:
             self._listener.guard.forget()
+        if self._watch is not None:
+            self._watch.forget()
         self.faults.reset(self.config.faults)
         with self._lock:
             self._trusted = {e.ae_title: e for e in self.config.trusted}
@@ -281,6 +292,7 @@ class Daemon:
             investigator=self.investigator,
             quirks=self.config.quirks,
             limits=self.config.limits,
+            findings=self.findings,
         )
 
     def _serve_move(
@@ -288,8 +300,13 @@ class Daemon:
     ) -> None:
         """Serve a C-MOVE (through the acceptor's side door) with its fault plan."""
         plan = self._injector.move_plan(assoc, request, context_id)
+        watch = self._watch
+        if watch is not None:
+            watch.used(assoc, assoc._accepted_cx[context_id].abstract_syntax)
         try:
             serve_move(context, plan, assoc, request, context_id)
+            if watch is not None:
+                watch.answered(assoc)
         except Stopped:  # a sub-operation's delay ended by stop(); the move was aborted
             return
         except Exception as error:  # noqa: BLE001 - kept for raise_errors; the peer is answered
@@ -424,6 +441,9 @@ class Daemon:
         """
 
         def answering(event: evt.Event) -> Any:
+            watch = self._watch
+            if watch is not None:
+                watch.used(event.assoc, event.context.abstract_syntax)
             try:
                 answer = handler(event)
             except Exception as error:  # noqa: BLE001 - kept for raise_errors; the peer is answered
@@ -442,6 +462,9 @@ class Daemon:
             yield from responses
         except Exception as error:  # noqa: BLE001 - kept for raise_errors; the peer is answered
             yield self._failed(event, error), None
+        watch = self._watch
+        if watch is not None:  # the last pending response is out: was another request sent?
+            watch.answered(event.assoc)
 
     def _failed(self, event: evt.Event, error: Exception) -> Dataset:
         """Keep a handler's exception for :meth:`raise_errors`; the failure answering it."""
@@ -548,6 +571,8 @@ class Daemon:
         rejection = decision.rejection
         if rejection is None:
             LOGGER.info(decision.explanation)
+            if self._watch is not None:
+                self._watch.opened(peer)
             return
         LOGGER.warning("rejected association: %s", decision.explanation)
         assoc.acse.send_reject(rejection.result, rejection.source, rejection.reason)

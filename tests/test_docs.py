@@ -155,6 +155,19 @@ def test_the_fault_reference_names_every_operation_and_key() -> None:
     assert "``" not in page  # reStructuredText literals became Markdown
 
 
+def test_the_findings_reference_has_every_rule_with_why_fix_and_a_log_line() -> None:
+    from simdaemon.findings import RULES
+
+    page = hooks().findings()
+    for rule in RULES.values():
+        section = page.split(f"## `{rule.name}`", 1)[1].split("\n## ", 1)[0]
+        assert f"Severity: **{rule.severity}**" in section
+        assert "**Why**:" in section
+        assert "**Fix**:" in section
+        assert f"finding {rule.name} (" in section, "an example log line made by the rule"
+    assert "``" not in page.replace("```", ""), "reStructuredText literals became Markdown"
+
+
 def test_the_cli_reference_has_every_sub_command() -> None:
     made = hooks()
     page = made.cli_simdaemon() + made.cli_client()

@@ -343,3 +343,69 @@ def test_second(module_daemon):
 """
     )
     pytester.runpytest_inprocess().assert_outcomes(passed=2)
+
+
+STRICT = """
+import pytest
+from pydicom.dataset import Dataset
+from pynetdicom import AE
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND
+
+def series_query(daemon, **keys):
+    ae = AE(ae_title=daemon.test_entity.ae_title)
+    ae.add_requested_context(FIND)
+    assoc = ae.associate(daemon.host, daemon.port, ae_title=daemon.ae_title)
+    query = Dataset()
+    query.QueryRetrieveLevel = "SERIES"
+    query.Modality = "CT"
+    for keyword, value in keys.items():
+        setattr(query, keyword, value)
+    try:
+        return [int(status.Status) for status, _ in assoc.send_c_find(query, FIND)]
+    finally:
+        assoc.release()
+
+def test_bad_client(simdaemon):
+    assert series_query(simdaemon) == [0]  # answered: the daemon is lenient, like ARIA
+
+def test_good_client(simdaemon):
+    assert series_query(simdaemon, StudyInstanceUID="1.2.3") == [0]
+"""
+
+
+def test_simdaemon_strict_fails_a_test_whose_client_made_a_finding(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(STRICT)
+    result = pytester.runpytest_subprocess("--simdaemon-strict", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*--simdaemon-strict=portability: the daemon recorded 1 finding(s)*",
+            "*query-missing-parent-unique-key (portability) from 'SIMTEST': message 1: C-FIND "
+            "at SERIES level without StudyInstanceUID*",
+            "*simdaemon findings (at least portability)*",
+            "FAILED *test_bad_client*",
+        ]
+    )
+    assert "test_good_client FAILED" not in result.stdout.str()
+
+
+def test_simdaemon_strict_level_from_ini_and_off_by_default(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(STRICT)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
+    pytester.makeini("[pytest]\nsimdaemon_strict = danger\n")
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
+    pytester.makeini("[pytest]\nsimdaemon_strict = style\n")
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1, failed=1)
+    bad = pytester.runpytest_subprocess("--simdaemon-strict=fatal", "-p", "no:cacheprovider")
+    bad.stderr.fnmatch_lines(["*simdaemon_strict = 'fatal': expected one of style*"])
+
+
+def test_the_marker_sets_fail_on(pytester: pytest.Pytester) -> None:
+    refused = STRICT.replace(
+        "series_query(simdaemon) == [0]", "series_query(simdaemon) == [0xC000]"
+    )
+    marked = '@pytest.mark.simdaemon(findings={"fail_on": "portability"})\ndef test_bad_client'
+    pytester.makepyfile(refused.replace("def test_bad_client", marked))
+    pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)

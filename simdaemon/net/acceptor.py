@@ -550,6 +550,7 @@ def _association_reactor(self: Any) -> None:
             self.dul.receive_pdu(wait=False)  # so EVT_ACSE_RECV fires for subscribers
             self.is_aborted = True
             self.is_established = False
+            self.simdaemon_peer_aborted = True  # the peer's A-ABORT, not one of the daemon's
             evt.trigger(self, evt.EVT_ABORTED, {})
             self.kill()
             return

@@ -20,6 +20,7 @@ from simdaemon.config import Limits, Quirks, TrustedEntity
 from simdaemon.importer import Importer
 from simdaemon.investigation import Investigator
 from simdaemon.query import Shape
+from simdaemon.reporting import Reporter
 
 __all__ = ["MAX_COMMENT", "ServiceContext", "failure", "status_answer"]
 
@@ -45,6 +46,8 @@ class ServiceContext:
     quirks: Quirks
     #: ``[limits]``: the query budget a C-FIND runs within, among others.
     limits: Limits
+    #: Where findings go (:mod:`simdaemon.reporting`): audit, log, and whether to refuse.
+    findings: Reporter
 
 
 def status_answer(code: int, comment: str = "") -> Dataset:

@@ -25,7 +25,9 @@ from simdaemon.budget import Budget, Cancelled, OverBudget
 from simdaemon.faults import FaultPlan
 from simdaemon.lookup import Check, IndexRow
 from simdaemon.query import Query, QueryError, ReturnKey, compile_query, describe
+from simdaemon.reporting import refusal_comment
 from simdaemon.services.context import ServiceContext, status_answer
+from simdaemon.services.noticing import check_query
 from simdaemon.services.peer import describe_peer
 
 __all__ = ["answer", "handle_find", "run_query"]
@@ -190,6 +192,14 @@ def _search(
         LOGGER.warning("C-FIND from '%s': %s", peer.calling_ae, detail)
         record()
         yield status_answer(status.UNABLE_TO_PROCESS, "identifier cannot be decoded"), None
+        return
+
+    refusing = check_query(context, "find", identifier, query, peer, request.MessageID)
+    if refusing is not None:  # [findings] fail_on: refused before any match is sent
+        outcome_status = status.UNABLE_TO_PROCESS
+        detail = f"{model} root query refused: finding {refusing.sentence()}"
+        record()
+        yield status_answer(status.UNABLE_TO_PROCESS, refusal_comment(refusing)), None
         return
 
     source = context.entity(peer.calling_ae)

@@ -41,10 +41,13 @@ from simdaemon.budget import Budget, Cancelled, OverBudget
 from simdaemon.charset import export_bytes, export_dataset
 from simdaemon.config import TrustedEntity
 from simdaemon.faults import FaultPlan, Stopped
+from simdaemon.findings import MoveFailure, move_destination_is_requester_without_listener
 from simdaemon.net.outgoing import keep_responses, no_delay, quiet_standard_logging
 from simdaemon.part10 import split, wrap
 from simdaemon.query import Level, Query, QueryError, compile_query, describe, universal_key
+from simdaemon.reporting import refusal_comment
 from simdaemon.services.context import ServiceContext
+from simdaemon.services.noticing import check_query, report_all
 from simdaemon.services.peer import describe_peer
 
 __all__ = ["answer_fault", "decode_identifier", "fail_move", "serve_move"]
@@ -61,6 +64,8 @@ CONNECT_TIMEOUT_S = 5.0
 ACSE_TIMEOUT_S = 10.0
 DIMSE_TIMEOUT_S = 30.0
 _SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
+#: The finding [quirks] move_universal_match overrides: a move the configuration allows.
+UNIVERSAL = "move-universal-unique-key"
 
 
 @dataclass
@@ -331,9 +336,12 @@ def _match(
     quirks = move.context.quirks
     archive = move.context.archive()
     universal = universal_key(identifier, query.level)
-    if universal is not None and not quirks.move_universal_match:
-        # Counted, never listed: the refusal costs one SQL count, not the move's matching.
-        extent = lookup.extent(archive, query, budget.check)
+    # Counted, never listed: the refusal (and its finding) cost one SQL count, not a matching.
+    extent = lookup.extent(archive, query, budget.check) if universal is not None else None
+    would_move = extent.describe(series=True) if extent is not None else ""
+    refusing = check_query(move.context, "move", identifier, query, move.peer,
+                           move.request.MessageID, would_move)  # fmt: skip
+    if universal is not None and extent is not None and not quirks.move_universal_match:
         move.finish(
             summary,
             status.UNABLE_TO_PROCESS,
@@ -342,6 +350,11 @@ def _match(
             comment=universal.comment(extent),
             rule="move_universal_match",
         )
+        return None
+    if refusing is not None and not (universal is not None and refusing.rule == UNIVERSAL):
+        # [findings] fail_on refuses it (a universal key the quirk allows is moved, as asked).
+        move.finish(summary, status.UNABLE_TO_PROCESS, f"refused: finding {refusing.sentence()}",
+                    comment=refusal_comment(refusing), rule=refusing.rule)  # fmt: skip
         return None
     if universal is not None:  # the quirk allows it: say so wherever the move ends
         summary += (
@@ -420,6 +433,7 @@ def _send_all(move: _Move, planned: _Planned) -> None:
     if not store.is_established:
         for instance in instances:
             counts.fail(instance.uid)
+        _no_listener(move, planned, refused=store.acceptor.primitive is None)
         move.finish(
             summary,
             status.UNABLE_TO_PERFORM,
@@ -466,6 +480,17 @@ def _send_all(move: _Move, planned: _Planned) -> None:
     code = status.SUCCESS if not (counts.failed or counts.warning) else status.SUBOPERATIONS_FAILED
     move.finish(summary, code, f"{len(instances)} sub-operation(s) to {where}: "
                 f"{counts.describe()}", counts)  # fmt: skip
+
+
+def _no_listener(move: _Move, planned: _Planned, *, refused: bool) -> None:
+    """Report a move to the requester itself whose storage port nobody listens on."""
+    if not move.context.findings.enabled:
+        return
+    where = f"{planned.address}:{planned.entity.port}"
+    failure = MoveFailure(move.peer.calling_ae, planned.entity.ae_title, where, refused)
+    finding = move_destination_is_requester_without_listener(failure)
+    if finding is not None:
+        report_all(move.context, [finding], move.peer, move.request.MessageID)
 
 
 def answer_fault(

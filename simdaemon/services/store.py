@@ -19,6 +19,7 @@ from simdaemon import status
 from simdaemon.faults import FaultPlan
 from simdaemon.importer import Received
 from simdaemon.services.context import ServiceContext, status_answer
+from simdaemon.services.noticing import report_all
 from simdaemon.services.peer import describe_peer
 
 __all__ = ["handle_store"]
@@ -59,6 +60,8 @@ def _store(event: evt.Event, context: ServiceContext) -> Dataset:
         context_sop_class=str(event.context.abstract_syntax),
     )
     result = context.importer().run(received, context.entity(peer.calling_ae))
+    if result.findings:  # refused by the importer already when [findings] fail_on says so
+        report_all(context, result.findings, peer, request.MessageID)
     context.audit.record(
         "store",
         **peer.audit_fields(),
