@@ -19,6 +19,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from simdaemon.audit import AuditEvent
+from simdaemon.console.advice import advice
 from simdaemon.console.control import Control
 
 __all__ = ["OUTCOMES", "event_json", "router"]
@@ -32,8 +33,9 @@ MAX_LISTED = 10_000
 
 
 def event_json(event: AuditEvent) -> dict[str, Any]:
-    """An event as the API shows it: its fields, and the line the log writes."""
-    return {**event.as_dict(), "text": event.describe()}
+    """An event as the API shows it: its fields, the line the log writes, what to change."""
+    tip = advice(event.operation, event.outcome, event.rule)
+    return {**event.as_dict(), "text": event.describe(), "advice": tip}
 
 
 def _aware(since: datetime | None) -> datetime | None:

@@ -23,7 +23,7 @@ from simdaemon.console.control import Control
 from simdaemon.console.errors import ApiError
 from simdaemon.faults import OPERATIONS
 
-__all__ = ["advice", "router"]
+__all__ = ["router"]
 
 PAGES = (("/config", "Configuration"), ("/trusted", "Trusted entities"),
          ("/activity", "Activity"), ("/archive", "Archive"), ("/faults", "Faults"),
@@ -38,26 +38,6 @@ CHARSET_NAMES = {"ISO_IR 6": "US-ASCII", "ISO_IR 100": "Latin-1", "ISO_IR 101": 
                  "ISO_IR 127": "Arabic", "ISO_IR 126": "Greek", "ISO_IR 138": "Hebrew",
                  "ISO_IR 148": "Latin-5", "ISO_IR 13": "Japanese", "ISO_IR 166": "Thai",
                  "ISO_IR 192": "Unicode", "GB18030": "Chinese", "GBK": "Chinese"}  # fmt: skip
-#: What to change, by the rule that refused (the detail says it for the case at hand).
-ADVICE = {
-    "trusted": "add the calling AE title on Trusted entities (or correct it in the client)",
-    "ip": "change the trusted entity's IP to the address the client calls from",
-    "called_ae": "make the client call the daemon's AE title (Configuration, AE Title)",
-    "max_associations": "wait for other associations to end, or raise max_associations",
-    "patient_creation": "tick Automatic Patient Creation, or import the patient first",
-    "fault": "an injected fault did this: clear it on Faults",
-}
-
-
-def advice(event: dict[str, Any]) -> str:
-    """What a trainee changes after a refusal or a failure; empty for a success."""
-    if event["outcome"] not in ("rejected", "failure", "aborted", "fired", "warning"):
-        return ""
-    rule = str(event.get("rule") or "")
-    for key, text in ADVICE.items():
-        if key in rule:
-            return text
-    return "read the detail: it names the rule and the value" if rule else ""
 
 
 def _layout(title: str, active: str, body: str, *, data: str = "") -> HTMLResponse:
@@ -108,7 +88,7 @@ def _entity_rows(control: Control) -> str:
 
 
 def _event_row(event: dict[str, Any]) -> str:
-    tip = advice(event)
+    tip = event["advice"]
     status = f"0x{event['status']:04X}" if event["status"] is not None else ""
     return (
         f'<tr class="{escape(event["outcome"])}" data-ae="{escape(event["calling_ae"])}" '
@@ -236,7 +216,7 @@ def router(control: Control) -> APIRouter:
         trail = control.audit
         seen = trail.recorded
         events = [event_json(e) for e in trail.events()[-ACTIVITY_SHOWN:]]
-        rows = "".join(_event_row({**e, "advice": advice(e)}) for e in reversed(events))
+        rows = "".join(_event_row(e) for e in reversed(events))
         outcomes = "".join(f"<option>{o}</option>" for o in OUTCOMES)
         body = f"""
 <p class=filters>Calling AE <input id=filter-ae placeholder="any">

@@ -125,20 +125,6 @@ if (activity) {
   const body = activity.querySelector("tbody");
   const byAe = document.getElementById("filter-ae");
   const byOutcome = document.getElementById("filter-outcome");
-  const tips = {
-    trusted: "add the calling AE title on Trusted entities (or correct it in the client)",
-    ip: "change the trusted entity's IP to the address the client calls from",
-    called_ae: "make the client call the daemon's AE title (Configuration, AE Title)",
-    max_associations: "wait for other associations to end, or raise max_associations",
-    patient_creation: "tick Automatic Patient Creation, or import the patient first",
-    fault: "an injected fault did this: clear it on Faults",
-  };
-  const flagged = ["rejected", "failure", "aborted", "fired", "warning"];
-  function advice(event) {
-    if (!flagged.includes(event.outcome) || !event.rule) return "";
-    for (const [key, text] of Object.entries(tips)) if (event.rule.includes(key)) return text;
-    return "read the detail: it names the rule and the value";
-  }
   function filter(row) {
     const ae = byAe.value.trim().toUpperCase();
     const hidden = (ae && !row.dataset.ae.toUpperCase().includes(ae)) ||
@@ -165,7 +151,7 @@ if (activity) {
       " 0x" + event.status.toString(16).toUpperCase().padStart(4, "0");
     cell(row, event.outcome + status);
     const detail = cell(row, event.detail);
-    const tip = advice(event);
+    const tip = event.advice;
     if (tip) {
       const div = document.createElement("div");
       div.className = "advice";
