@@ -57,8 +57,8 @@ def echo(daemon: TestDaemon, calling: str) -> bool:
             assoc.release()
 
 
-def png_pixels(data: bytes) -> tuple[int, int, bytes]:
-    """Decode an 8-bit grayscale PNG (as png.py writes it): width, height, pixels."""
+def png_pixels(data: bytes, samples: int = 1) -> tuple[int, int, bytes]:
+    """Decode an 8-bit grayscale (or RGB: ``samples`` 3) PNG as png.py writes it."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     offset, idat, width, height = 8, b"", 0, 0
     while offset < len(data):
@@ -68,12 +68,13 @@ def png_pixels(data: bytes) -> tuple[int, int, bytes]:
         assert zlib.crc32(kind + chunk) == struct.unpack(">I", data[offset + 8 + length :][:4])[0]
         if kind == b"IHDR":
             width, height, depth, color = struct.unpack(">IIBB", chunk[:10])
-            assert (depth, color) == (8, 0)
+            assert (depth, color) == (8, 0 if samples == 1 else 2)
         elif kind == b"IDAT":
             idat += chunk
         offset += 12 + length
     raw = zlib.decompress(idat)
-    rows = [raw[y * (width + 1) : (y + 1) * (width + 1)] for y in range(height)]
+    stride = width * samples + 1
+    rows = [raw[y * stride : (y + 1) * stride] for y in range(height)]
     assert all(row[0] == 0 for row in rows)  # filter type None
     return width, height, b"".join(row[1:] for row in rows)
 
@@ -323,6 +324,28 @@ def test_seed_then_browse_the_archive_down_to_a_file_and_a_thumbnail(
     assert (width, height) == (64, 64)
     # An image, not a blank: the phantom's body is brighter than the air around it.
     assert 0.05 < sum(1 for p in pixels if p > 0) / len(pixels) < 0.95
+    structures = next(s for s in series if s["modality"] == "RTSTRUCT")
+    (structure_set,) = ok(
+        simdaemon,
+        "GET",
+        f"/api/patients/{patient_id}/instances?series_uid={structures['series_uid']}",
+    )
+    drawn = api(
+        simdaemon, "GET", f"/api/instances/{structure_set['sop_instance_uid']}/thumbnail.png"
+    )
+    assert drawn.status == 200
+    width, height, rgb = png_pixels(drawn.body, samples=3)
+    colours = {rgb[i : i + 3] for i in range(0, len(rgb), 3)}
+    assert any(r != g or g != b for r, g, b in colours), "contours in colour on the gray CT"
+    plan = next(s for s in series if s["modality"] == "RTPLAN")
+    (plan_instance,) = ok(
+        simdaemon, "GET", f"/api/patients/{patient_id}/instances?series_uid={plan['series_uid']}"
+    )
+    none = api(
+        simdaemon, "GET", f"/api/instances/{plan_instance['sop_instance_uid']}/thumbnail.png"
+    )
+    assert none.status == 422
+    assert none.field == "uid"
     imports = ok(simdaemon, "GET", "/api/audit?operation=import&outcome=success")
     assert len(imports) == patients[0]["instances"]
 

@@ -217,6 +217,18 @@ def test_a_ct_series_shows_thumbnails(browser: Any, simdaemon: TestDaemon) -> No
     assert (width, height) == (64, 64)
     assert 0.05 < sum(1 for p in pixels if p > 0) / len(pixels) < 0.95
 
+    browser.get(url + "archive/SYN000000")
+    from selenium.webdriver.common.by import By
+
+    by_css(browser, "table.series").find_element(By.LINK_TEXT, "RTSTRUCT").click()
+    wait(browser).until(
+        lambda b: b.execute_script(
+            "const i = document.querySelector('img.thumbnail');"
+            "return i !== null && i.complete && i.naturalWidth > 0;"
+        )
+    )
+    shoot(browser, "structures")
+
 
 def test_screenshots_need_no_browser_download() -> None:
     """The browser tests use Debian's binaries, never one a tool downloads."""

@@ -11,12 +11,12 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import FileResponse
-from pydicom import dcmread
 
 from simdaemon.console import browse
 from simdaemon.console.control import Control
 from simdaemon.console.errors import ApiError
-from simdaemon.console.png import ThumbnailError, thumbnail
+from simdaemon.console.pictures import picture
+from simdaemon.console.png import ThumbnailError
 
 __all__ = ["router"]
 
@@ -65,16 +65,16 @@ def router(control: Control) -> APIRouter:
 
     @api.get(
         "/instances/{uid}/thumbnail.png",
-        summary="An image's first frame as a small PNG",
+        summary="An image's first frame, or a structure set's contours on its CT, as PNG",
         response_class=Response,
     )
     def get_thumbnail(uid: str) -> Response:
         found = row(uid)
         try:
-            picture = thumbnail(dcmread(found.path))
+            png = picture(control.archive, found.sop_instance_uid)
         except ThumbnailError as error:
             raise ApiError(422, f"uid: {error}", "uid") from None
-        return Response(picture, media_type="image/png", headers={"Cache-Control": "max-age=60"})
+        return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=60"})
 
     @api.get("/failed", summary="Objects that failed to import, newest first, with reasons")
     def get_failed() -> list[dict[str, Any]]:

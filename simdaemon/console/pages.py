@@ -29,7 +29,7 @@ PAGES = (("/config", "Configuration"), ("/trusted", "Trusted entities"),
          ("/activity", "Activity"), ("/archive", "Archive"), ("/faults", "Faults"),
          ("/api/docs", "API"))  # fmt: skip
 #: Modalities whose instances get a thumbnail on the series page.
-PICTURED = frozenset({"CT", "MR", "PT", "RTIMAGE", "CR", "DX"})
+PICTURED = frozenset({"CT", "MR", "PT", "RTIMAGE", "CR", "DX", "RTSTRUCT"})
 #: Events the Activity page renders before the live stream takes over.
 ACTIVITY_SHOWN = 500
 #: How the Windows dialog names character sets: "NAME (TERM)".
