@@ -3,9 +3,18 @@
 from importlib import metadata
 
 from simdaemon.config import Config, ConfigError, TrustedEntity
+from simdaemon.console.settings import ConsoleSettings
 from simdaemon.server import Daemon, DaemonError
 
-__all__ = ["Config", "ConfigError", "Daemon", "DaemonError", "TrustedEntity", "__version__"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "ConsoleSettings",
+    "Daemon",
+    "DaemonError",
+    "TrustedEntity",
+    "__version__",
+]
 
 try:
     #: The installed distribution's version: one source of truth, pyproject.toml.

@@ -183,6 +183,19 @@ class AuditTrail:
                 self._recorded.wait(left)
         return found[0]
 
+    def wait_recorded(self, seen: int, timeout: float) -> tuple[int, list[AuditEvent]]:
+        """Wait until the count of recorded events is not ``seen`` (or ``timeout``).
+
+        Return the count and the events recorded since ``seen`` that memory still keeps,
+        read together under the lock, so a follower (the console's live stream) neither
+        misses nor repeats one. A :meth:`clear` since then counts from zero again.
+        """
+        with self._recorded:
+            self._recorded.wait_for(lambda: self.recorded != seen, timeout)
+            count = self.recorded
+            new = count - seen if count >= seen else count
+            return count, list(self._events)[-new:] if new else []
+
     def assert_stored(self, sop_instance_uid: str) -> AuditEvent:
         """Return the C-STORE that stored this instance; fail with the trail in words if none."""
         for event in self.events("store"):
@@ -236,6 +249,7 @@ class AuditTrail:
         with self._lock:
             self._events.clear()
             self.recorded = 0
+            self._recorded.notify_all()
 
     def describe(self) -> str:
         """Return the whole trail in words, one event per line."""

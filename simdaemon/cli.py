@@ -27,6 +27,7 @@ from simdaemon import __version__, completion, investigation, local
 from simdaemon import config as configuration
 from simdaemon.archive import DATABASE, Archive, ArchiveError
 from simdaemon.config import Config, ConfigError
+from simdaemon.console.settings import ConsoleSettings
 from simdaemon.printable import EscapingFormatter, printable
 from simdaemon.server import Daemon, DaemonError
 
@@ -75,6 +76,19 @@ def _parser() -> argparse.ArgumentParser:
         help="three synthetic patients in a temporary archive removed at exit, or in "
         "--archive DIR (seeded when it holds no patient, kept); trusts "
         "SIMCLIENT@127.0.0.1:51403 unless --trust is given",
+    )
+    serve.add_argument(
+        "--console",
+        metavar="HOST:PORT",
+        help="serve the HTTP API and web console there (default 127.0.0.1 and the first free "
+        "port after the DICOM port that no trusted entity uses; an ephemeral one for port 0)",
+    )
+    serve.add_argument("--no-console", action="store_true", help="no HTTP API and web console")
+    serve.add_argument(
+        "--console-token",
+        metavar="TOKEN",
+        help="token every console request must carry (generated and printed when the console "
+        "listens beyond loopback without one)",
     )
     serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
 
@@ -138,6 +152,50 @@ def parse_trust(value: str) -> dict[str, Any]:
     if not (at and colon and ae_title and ip and port.isdigit()):
         raise ConfigError("--trust", value, "expected AE@IP:PORT, e.g. MYCLIENT@127.0.0.1:51403")
     return {"ae_title": ae_title, "ip": ip.strip("[]"), "port": int(port)}
+
+
+#: How many ports after the DICOM port ``serve`` tries for the console before an ephemeral one.
+CONSOLE_PORTS_TRIED = 10
+
+
+def console_candidates(args: argparse.Namespace, daemon: Daemon) -> list[ConsoleSettings]:
+    """Where ``serve`` tries to put the console, in order; errors name the option."""
+    token = args.console_token
+    try:
+        if args.console is not None:
+            host, colon, port = args.console.rpartition(":")
+            if not (colon and host and port.isdigit()):
+                raise ConfigError(
+                    "--console", args.console, "expected HOST:PORT, e.g. 127.0.0.1:8080"
+                )
+            return [ConsoleSettings(host.strip("[]"), int(port), token)]
+        taken = {entity.port for entity in daemon.trusted}
+        ports = [
+            port
+            for port in range(daemon.port + 1, daemon.port + 1 + CONSOLE_PORTS_TRIED)
+            if port not in taken and port <= 65535 and daemon.config.daemon.port != 0
+        ]
+        return [ConsoleSettings("127.0.0.1", port, token) for port in [*ports, 0]]
+    except ValueError as error:
+        if isinstance(error, ConfigError):
+            raise
+        raise ConfigError("--console", args.console or args.console_token, str(error)) from None
+
+
+def start_console(args: argparse.Namespace, daemon: Daemon) -> None:
+    """Start the console at the first candidate that binds; say where (and its token)."""
+    candidates = console_candidates(args, daemon)
+    for number, settings in enumerate(candidates, start=1):
+        try:
+            console = daemon.start_console(settings)
+        except DaemonError:
+            if number == len(candidates):
+                raise
+            continue
+        _say(f"console on {console.url}")
+        if console.token is not None and args.console_token is None:
+            _say(f"console token: {console.token} (open {console.url}?token={console.token})")
+        return
 
 
 def build_config(args: argparse.Namespace, demo_archive: Path | None) -> Config:
@@ -216,6 +274,12 @@ def serve(args: argparse.Namespace) -> int:
             print(f"simdaemon: {error}", file=sys.stderr)
             return EXIT_RUNTIME
         try:
+            if not args.no_console:
+                try:
+                    start_console(args, daemon)
+                except DaemonError as error:
+                    print(f"simdaemon: {error}", file=sys.stderr)
+                    return EXIT_RUNTIME
             for entity in daemon.trusted:
                 LOGGER.info(
                     "trusting '%s' from %s (C-MOVE port %d)",

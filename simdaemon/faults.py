@@ -422,6 +422,12 @@ class Faults:
         with self._lock:
             return len(self._live)
 
+    @property
+    def rules(self) -> tuple[Fault, ...]:
+        """The rules in force now, in the order they are tried (for the console's list)."""
+        with self._lock:
+            return tuple(live.fault for live in self._live)
+
     def covers(self, operation: str, key: str | None = None) -> bool:
         """Whether any rule is about ``operation`` (and matches on ``key``, if given)."""
         with self._lock:

@@ -10,7 +10,8 @@ Fixtures (in the style of pytest-postgresql: a factory, and defaults built from 
     ephemeral port with a temporary archive; ``[daemon]`` fields as keywords, other tables as
     dicts (``patient_creation={"automatic": False}``), ``trusted=[...]`` to replace the trusted
     entities, ``faults=[{"operation": "echo", "status": 0xC000}, ...]`` for faults in force
-    from the start (:mod:`simdaemon.faults`), ``folder=`` to put the archive (and relative
+    from the start (:mod:`simdaemon.faults`), ``console=True`` to serve the HTTP console
+    too (``daemon.console.url``; off by default), ``folder=`` to put the archive (and relative
     investigation folders) in a folder of the caller's - daemons given the same folder share
     one archive. Every daemon trusts the test entity unless ``trusted`` says otherwise; all
     are stopped at teardown, and an exception on one of their threads fails the test.
@@ -72,6 +73,7 @@ import pytest
 
 from simdaemon.audit import SEVERITIES
 from simdaemon.config import Config, from_mapping
+from simdaemon.console.settings import ConsoleSettings
 from simdaemon.importer import received_from
 from simdaemon.server import Daemon
 from simdaemon.synthetic import SyntheticPatient
@@ -154,8 +156,10 @@ class TestDaemon(Daemon):
 
     __test__ = False
 
-    def __init__(self, config: Config, test_entity: TestEntity) -> None:
-        super().__init__(config)
+    def __init__(
+        self, config: Config, test_entity: TestEntity, console: ConsoleSettings | None = None
+    ) -> None:
+        super().__init__(config, console=console)
         self.test_entity = test_entity
 
 
@@ -164,6 +168,14 @@ def _reserve(host: str, ae_title: str = TEST_AE_TITLE) -> TestEntity:
     reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     reservation.bind((host, 0))
     return TestEntity(ae_title, host, int(reservation.getsockname()[1]), reservation)
+
+
+def _console(options: dict[str, Any], host: str) -> ConsoleSettings | None:
+    """``console=True`` (the HTTP console on ``host`` and an ephemeral port) or settings."""
+    console = options.pop("console", None)
+    if console is True:
+        return ConsoleSettings(host=host)
+    return console or None
 
 
 def _config(options: dict[str, Any], folder: Path, host: str, entity: TestEntity) -> Config:
@@ -280,8 +292,10 @@ def simdaemon_factory(
         if folder is None:
             folder = tmp_path_factory.mktemp("simdaemon")
             folders.append(folder)  # ours to delete; a folder given by the caller is not
-        config = _config(dict(options), folder, simdaemon_settings.host, entity)
-        daemon = TestDaemon(config, entity).start()
+        options = dict(options)
+        console = _console(options, simdaemon_settings.host)
+        config = _config(options, folder, simdaemon_settings.host, entity)
+        daemon = TestDaemon(config, entity, console).start()
         started.append(daemon)
         return daemon  # type: ignore[return-value]
 
@@ -316,7 +330,9 @@ def daemon_lifetime(
     """
     entity = _reserve(settings.host)
     folder = tmp_path_factory.mktemp("simdaemon")
-    daemon = TestDaemon(_config(dict(options), folder, settings.host, entity), entity)
+    options = dict(options)
+    console = _console(options, settings.host)
+    daemon = TestDaemon(_config(options, folder, settings.host, entity), entity, console)
     daemon.start()
     try:
         yield daemon

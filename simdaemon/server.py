@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
@@ -41,6 +41,7 @@ from simdaemon.access import (
 from simdaemon.archive import Archive, ArchiveError, Consistency
 from simdaemon.audit import AuditTrail
 from simdaemon.config import Config, TrustedEntity, normalize_ae_title
+from simdaemon.console.settings import ConsoleSettings
 from simdaemon.faults import NO_FAULTS, Faults, Stopped
 from simdaemon.importer import Importer
 from simdaemon.injection import Injector
@@ -67,6 +68,9 @@ from simdaemon.services.move import fail_move, serve_move
 from simdaemon.services.peer import describe_peer
 from simdaemon.services.sessions import AssociationWatch
 from simdaemon.services.store import handle_store
+
+if TYPE_CHECKING:  # the console (FastAPI) is imported only when a daemon starts one
+    from simdaemon.console.app import Console
 
 __all__ = ["Daemon", "DaemonError"]
 
@@ -105,25 +109,41 @@ class DaemonError(RuntimeError):
 class Daemon:
     """A simulated ARIA DB Daemon; a context manager, usable without pytest."""
 
-    def __init__(self, config: Config | None = None, *, command_line: bool = False) -> None:
-        """``command_line``: started by ``simdaemon serve``, so hints name its flags too."""
-        self.config = config if config is not None else Config()
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        command_line: bool = False,
+        console: ConsoleSettings | None = None,
+    ) -> None:
+        """``command_line``: started by ``simdaemon serve``, so hints name its flags too.
+
+        ``console``: serve the HTTP control plane and web console too (off by default).
+        """
         self.command_line = command_line
-        self.audit = AuditTrail(limit=self.config.audit.memory_events)
+        self.console_settings = console
+        #: The running console (``daemon.console.url``), once started with one.
+        self.console: Console | None = None
         self.errors: list[BaseException] = []
-        self._trusted: dict[str, TrustedEntity] = {e.ae_title: e for e in self.config.trusted}
         self._lock = threading.Lock()
         self._listener: Listener | None = None
         self._thread: threading.Thread | None = None
         self._archive: Archive | None = None
         self._importer: Importer | None = None
-        self.investigator = Investigator(self.config.investigation, self.config.daemon.archive)
         #: What the start-up consistency check found (and repaired), once started.
         self.consistency: Consistency | None = None
-        #: Injected faults (``daemon.faults.add(operation=..., ...)``); ``[[faults]]`` first.
-        self.faults = Faults(self.config.faults)
         #: Set while stopping: injected delays end at once and their requests are aborted.
         self._stopping = threading.Event()
+        self._configure(config if config is not None else Config())
+
+    def _configure(self, config: Config) -> None:
+        """Take ``config``: trail, trusted entities, faults and the AE made from it."""
+        self.config = config
+        self.audit = AuditTrail(limit=self.config.audit.memory_events)
+        self._trusted: dict[str, TrustedEntity] = {e.ae_title: e for e in self.config.trusted}
+        self.investigator = Investigator(self.config.investigation, self.config.daemon.archive)
+        #: Injected faults (``daemon.faults.add(operation=..., ...)``); ``[[faults]]`` first.
+        self.faults = Faults(self.config.faults)
         self._injector = Injector(self.faults, self.audit, lambda: self.archive, self._stopping)
         #: Where findings go: audit, log, refusal at ``[findings] fail_on``.
         self.findings = Reporter(self.audit, self.config.findings)
@@ -134,8 +154,19 @@ class Daemon:
 
     def start(self) -> Daemon:
         """Bind, listen and start serving; return once connections are accepted."""
+        self._listen()
+        if self.console_settings is not None and self.console is None:
+            try:
+                self.start_console(self.console_settings)
+            except DaemonError:
+                self.stop()
+                raise
+        return self
+
+    def _listen(self) -> None:
+        """The DICOM side of :meth:`start`."""
         if self._listener is not None:
-            return self
+            return
         escape_log_records()  # a peer's newline or ANSI escape never reaches a log raw
         self._stopping.clear()
         settings = self.config.daemon
@@ -190,10 +221,47 @@ class Daemon:
         )
         self._thread.start()
         LOGGER.info("listening on %s:%d as %s", self.host, self.port, self.ae_title)
-        return self
+
+    def start_console(self, settings: ConsoleSettings) -> Console:
+        """Serve the HTTP console beside the DICOM side (stopped by :meth:`stop`)."""
+        from simdaemon.console.app import Console  # FastAPI loads only for a console
+
+        if self.console is not None:
+            return self.console
+        try:
+            self.console = Console(self, settings).start()
+        except OSError as error:
+            raise DaemonError(
+                f"cannot serve the console on {settings.host}:{settings.port}: "
+                f"{error.strerror}; choose another console port (0 picks a free one)"
+                + (" (--console HOST:PORT, or --no-console)" if self.command_line else "")
+            ) from error
+        LOGGER.info("console on %s", self.console.url)
+        return self.console
+
+    def restart(self, config: Config) -> None:
+        """Stop the DICOM side and start it again on ``config``; the console stays up.
+
+        What the configuration dialog's OK does ("Service will restart"): the archive is
+        kept, run-time trust and faults give way to the configuration's, and the audit
+        trail starts afresh (the archive keeps the old one).
+        """
+        self._close()
+        self._configure(config)
+        self._listen()
+        LOGGER.info("restarted with a new configuration")
 
     def stop(self) -> None:
         """Stop listening, abort open associations and wait for their threads; idempotent."""
+        console, self.console = self.console, None
+        if console is not None:
+            console.stop()
+            if console.error is not None:
+                self.errors.append(console.error)
+        self._close()
+
+    def _close(self) -> None:
+        """The DICOM side of :meth:`stop`."""
         listener, thread = self._listener, self._thread
         if listener is None or thread is None:
             return

@@ -14,6 +14,7 @@ import dataclasses
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -328,6 +329,28 @@ def test_the_import_commands_run_as_shown(tmp_path: Path) -> None:
     assert "SYN000000" in done.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.simdaemon(console=True)
+def test_the_console_curl_lines_do_what_they_say(simdaemon: TestDaemon) -> None:
+    """Against a console on an ephemeral port: reset, trust, fault, then the audit as JSON."""
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    assert simdaemon.console is not None
+    import_patient(simdaemon, synthetic_patient(0, slices=1, matrix=16))
+    code = example("console-curl").replace(
+        "http://127.0.0.1:51404", simdaemon.console.url.rstrip("/")
+    )
+    done = subprocess.run(
+        ["bash", "-e", "-c", code], capture_output=True, text=True, timeout=60
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert simdaemon.archive.count() == 0, "reset emptied the archive"
+    assert "MYTESTS" in {e.ae_title for e in simdaemon.trusted}
+    (rule,) = simdaemon.faults.rules
+    assert (rule.operation, rule.status, rule.times) == ("store", 0xA700, 1)
+    assert done.stdout.rstrip().endswith("[]"), "no fault fired yet: an empty JSON list"
+
+
 #: Every example name in the documents, and the test that runs it.
 EXAMPLES: dict[str, Callable[..., None]] = {
     "client": test_the_client_example_runs_as_shown,
@@ -342,4 +365,5 @@ EXAMPLES: dict[str, Callable[..., None]] = {
     "ci-config": test_the_ci_configuration_trusts_the_test_suite,
     "demo-echoscu": test_the_demo_echoscu_lines_do_what_their_comments_say,
     "import-files": test_the_import_commands_run_as_shown,
+    "console-curl": test_the_console_curl_lines_do_what_they_say,
 }
