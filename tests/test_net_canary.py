@@ -66,6 +66,21 @@ UPSTREAM = (
         "step, keeping the non-blocking read and the size check.",
         "19f2d4e38c13c83586365d93dd5cd96a0c7c665cb37251054b3e1f246e9f431b",
     ),
+    Upstream(
+        "pynetdicom.transport.AssociationSocket.recv",
+        ("simdaemon.net.outgoing.QuickAckSocket.recv",),
+        "ours reads the same number of bytes, blocking, and returns what arrived when the "
+        "peer closes, asking for a quick ACK after each piece: carry over any new error "
+        "handling or TLS case.",
+        "6bc20a33b1b7cfe76d4ad4407ca242563bc6206fde4b4e1cf7a2fbb1f11d621d",
+    ),
+    Upstream(
+        "pynetdicom.ae.ApplicationEntity._create_socket",
+        ("simdaemon.net.outgoing.QuickAckAE._create_socket",),
+        "ours builds a QuickAckSocket the same way: carry over whatever new state upstream "
+        "sets on the socket (today: tls_args).",
+        "f56bca8888e1ce9f3d64f30608db5d89f003b0b1b31106d3178a550871a4030f",
+    ),
     # Extended: ours calls these and relies on what they do.
     Upstream(
         "pynetdicom.dul.DULServiceProvider.__init__",
@@ -109,6 +124,13 @@ UPSTREAM = (
         "keep_responses relies on it dropping responses; the C-MOVE side door mirrors its "
         "pause and C-CANCEL handling around a service class: carry changes over to both.",
         "2f24c1759cdf6c8c433094f2a8dd8144f76f5547f03daed7b94e0f78bc12f877",
+    ),
+    Upstream(
+        "pynetdicom.transport.AssociationSocket.ready.fget",
+        ("simdaemon.net.outgoing.QuickAckSocket.ready.fget",),
+        "ours calls it and asks for a quick ACK when it says data is waiting: check it still "
+        "only looks (select with no wait) and reads nothing.",
+        "3eb58e3d39dc076df7a04c804ca183ffd3f4d1b34361039e9e6f11de3d45579c",
     ),
     # Relied on unchanged.
     Upstream(

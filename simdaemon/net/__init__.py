@@ -3,8 +3,9 @@
 Modules, by job (each imports only those listed before it, and nothing else of simdaemon):
 
 - :mod:`simdaemon.net.outgoing`: what each association needs to be quick and reliable
-  (``keep_responses``, ``no_delay``, ``quiet_standard_logging``), for services, tests and
-  benchmarks.
+  (``keep_responses``, ``no_delay``, ``quick_ack``, ``quiet_standard_logging``), for services,
+  tests and benchmarks, and the AE whose requested associations ask for quick ACKs
+  (``QuickAckAE``, ``QuickAckSocket``), for the daemon's C-MOVE sub-operations.
 - :mod:`simdaemon.net.guard`: the bounds on what a peer may take (``Limits``), and the
   daemon's callbacks that judge a request's context and report a refusal, rate-limited
   (``Guard``, ``Incident``).
@@ -60,6 +61,13 @@ Copied and changed (ours replaces the upstream code):
   an A-ASSOCIATE-RQ whose AE titles hold control or non-ASCII bytes (A-ASSOCIATE-RJ, reported)
   before decoding it; logs one line where upstream adds tracebacks. ``AssociationSocket.recv``
   is no longer called.
+- ``pynetdicom.transport.AssociationSocket.recv`` -> ``outgoing.QuickAckSocket.recv`` (the
+  daemon's association to a C-MOVE destination only): asks for a TCP quick ACK after every
+  partial receive, and reads with ``recv_into`` one buffer in pieces of up to 64 KiB where
+  upstream appends 4 KiB pieces to a bytearray; blocks and returns what arrived when the peer
+  closes, as upstream.
+- ``pynetdicom.ae.ApplicationEntity._create_socket`` -> ``outgoing.QuickAckAE._create_socket``:
+  builds a ``QuickAckSocket`` where upstream builds an ``AssociationSocket``.
 
 Extended (ours calls upstream, then adds):
 
@@ -79,6 +87,10 @@ Extended (ours calls upstream, then adds):
   the ACSE and network timeouts.
 - ``pynetdicom.association.Association._serve_request``: ``outgoing.keep_responses`` wraps it
   on requested associations to put back the responses it would drop (pynetdicom issue #875).
+- ``pynetdicom.transport.AssociationSocket.ready.fget`` (the property ``ready``):
+  ``outgoing.QuickAckSocket.ready`` calls it and asks for a TCP quick ACK when data is
+  waiting, so a peer that keeps Nagle's algorithm on (DCMTK, Orthanc) and writes a response
+  in two pieces does not wait 40 ms for the delayed ACK of the first.
 
 Relied on unchanged (ours feeds or copies their behaviour):
 
@@ -104,10 +116,11 @@ Private pynetdicom names used: the module ``pynetdicom._handlers`` (its standard
 handlers); ``Association._dul_ready``, ``._is_paused``, ``._kill``, ``._reactor_checkpoint``,
 ``._run_reactor``, ``._sent_release``, ``._serve_request``; ``DULServiceProvider._idle_timer``,
 ``._is_transport_event``, ``._kill_thread``, ``._process_recv_primitive``, ``._recv_pdu``;
-``RequestHandler._create_association``. Public attributes that ours replaces or reaches into:
-``Association.dul``, ``DIMSEServiceProvider.msg_queue`` and ``.cancel_req``,
-``DULServiceProvider.to_user_queue``, ``.to_provider_queue`` (its deque and mutex),
-``.event_queue``, ``.state_machine.current_state`` (state names Sta1-Sta13) and the event
-names Evt5, Evt10, Evt15, Evt17, Evt18, Evt19; ``AssociationSocket.socket`` and ``.close``;
+``RequestHandler._create_association``; ``ApplicationEntity._create_socket``. Public
+attributes that ours replaces or reaches into: ``Association.dul``,
+``DIMSEServiceProvider.msg_queue`` and ``.cancel_req``, ``DULServiceProvider.to_user_queue``,
+``.to_provider_queue`` (its deque and mutex), ``.event_queue``,
+``.state_machine.current_state`` (state names Sta1-Sta13) and the event names Evt5, Evt10,
+Evt15, Evt17, Evt18, Evt19; ``AssociationSocket.socket`` and ``.close``;
 ``DULServiceProvider._decode_pdu``; ``Association.accepted_contexts``.
 """

@@ -31,7 +31,7 @@ from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import AE, evt
+from pynetdicom import evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_MOVE, C_STORE
 from pynetdicom.dsutils import decode, encode
@@ -41,7 +41,7 @@ from simdaemon.budget import Budget, Cancelled, OverBudget
 from simdaemon.charset import export_bytes, export_dataset
 from simdaemon.config import TrustedEntity
 from simdaemon.faults import FaultPlan, Stopped
-from simdaemon.net.outgoing import keep_responses, no_delay, quiet_standard_logging
+from simdaemon.net.outgoing import QuickAckAE, keep_responses, no_delay, quiet_standard_logging
 from simdaemon.part10 import split, wrap
 from simdaemon.query import Level, Query, QueryError, compile_query, describe, universal_key
 from simdaemon.services.context import ServiceContext
@@ -143,7 +143,7 @@ def _destination_address(entity: TrustedEntity) -> str | None:
 
 def _connect(context: ServiceContext, entity: TrustedEntity, classes: list[str]) -> Association:
     """Open the one association to the destination, a context per SOP class."""
-    ae = AE(ae_title=context.ae_title)
+    ae = QuickAckAE(ae_title=context.ae_title)
     ae.connection_timeout = CONNECT_TIMEOUT_S
     ae.acse_timeout = ACSE_TIMEOUT_S
     ae.dimse_timeout = DIMSE_TIMEOUT_S
