@@ -9,8 +9,9 @@ A move resolves the Move Destination through the trusted entities only (unknown:
 and no connection is made), compiles the identifier with the C-FIND matcher, refuses it
 (0xC000, counting what it would have moved) when its level's unique key is empty, absent or
 a wildcard unless ``[quirks] move_universal_match`` allows that, opens one
-association to the entity's address with one presentation context per SOP class (Explicit
-and Implicit VR Little Endian), and sends each instance with the requester's AE title and
+association to the entity's address with, per SOP class, a presentation context for each
+transfer syntax its instances are stored in and one offering Explicit and Implicit VR Little
+Endian, and sends each instance with the requester's AE title and
 message ID as Move Originator. A pending 0xFF00 with the four counts follows every
 sub-operation; a C-CANCEL is honoured between two of them (0xFE00). The final status is
 0x0000 when every sub-operation completed, else 0xB000 with the Failed SOP Instance UID
@@ -61,6 +62,8 @@ CONNECT_TIMEOUT_S = 5.0
 ACSE_TIMEOUT_S = 10.0
 DIMSE_TIMEOUT_S = 30.0
 _SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
+#: PS3.8: an association request holds at most 128 presentation contexts.
+MAX_CONTEXTS = 128
 
 
 @dataclass
@@ -141,14 +144,37 @@ def _destination_address(entity: TrustedEntity) -> str | None:
     return str(network.network_address) if network.num_addresses == 1 else None
 
 
-def _connect(context: ServiceContext, entity: TrustedEntity, classes: list[str]) -> Association:
-    """Open the one association to the destination, a context per SOP class."""
+def _contexts(instances: list[_Instance]) -> list[tuple[str, list[str]]]:
+    """The presentation contexts to propose: per SOP class, the stored syntaxes and a fallback.
+
+    Each transfer syntax an instance is stored in gets a context of its own, so a receiver
+    that prefers another one (pynetdicom's defaults accept Implicit VR first) still accepts
+    the stored one and the stored bytes go out as they are; one more context per SOP class
+    offers Explicit and Implicit VR Little Endian, for a receiver that refuses the stored
+    syntax (pydicom converts then). PS3.8 allows 128 contexts: the fallbacks come first, then
+    the stored syntaxes of the SOP classes in the order they are sent, while room remains.
+    """
+    classes = list(dict.fromkeys(i.sop_class for i in instances))[:MAX_CONTEXTS]
+    contexts = [(sop_class, [str(s) for s in _SYNTAXES]) for sop_class in classes]
+    wanted = set(classes)
+    for sop_class, syntax in dict.fromkeys((i.sop_class, i.transfer_syntax) for i in instances):
+        if len(contexts) == MAX_CONTEXTS:
+            break
+        if sop_class in wanted:
+            contexts.append((sop_class, [syntax]))
+    return contexts
+
+
+def _connect(
+    context: ServiceContext, entity: TrustedEntity, contexts: list[tuple[str, list[str]]]
+) -> Association:
+    """Open the one association to the destination, proposing ``contexts``."""
     ae = QuickAckAE(ae_title=context.ae_title)
     ae.connection_timeout = CONNECT_TIMEOUT_S
     ae.acse_timeout = ACSE_TIMEOUT_S
     ae.dimse_timeout = DIMSE_TIMEOUT_S
-    for sop_class in classes[:128]:  # PS3.8: at most 128 presentation contexts
-        ae.add_requested_context(sop_class, _SYNTAXES)
+    for sop_class, syntaxes in contexts:
+        ae.add_requested_context(sop_class, syntaxes)
     address = _destination_address(entity)
     assert address is not None
     store = ae.associate(
@@ -414,8 +440,7 @@ def _send_all(move: _Move, planned: _Planned) -> None:
     """Send the planned instances over one association; count them; answer the final status."""
     summary, entity, instances = planned.summary, planned.entity, planned.instances
     counts = _Counts(remaining=len(instances))
-    classes = list(dict.fromkeys(i.sop_class for i in instances))
-    store = _connect(move.context, entity, classes)
+    store = _connect(move.context, entity, _contexts(instances))
     where = f"'{entity.ae_title}' at {planned.address}:{entity.port}"
     if not store.is_established:
         for instance in instances:
