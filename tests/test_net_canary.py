@@ -44,7 +44,10 @@ UPSTREAM = (
     # Copied and changed.
     Upstream(
         "pynetdicom.dul.DULServiceProvider.run_reactor",
-        ("simdaemon.net.acceptor.EventDrivenDUL.run_reactor",),
+        (
+            "simdaemon.net.acceptor.EventDrivenDUL.run_reactor",
+            "simdaemon.net.outgoing.WakingDUL.run_reactor",
+        ),
         "compare the new loop with ours line by line (ARTIM check, primitive, socket read, "
         "state machine action, exception path) and carry every change into ours, keeping the "
         "select() wait instead of the sleep.",
@@ -52,7 +55,11 @@ UPSTREAM = (
     ),
     Upstream(
         "pynetdicom.association.Association._run_reactor",
-        ("simdaemon.net.acceptor._association_reactor", "simdaemon.net.outgoing.keep_responses"),
+        (
+            "simdaemon.net.acceptor._association_reactor",
+            "simdaemon.net.outgoing._requestor_reactor",
+            "simdaemon.net.outgoing.keep_responses",
+        ),
         "carry any new check (release, abort, DUL alive, idle timer) into ours, keeping the "
         "wait on dul.user_wake; if the requestor's race of pynetdicom issue #875 is fixed, "
         "keep_responses (and its copy in client/transport.py) can go.",
@@ -84,7 +91,10 @@ UPSTREAM = (
     # Extended: ours calls these and relies on what they do.
     Upstream(
         "pynetdicom.dul.DULServiceProvider.__init__",
-        ("simdaemon.net.acceptor.EventDrivenDUL.__init__",),
+        (
+            "simdaemon.net.acceptor.EventDrivenDUL.__init__",
+            "simdaemon.net.outgoing.WakingDUL.__init__",
+        ),
         "ours replaces to_user_queue after it and uses event_queue, to_provider_queue, "
         "_recv_pdu, _idle_timer and artim_timer: check they keep their meaning and that no "
         "new queue needs to wake the loops.",
@@ -92,14 +102,20 @@ UPSTREAM = (
     ),
     Upstream(
         "pynetdicom.dul.DULServiceProvider.send_pdu",
-        ("simdaemon.net.acceptor.EventDrivenDUL.send_pdu",),
+        (
+            "simdaemon.net.acceptor.EventDrivenDUL.send_pdu",
+            "simdaemon.net.outgoing.WakingDUL.send_pdu",
+        ),
         "ours marks the association as ending, calls it, then wakes the DUL loop: check "
         "primitives still go through to_provider_queue.",
         "7cbce5da8594124e9e70c790a68df640d21df11af4220783e752bc607de8dde6",
     ),
     Upstream(
         "pynetdicom.dul.DULServiceProvider.kill_dul",
-        ("simdaemon.net.acceptor.EventDrivenDUL.kill_dul",),
+        (
+            "simdaemon.net.acceptor.EventDrivenDUL.kill_dul",
+            "simdaemon.net.outgoing.WakingDUL.kill_dul",
+        ),
         "ours calls it, then wakes both loops: check it still only asks the loop to stop.",
         "5ceccf8dd01c2072c377d18bb1be284941a345bd40f03bd1e03a864ab0817842",
     ),

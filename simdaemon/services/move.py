@@ -42,7 +42,14 @@ from simdaemon.budget import Budget, Cancelled, OverBudget
 from simdaemon.charset import export_bytes, export_dataset
 from simdaemon.config import TrustedEntity
 from simdaemon.faults import FaultPlan, Stopped
-from simdaemon.net.outgoing import QuickAckAE, keep_responses, no_delay, quiet_standard_logging
+from simdaemon.net.outgoing import (
+    QuickAckAE,
+    keep_responses,
+    no_delay,
+    quiet_standard_logging,
+    send_move_pending,
+    send_store_request,
+)
 from simdaemon.part10 import split, wrap
 from simdaemon.query import Level, Query, QueryError, compile_query, describe, universal_key
 from simdaemon.services.context import ServiceContext
@@ -110,6 +117,20 @@ class _Responder:
         comment: str = "",
         final: bool = True,
     ) -> None:
+        if (
+            code == status.PENDING
+            and counts is not None
+            and not final
+            and not comment
+            and send_move_pending(
+                self.assoc,
+                self.context_id,
+                int(self.request.MessageID or 0),
+                str(self.request.AffectedSOPClassUID),
+                (counts.remaining, counts.completed, counts.failed, counts.warning),
+            )
+        ):
+            return  # one per sub-operation: the command set encoded by hand
         rsp = C_MOVE()
         rsp.MessageIDBeingRespondedTo = self.request.MessageID
         rsp.AffectedSOPClassUID = self.request.AffectedSOPClassUID
@@ -554,17 +575,20 @@ def _send(
             wrap(raw, sop_class_uid=instance.sop_class, sop_instance_uid=instance.uid,
                  transfer_syntax=instance.transfer_syntax, source_ae=context.ae_title),
         )  # fmt: skip
-    request = C_STORE()
-    request.MessageID = 1
-    request.AffectedSOPClassUID = instance.sop_class
-    request.AffectedSOPInstanceUID = instance.uid
-    request.Priority = 2
-    request.MoveOriginatorApplicationEntityTitle = originator[0]
-    request.MoveOriginatorMessageID = originator[1]
-    request.DataSet = BytesIO(raw)
     # No pause of the association's loop as send_c_store makes (up to a millisecond each):
-    # keep_responses() puts back a response the loop takes first.
-    store.dimse.send_msg(request, cast(int, presentation.context_id))
+    # keep_responses() puts back a response the loop takes first. The command set is encoded
+    # by hand and the stored bytes go out in slices of themselves (send_store_request).
+    context_id = cast(int, presentation.context_id)
+    if not send_store_request(store, context_id, instance.sop_class, instance.uid, raw, originator):
+        request = C_STORE()
+        request.MessageID = 1
+        request.AffectedSOPClassUID = instance.sop_class
+        request.AffectedSOPInstanceUID = instance.uid
+        request.Priority = 2
+        request.MoveOriginatorApplicationEntityTitle = originator[0]
+        request.MoveOriginatorMessageID = originator[1]
+        request.DataSet = BytesIO(raw)
+        store.dimse.send_msg(request, context_id)
     _, response = store.dimse.get_msg(block=True)
     if response is None:
         store.abort()  # the DIMSE timeout passed: as send_c_store does
