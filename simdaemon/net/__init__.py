@@ -90,7 +90,8 @@ Extended (ours calls upstream, then adds):
   (``outgoing.WakingDUL``: the queue and the socket pair).
 - ``pynetdicom.dul.DULServiceProvider.send_pdu``: marks ``ending`` for a primitive that ends the
   association (A-ABORT, A-P-ABORT, ``EndAsFault``, A-RELEASE response, A-ASSOCIATE reject),
-  then wakes the DUL loop (``outgoing.WakingDUL``: wakes it if it waits).
+  then wakes the DUL loop (``outgoing.WakingDUL``: wakes it if it waits; its ``send_pdus``
+  calls upstream's for each fragment of a message, then wakes it once).
 - ``pynetdicom.dul.DULServiceProvider.kill_dul``: wakes both loops (acceptor and
   ``WakingDUL``).
 - ``pynetdicom.dul.DULServiceProvider._process_recv_primitive``: drops what the user queued

@@ -214,6 +214,17 @@ class WakingDUL(DULServiceProvider):
         if self._waiting:
             self._wake()
 
+    def send_pdus(self, primitives: list[Any]) -> None:
+        """Queue several primitives for the peer, waking the reactor once if it waits.
+
+        The fragments of one message: queued together, so the reactor sends them back to back
+        instead of being woken for each.
+        """
+        for primitive in primitives:
+            DULServiceProvider.send_pdu(self, primitive)
+        if self._waiting:
+            self._wake()
+
     def kill_dul(self) -> None:
         """Stop the reactor without waiting for its next timeout."""
         super().kill_dul()
@@ -453,7 +464,9 @@ def send_store_request(
     )
     if not _fits(assoc, len(command) + 1):
         return False
-    _send_command(assoc, context_id, command)
+    command_pdata = P_DATA()
+    command_pdata.presentation_data_value_list.append((context_id, b"\x03" + command))
+    fragments = [command_pdata]
     maximum = int(assoc.dimse.maximum_pdu_size or 0)
     size = maximum - 6 if maximum else max(len(data), 1)
     view = memoryview(data)
@@ -462,7 +475,13 @@ def send_store_request(
         pdata = P_DATA()
         flag = b"\x02" if start >= last else b"\x00"
         pdata.presentation_data_value_list.append((context_id, flag + view[start : start + size]))
-        assoc.dul.send_pdu(pdata)
+        fragments.append(pdata)
+    send_pdus = getattr(assoc.dul, "send_pdus", None)  # a WakingDUL: one wake-up for all
+    if send_pdus is not None:
+        send_pdus(fragments)
+    else:
+        for pdata in fragments:
+            assoc.dul.send_pdu(pdata)
     return True
 
 
