@@ -1,262 +1,456 @@
-"""Benchmark: C-MOVE of a CT series from the daemon, against a pynetdicom C-STORE client.
+"""Benchmark: C-MOVE of a CT series to the receivers users really have, against Orthanc and DCMTK.
 
-Treatment planning pulls a whole CT series out of ARIA with one C-MOVE: the daemon finds the
+Treatment planning pulls a whole CT series out of ARIA with one C-MOVE: the archive finds the
 series' instances, opens one association to the destination and sends every slice while the
-requester waits. This script measures, in one run and side by side, how many images per second
-reach one and the same receiver (below) when ``--slices`` CT slices (512 x 512, 16 bit, about
-512 KiB each) are sent by:
+requester waits. How fast that goes depends on the receiver as much as on the sender: DCMTK
+and Orthanc keep Nagle's algorithm on and write each C-STORE-RSP in two pieces, and a
+pynetdicom SCP with library defaults accepts Implicit VR Little Endian first. So this script
+measures, in one run and side by side, how many images per second ``--slices`` CT slices
+(512 x 512, 16 bit, about 512 KiB each) reach each receiver when moved by each archive.
 
-* move: the daemon (``Daemon(config).start()``, in this process), asked by a pynetdicom SCU
-  (AE ``MOVESCU``, Study Root MOVE, TCP_NODELAY) for a C-MOVE at SERIES level (Study and
-  Series Instance UID) to the trusted entity ``DEST``. Timed from the start of
-  ``send_c_move`` until its final response has arrived; the final status must be 0x0000 with
-  every sub-operation completed, and the receiver must have counted every slice anew. The
-  time includes what the daemon does per move: the query, its association to the destination,
-  reading each stored file, re-encoding its text for the destination's export character set
-  (the default ``ISO_IR 192``; the slices are stored in ``ISO_IR 100``) and the release.
-* ceiling: a pynetdicom C-STORE client (AE ``MOVESCU``, the same contexts, TCP_NODELAY) that
-  reads the same generated files with ``dcmread`` and sends them with ``send_c_store`` over
-  one association. Timed from just before the association request until the release has
-  completed, since the daemon's move includes its own association to the destination and its
-  release. This is what pynetdicom's requestor alone achieves reading and sending the series:
-  the ceiling for a daemon built on it.
+Movers (each a separate process holding the same slices, asked by the same pynetdicom SCU in
+this process, AE ``MOVESCU``, Study Root MOVE at SERIES level):
 
-The receiver is a bare pynetdicom storage SCP (AE ``DEST``, CT Image Storage with Explicit and
-Implicit VR Little Endian, TCP_NODELAY on accepted sockets as the daemon sets them) whose
-C-STORE handler counts and answers 0x0000 without decoding the data set. It is started first
-(the daemon's configuration needs its port) and serves both targets all run long.
+* ``simdaemon``: ``python -m simdaemon serve`` from the tree this script imports simdaemon
+  from, the slices imported with ``simdaemon import`` before it starts. ``--base-tree DIR``
+  adds a column for another tree (say ``git archive <commit>`` unpacked), run the same way,
+  for before/after in one run.
+* ``Orthanc``: Debian's ``/usr/sbin/Orthanc`` on loopback, a temporary storage folder, the
+  slices POSTed through its REST API; ``SynchronousCMove`` and no association reuse.
+* ``dcmqrscp``: DCMTK's ``/usr/bin/dcmqrscp`` (a child process per association, its
+  default), the slices indexed with ``dcmqridx``.
 
-The slices are generated once with pydicom (one patient, study and series; Explicit VR Little
-Endian Part-10 files, ``write_series`` of ``store.py``) into a temporary folder and imported
-once, untimed, into the daemon's fresh archive through :func:`simdaemon.local.import_files`,
-the path C-STORE takes. Every pynetdicom association this script requests is wrapped in
-:func:`simdaemon.net.outgoing.keep_responses` (pynetdicom issue #875). One untimed warm-up round per
-target comes first, then move and ceiling alternate round by round so machine noise hits both
-alike. Client, daemon and receiver share one process (and its GIL), as a test suite runs them.
-The p90 is taken over the times (the slow tail), so its images/second is the rate that nine
-rounds in ten met or beat.
+Receivers (each a separate process):
 
-Targets: move >= 0.8 x ceiling and move >= 200 images/second (medians).
+* ``pynetdicom defaults``: ``AE().add_supported_context(CTImageStorage)`` and a C-STORE
+  handler answering 0x0000 without decoding, nothing else set - as a user's script starts it.
+* ``DCMTK storescp``: ``/usr/bin/storescp``, writing each object into a temporary folder.
+* ``Orthanc``: a second Orthanc, storing (``OverwriteInstances``: each round stores anew).
+* ``pynetdicom TCP_NODELAY`` (labelled extra row): the receiver this benchmark used before, the
+  same SCP with TCP_NODELAY on accepted sockets, which no ordinary receiver sets.
 
-Only 127.0.0.1 is used. Run by hand: ``python benchmarks/move.py [--rounds N] [--slices N]``.
+Time: from ``send_c_move`` until its final response; the final status must be 0x0000 and,
+where the mover reports it, every sub-operation completed. CPU per slice: the mover's user +
+system time (``/proc/PID/stat``, the children of its process group included) over the round,
+divided by the slices (10 ms clock ticks: use 100 slices or more). One untimed
+warm-up round per pair, then the movers alternate round by round per receiver so machine noise
+hits them alike. Medians are printed, with the load average before and after.
+
+Goals (issue 17; medians, this run): simdaemon >= Orthanc to the pynetdicom SCP with library
+defaults; >= 5 x Orthanc to storescp; >= 3 x Orthanc-to-Orthanc with Orthanc receiving;
+<= 2.5 ms simdaemon CPU per slice (to the pynetdicom SCP with defaults).
+
+Linux only (``/proc``); only 127.0.0.1 is used. Run by hand:
+``python benchmarks/move.py [--rounds N] [--slices N] [--base-tree DIR]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import logging
 import os
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import AE, evt
-from pynetdicom.association import Association
-from pynetdicom.transport import ThreadedAssociationServer
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import AE
 
 # store.py sits next to this script, and a script's folder is first on sys.path.
-from store import SIZE, print_table, write_series
+from store import SIZE, write_series
 
-from simdaemon import Daemon
-from simdaemon.config import Config, from_mapping
-from simdaemon.local import import_files
-from simdaemon.net.outgoing import keep_responses, no_delay
+import simdaemon
+from simdaemon.net.outgoing import keep_responses
+from tests.qr_servers import Peer, PortReservation, ServerProcess, echo
 
 HOST = "127.0.0.1"
 CLIENT_AE = "MOVESCU"
-CLIENT_PORT = 51403
-DESTINATION_AE = "DEST"
 #: Study Root Query/Retrieve Information Model - MOVE.
 MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
 WARMUP = 1
-RATIO_TARGET = 0.8
-RATE_TARGET = 200.0
 PENDING = (0xFF00, 0xFF01)
-SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
+ORTHANC = "/usr/sbin/Orthanc"
+DCMQRSCP = "/usr/bin/dcmqrscp"
+DCMQRIDX = "/usr/bin/dcmqridx"
+STORESCP = "/usr/bin/storescp"
+TICKS = os.sysconf("SC_CLK_TCK")
+#: The receiver the first three goals and the CPU goal are measured against.
+DEFAULTS, STORESCP_ROW, ORTHANC_ROW, NODELAY = (
+    "pynetdicom defaults",
+    "DCMTK storescp",
+    "Orthanc",
+    "pynetdicom TCP_NODELAY (old benchmark's receiver)",
+)
+
+#: The pynetdicom receiver, run as ``python -c RECEIVER PORT AE [nodelay]``.
+RECEIVER = """
+import socket, sys, threading
+from pynetdicom import AE, evt
+from pydicom.uid import CTImageStorage
+port, title, nodelay = int(sys.argv[1]), sys.argv[2], len(sys.argv) > 3
+def on_store(event):
+    return 0x0000
+def on_open(event):
+    event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+handlers = [(evt.EVT_C_STORE, on_store)] + ([(evt.EVT_CONN_OPEN, on_open)] if nodelay else [])
+ae = AE(ae_title=title)
+ae.add_supported_context(CTImageStorage)
+ae.add_supported_context("1.2.840.10008.1.1")
+ae.start_server(("127.0.0.1", port), block=True, evt_handlers=handlers)
+"""
 
 
-def start_receiver(received: list[int]) -> ThreadedAssociationServer:
-    """The bare storage SCP ``DEST``: acknowledges each C-STORE undecoded, counts it."""
+@dataclass
+class Server:
+    """A running DICOM server process: its AE, where it listens, and its process."""
 
-    def on_store(event: evt.Event) -> int:
-        received.append(1)
-        return 0x0000
+    name: str
+    peer: Peer
+    process: ServerProcess
+    #: Moves whose final response carries no sub-operation counts are still checked by status.
+    cpu_seconds: Callable[[], float] = field(init=False)
 
-    ae = AE(ae_title=DESTINATION_AE)
-    ae.add_supported_context(CTImageStorage, SYNTAXES)
-    handlers: list[evt.EventHandlerType] = [
-        (evt.EVT_CONN_OPEN, no_delay),
-        (evt.EVT_C_STORE, on_store),
-    ]
-    server = ae.start_server((HOST, 0), block=False, evt_handlers=handlers)
-    assert server is not None
-    return server
+    def __post_init__(self) -> None:
+        pid = self.process.process.pid
+        self.cpu_seconds = lambda: _cpu_seconds(pid)
 
 
-def make_config(folder: Path, receiver_port: int) -> Config:
-    """The daemon on an ephemeral loopback port, its archive in ``folder``, two trusted AEs."""
-    return from_mapping(
-        {
-            "daemon": {"host": HOST, "port": 0, "archive": str(folder / "archive")},
-            "trusted": [
-                {"ae_title": CLIENT_AE, "ip": HOST, "port": CLIENT_PORT},
-                {"ae_title": DESTINATION_AE, "ip": HOST, "port": receiver_port},
-            ],
-        },
-        folder,
-    )
+def _stat(pid: int | str) -> list[str]:
+    """The fields of ``/proc/PID/stat`` after the command name (state first)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
-def fill_archive(series: Path, config: Config, slices: int) -> None:
-    """Import the series through the daemon's import path; every slice must be stored."""
-    summary = import_files([series], config, CLIENT_AE, progress_label="filling the archive")
-    stored = sum(1 for _, result in summary.results if result.stored)
-    if stored != slices or summary.skipped:
-        problems = [f"{path}: {result.detail}" for path, result in summary.failed]
-        problems += [f"{path}: {why}" for path, why in summary.skipped]
-        raise RuntimeError(f"imported {stored} of {slices} slices: {problems[:3]}")
+def _cpu_seconds(leader: int) -> float:
+    """User + system CPU seconds of the process group ``leader`` leads, children included.
+
+    The leader's own time and that of its reaped children, plus every live (or not yet reaped)
+    process of its group: dcmqrscp forks a child per association.
+    """
+    fields = _stat(leader)
+    ticks = sum(int(value) for value in fields[11:15])
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != leader:
+            with contextlib.suppress(OSError, IndexError):
+                child = _stat(entry.name)
+                if int(child[2]) == leader:  # its process group
+                    ticks += int(child[11]) + int(child[12])
+    return ticks / TICKS
 
 
-def requestor(contexts: list[str]) -> AE:
-    """A pynetdicom SCU ``MOVESCU`` requesting ``contexts`` with both Little Endian syntaxes."""
+def _wait_echo(process: ServerProcess, peer: Peer) -> None:
+    process.wait_until(lambda: echo(peer, CLIENT_AE, timeout=2.0), "answering C-ECHO")
+
+
+def _http(url: str, data: bytes | None = None) -> object:
+    request = urllib.request.Request(url, data=data, method="GET" if data is None else "POST")
+    if data is not None:
+        request.add_header("Content-Type", "application/dicom")
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        return json.loads(answer.read())
+
+
+def _orthanc_answers(url: str) -> bool:
+    try:
+        _http(f"{url}/system")
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def orthanc(
+    folder: Path, title: str, modalities: dict[str, Peer], files: Sequence[Path] = ()
+) -> Iterator[Server]:
+    """Orthanc on loopback with a temporary storage folder, ``files`` uploaded through REST."""
+    folder.mkdir()
+    with PortReservation() as dicom, PortReservation() as http:
+        peer = Peer(title, HOST, dicom.port)
+        url = f"http://{HOST}:{http.port}"
+        config = {
+            "Name": title,
+            "StorageDirectory": str(folder / "db"),
+            "IndexDirectory": str(folder / "db"),
+            "Plugins": [],
+            "LuaScripts": [],
+            "HttpPort": http.port,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False,
+            "DicomAet": title,
+            "DicomPort": dicom.port,
+            "DicomCheckCalledAet": False,
+            "DicomAlwaysAllowEcho": True,
+            "DicomAlwaysAllowStore": True,
+            "DicomAlwaysAllowMove": True,
+            "DicomModalities": {
+                name: {"AET": p.ae_title, "Host": p.host, "Port": p.port}
+                for name, p in modalities.items()
+            },
+            "DicomAssociationCloseDelay": 0,
+            "SynchronousCMove": True,
+            "OverwriteInstances": True,
+            "SaveJobs": False,
+        }
+        (folder / "orthanc.json").write_text(json.dumps(config))
+        command = [ORTHANC, f"--logfile={folder / 'orthanc.log'}", str(folder / "orthanc.json")]
+        process = ServerProcess(title, command, folder, folder / "orthanc.log")
+        try:
+            process.wait_until(lambda: _orthanc_answers(url), "answering on HTTP")
+            _wait_echo(process, peer)
+            for path in files:
+                _http(f"{url}/instances", path.read_bytes())
+            yield Server(f"Orthanc {title}", peer, process)
+        finally:
+            process.stop()
+
+
+@contextlib.contextmanager
+def dcmqrscp(
+    folder: Path, destinations: dict[str, Peer], files: Sequence[Path]
+) -> Iterator[Server]:
+    """DCMTK dcmqrscp, the slices indexed into its storage area."""
+    storage = folder / "storage"
+    storage.mkdir(parents=True)
+    copies = []
+    for path in files:
+        copies.append(storage / path.name)
+        copies[-1].write_bytes(path.read_bytes())
+    subprocess.run([DCMQRIDX, str(storage), *map(str, copies)], check=True, timeout=120)
+    with PortReservation() as reserved:
+        peer = Peer("DCMQRSCP", HOST, reserved.port)
+        hosts = "".join(
+            f"{name} = ({p.ae_title}, {p.host}, {p.port})\n" for name, p in destinations.items()
+        )
+        (folder / "dcmqrscp.cfg").write_text(
+            f"NetworkTCPPort = {peer.port}\nMaxPDUSize = 16384\nMaxAssociations = 16\n"
+            f"HostTable BEGIN\n{hosts}HostTable END\nVendorTable BEGIN\nVendorTable END\n"
+            f"AETable BEGIN\nDCMQRSCP {storage} RW (200, 1024mb) ANY\nAETable END\n"
+        )
+        command = [DCMQRSCP, "--config", str(folder / "dcmqrscp.cfg")]
+        process = ServerProcess("dcmqrscp", command, folder)
+        try:
+            _wait_echo(process, peer)
+            yield Server("dcmqrscp", peer, process)
+        finally:
+            process.stop()
+
+
+@contextlib.contextmanager
+def daemon(
+    folder: Path, tree: Path, label: str, destinations: dict[str, Peer], series: Path
+) -> Iterator[Server]:
+    """``python -m simdaemon serve`` from ``tree``, the series imported before it starts."""
+    folder.mkdir()
+    environment = {**os.environ, "PYTHONPATH": str(tree)}
+    with PortReservation() as reserved:
+        peer = Peer("VMSDBD", HOST, reserved.port)
+        trusted = {"MOVESCU": Peer(CLIENT_AE, HOST, 51403), **destinations}
+        lines = [
+            "[daemon]",
+            f'ae_title = "{peer.ae_title}"',
+            f'host = "{HOST}"',
+            f"port = {peer.port}",
+            f'archive = "{folder / "archive"}"',
+        ]
+        for p in trusted.values():
+            lines += ["[[trusted]]", f'ae_title = "{p.ae_title}"', f'ip = "{p.host}"',
+                      f"port = {p.port}"]  # fmt: skip
+        config = folder / "simdaemon.toml"
+        config.write_text("\n".join(lines) + "\n")
+        base = [sys.executable, "-m", "simdaemon"]
+        subprocess.run(
+            [*base, "import", "--config", str(config), "--as", CLIENT_AE, str(series)],
+            check=True, env=environment, cwd=folder, capture_output=True, timeout=300,
+        )  # fmt: skip
+        command = ["env", f"PYTHONPATH={tree}", *base, "serve", "--config", str(config)]
+        process = ServerProcess(label, [*command, "--log-level", "WARNING"], folder)
+        try:
+            _wait_echo(process, peer)
+            yield Server(label, peer, process)
+        finally:
+            process.stop()
+
+
+@contextlib.contextmanager
+def pynetdicom_receiver(folder: Path, title: str, nodelay: bool) -> Iterator[Server]:
+    """The pynetdicom storage SCP of :data:`RECEIVER` in its own process."""
+    with PortReservation() as reserved:
+        peer = Peer(title, HOST, reserved.port)
+        command = [sys.executable, "-c", RECEIVER, str(peer.port), title]
+        process = ServerProcess(title, command + (["nodelay"] if nodelay else []), folder)
+        try:
+            _wait_echo(process, peer)
+            yield Server(title, peer, process)
+        finally:
+            process.stop()
+
+
+@contextlib.contextmanager
+def storescp(folder: Path) -> Iterator[Server]:
+    """DCMTK storescp writing what it receives into ``folder/received``."""
+    received = folder / "received"
+    received.mkdir()
+    with PortReservation() as reserved:
+        peer = Peer("STORESCP", HOST, reserved.port)
+        command = [STORESCP, "-aet", peer.ae_title, "-od", str(received), str(peer.port)]
+        process = ServerProcess("storescp", command, folder)
+        try:
+            _wait_echo(process, peer)
+            yield Server("storescp", peer, process)
+        finally:
+            process.stop()
+
+
+def move_once(mover: Server, identifier: Dataset, destination: str, slices: int) -> float:
+    """One timed C-MOVE of the series from ``mover`` to ``destination``; check the outcome."""
     ae = AE(ae_title=CLIENT_AE)
-    for abstract in contexts:
-        ae.add_requested_context(abstract, SYNTAXES)
-    return ae
-
-
-def associate(ae: AE, port: int, called_ae: str) -> Association:
-    """An established association to ``called_ae`` on loopback ``port``, TCP_NODELAY set."""
-    assoc = keep_responses(
-        ae.associate(HOST, port, ae_title=called_ae, evt_handlers=[(evt.EVT_CONN_OPEN, no_delay)])
-    )
+    ae.add_requested_context(MOVE, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 600
+    assoc = keep_responses(ae.associate(HOST, mover.peer.port, ae_title=mover.peer.ae_title))
     if not assoc.is_established:
-        raise RuntimeError(f"no association to '{called_ae}' on port {port}")
-    return assoc
-
-
-def round_move(daemon: Daemon, identifier: Dataset, received: list[int], slices: int) -> float:
-    """One timed C-MOVE of the series to ``DEST``; check the status, counts and arrivals."""
-    ae = requestor([MOVE])
-    assoc = associate(ae, daemon.port, daemon.ae_title)
-    before = len(received)
+        raise RuntimeError(f"no association to {mover.name}")
     final: Dataset | None = None
     try:
         begin = time.perf_counter()
-        responses = assoc.send_c_move(identifier, DESTINATION_AE, MOVE)
-        for answer, _ in responses:
+        for answer, _ in assoc.send_c_move(identifier, destination, MOVE):
             if answer and answer.get("Status") not in PENDING:
                 final = answer
         elapsed = time.perf_counter() - begin
     finally:
         assoc.release()
     if final is None:
-        raise RuntimeError("the C-MOVE ended without a final response")
+        raise RuntimeError(f"{mover.name} -> {destination}: no final response")
     code = int(final.get("Status", -1))
-    completed = int(final.get("NumberOfCompletedSuboperations", -1))
-    if code != 0x0000 or completed != slices:
-        raise RuntimeError(f"C-MOVE ended 0x{code:04X} with {completed} of {slices} completed")
-    arrived = len(received) - before
-    if arrived != slices:
-        raise RuntimeError(f"the receiver counted {arrived} objects of the move, not {slices}")
-    return elapsed
-
-
-def round_ceiling(port: int, files: list[Path], received: list[int]) -> float:
-    """One timed read-and-send of ``files`` over one association; check the answers."""
-    ae = requestor([CTImageStorage])
-    before = len(received)
-    failed = 0
-    begin = time.perf_counter()
-    assoc = associate(ae, port, DESTINATION_AE)
-    try:
-        for path in files:
-            answer = assoc.send_c_store(dcmread(path))
-            if not answer or answer.get("Status") != 0x0000:
-                failed += 1
-    finally:
-        assoc.release()
-    elapsed = time.perf_counter() - begin
-    arrived = len(received) - before
-    if failed or arrived != len(files):
+    completed = final.get("NumberOfCompletedSuboperations")
+    if code != 0x0000 or (completed is not None and int(completed) != slices):
         raise RuntimeError(
-            f"ceiling: {failed} C-STORE(s) failed; the receiver counted {arrived} of {len(files)}"
+            f"{mover.name} -> {destination}: 0x{code:04X}, {completed} of {slices} completed"
         )
     return elapsed
 
 
+@dataclass
+class Cell:
+    """One mover's rounds to one receiver: times and CPU seconds."""
+
+    seconds: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+    def rate(self, slices: int) -> float:
+        return slices / statistics.median(self.seconds)
+
+    def cpu_ms(self, slices: int) -> float:
+        return statistics.median(self.cpu) * 1000 / slices
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per target")
-    parser.add_argument("--slices", type=int, default=200, help="CT slices in the series")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per pair")
+    parser.add_argument("--slices", type=int, default=100, help="CT slices in the series")
+    parser.add_argument("--base-tree", type=Path, help="another simdaemon tree, as a column")
     args = parser.parse_args()
     if args.rounds < 1 or args.slices < 1:
         parser.error("--rounds and --slices must be at least 1")
-    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
+    tree = Path(simdaemon.__file__).resolve().parent.parent
+    load_before = os.getloadavg()
+    cells: dict[tuple[str, str], Cell] = {}
 
-    move_s: list[float] = []
-    ceiling_s: list[float] = []
-    received: list[int] = []
-    receiver = start_receiver(received)
-    try:
-        receiver_port = int(receiver.server_address[1])
-        with tempfile.TemporaryDirectory(prefix="simdaemon-move-bench-") as temp:
-            folder = Path(temp)
-            series = folder / "series"
-            series.mkdir()
-            files = write_series(series, args.slices)
-            megabytes = sum(path.stat().st_size for path in files) / 1e6
-            config = make_config(folder, receiver_port)
-            fill_archive(series, config, args.slices)
-            first = dcmread(files[0], stop_before_pixels=True)
-            identifier = Dataset()
-            identifier.QueryRetrieveLevel = "SERIES"
-            identifier.StudyInstanceUID = first.StudyInstanceUID
-            identifier.SeriesInstanceUID = first.SeriesInstanceUID
+    with tempfile.TemporaryDirectory(prefix="simdaemon-move-bench-") as temp, \
+            contextlib.ExitStack() as stack:  # fmt: skip
+        folder = Path(temp)
+        series = folder / "series"
+        series.mkdir()
+        files = write_series(series, args.slices)
+        megabytes = sum(path.stat().st_size for path in files) / 1e6
+        first = dcmread(files[0], stop_before_pixels=True)
+        identifier = Dataset()
+        identifier.QueryRetrieveLevel = "SERIES"
+        identifier.StudyInstanceUID = first.StudyInstanceUID
+        identifier.SeriesInstanceUID = first.SeriesInstanceUID
 
-            daemon = Daemon(config).start()
-            try:
-                stored = daemon.archive.count()
-                if stored != args.slices:
-                    raise RuntimeError(f"the archive holds {stored} objects, not {args.slices}")
-                for _ in range(WARMUP):
-                    round_move(daemon, identifier, received, args.slices)
-                    round_ceiling(receiver_port, files, received)
-                for _ in range(args.rounds):
-                    move_s.append(round_move(daemon, identifier, received, args.slices))
-                    ceiling_s.append(round_ceiling(receiver_port, files, received))
-            finally:
-                daemon.stop()
-            daemon.raise_errors()
-    finally:
-        receiver.shutdown()
+        receivers = {
+            DEFAULTS: stack.enter_context(pynetdicom_receiver(folder, "PYSCP", False)),
+            STORESCP_ROW: stack.enter_context(storescp(folder)),
+            ORTHANC_ROW: stack.enter_context(orthanc(folder / "orthanc-rx", "ORTHANCRX", {})),
+            NODELAY: stack.enter_context(pynetdicom_receiver(folder, "PYNODELAY", True)),
+        }
+        destinations = {s.peer.ae_title: s.peer for s in receivers.values()}
+        caller = {"MOVESCU": Peer(CLIENT_AE, HOST, 51403)}
+        movers = {
+            "simdaemon": stack.enter_context(
+                daemon(folder / "daemon", tree, "simdaemon", destinations, series)
+            ),
+        }
+        if args.base_tree is not None:
+            movers["simdaemon (base)"] = stack.enter_context(
+                daemon(folder / "base", args.base_tree.resolve(), "base", destinations, series)
+            )
+        movers["Orthanc"] = stack.enter_context(
+            orthanc(folder / "orthanc", "ORTHANC", {**caller, **destinations}, files)
+        )
+        movers["dcmqrscp"] = stack.enter_context(dcmqrscp(folder / "dcmqrscp", destinations, files))
 
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        for row, receiver in receivers.items():
+            for index in range(WARMUP + args.rounds):
+                for column, mover in movers.items():
+                    cpu = mover.cpu_seconds()
+                    seconds = move_once(mover, identifier, receiver.peer.ae_title, args.slices)
+                    if index >= WARMUP:
+                        cell = cells.setdefault((row, column), Cell())
+                        cell.seconds.append(seconds)
+                        cell.cpu.append(mover.cpu_seconds() - cpu)
+            print(f"... {row} done", file=sys.stderr)
+
+    load_after = os.getloadavg()
+    model = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")), "unknown",
+    )  # fmt: skip
     print(
         f"C-MOVE at SERIES level of {args.slices} CT slices {SIZE}x{SIZE} 16 bit "
-        f"({megabytes:.1f} MB) to a bare pynetdicom SCP; CPUs: {os.cpu_count()}"
-        + (f" ({affinity} usable)" if affinity is not None else "")
+        f"({megabytes:.1f} MB); {args.rounds} rounds, medians; {os.cpu_count()} CPUs ({model}); "
+        f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after"
     )
     print()
-    move_rate, ceiling_rate = print_table(
-        args.slices,
-        ("move (daemon)", move_s),
-        ("ceiling (C-STORE client)", ceiling_s),
-        "move/ceiling",
-    )
-    ratio = move_rate / ceiling_rate
+    columns = list(movers)
+    print("| receiver | " + " | ".join(f"{c} img/s (CPU ms/slice)" for c in columns) + " |")
+    print("|---|" + "---|" * len(columns))
+    for row in receivers:
+        shown = [
+            f"{cells[row, c].rate(args.slices):.0f} ({cells[row, c].cpu_ms(args.slices):.1f})"
+            for c in columns
+        ]
+        print(f"| {row} | " + " | ".join(shown) + " |")
     print()
-    print(
-        f"target: move >= {RATIO_TARGET:.1f} x ceiling (median): {ratio:.2f} x, "
-        f"{'met' if ratio >= RATIO_TARGET else 'NOT met'}"
-    )
-    print(
-        f"target: move >= {RATE_TARGET:.0f} images/s (median): {move_rate:.0f} images/s, "
-        f"{'met' if move_rate >= RATE_TARGET else 'NOT met'}"
-    )
+
+    def rate(row: str, column: str) -> float:
+        return cells[row, column].rate(args.slices)
+
+    goals = [
+        (f"simdaemon >= Orthanc to the {DEFAULTS} SCP", rate(DEFAULTS, "simdaemon"),
+         rate(DEFAULTS, "Orthanc"), 1.0),
+        ("simdaemon >= 5 x Orthanc to storescp", rate(STORESCP_ROW, "simdaemon"),
+         rate(STORESCP_ROW, "Orthanc"), 5.0),
+        ("simdaemon >= 3 x Orthanc-to-Orthanc", rate(ORTHANC_ROW, "simdaemon"),
+         rate(ORTHANC_ROW, "Orthanc"), 3.0),
+    ]  # fmt: skip
+    for text, ours, theirs, factor in goals:
+        met = ours >= factor * theirs
+        print(f"goal: {text}: {ours:.0f} vs {theirs:.0f} img/s ({ours / theirs:.2f} x), "
+              f"{'met' if met else 'NOT met'}")  # fmt: skip
+    cpu = cells[DEFAULTS, "simdaemon"].cpu_ms(args.slices)
+    print(f"goal: simdaemon CPU <= 2.5 ms per slice: {cpu:.2f} ms, "
+          f"{'met' if cpu <= 2.5 else 'NOT met'}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,8 @@ class Received:
     originator_ae: str
     originator_id: int | None
     calling_ae: str
+    #: The transfer syntax of the presentation context it arrived on.
+    transfer_syntax: str = ""
 
 
 @dataclass
@@ -34,6 +36,9 @@ class Receiver:
 
     ae_title: str = "DEST"
     refuse: Iterable[str] = ()
+    #: The transfer syntaxes accepted, in order of preference; None: pynetdicom's defaults
+    #: (Implicit VR Little Endian first), as a user's storage SCP has them.
+    transfer_syntaxes: Sequence[str] | None = None
     #: 0 asks the kernel for a port; a test entity's reserved port is taken over.
     bind_port: int = 0
     #: Called in the C-STORE handler with the number of objects received so far.
@@ -47,15 +52,21 @@ class Receiver:
         refused = set(self.refuse)
         for context in StoragePresentationContexts:
             if context.abstract_syntax not in refused:
-                ae.add_supported_context(context.abstract_syntax)
+                self._support(ae, context.abstract_syntax)
         for sop_class in VARIAN_PRIVATE:
-            ae.add_supported_context(sop_class)
+            self._support(ae, sop_class)
         self._server = ae.start_server(
             ("127.0.0.1", self.bind_port),
             block=False,
             evt_handlers=[(evt.EVT_C_STORE, self._store)],
         )
         return self
+
+    def _support(self, ae: AE, sop_class: str) -> None:
+        if self.transfer_syntaxes is None:
+            ae.add_supported_context(sop_class)
+        else:
+            ae.add_supported_context(sop_class, list(self.transfer_syntaxes))
 
     @property
     def port(self) -> int:
@@ -86,6 +97,7 @@ class Receiver:
                     originator_ae=str(request.MoveOriginatorApplicationEntityTitle or ""),
                     originator_id=request.MoveOriginatorMessageID,
                     calling_ae=event.assoc.requestor.ae_title,
+                    transfer_syntax=str(event.context.transfer_syntax),
                 )
             )
             count = len(self.received)

@@ -44,7 +44,10 @@ UPSTREAM = (
     # Copied and changed.
     Upstream(
         "pynetdicom.dul.DULServiceProvider.run_reactor",
-        ("simdaemon.net.acceptor.EventDrivenDUL.run_reactor",),
+        (
+            "simdaemon.net.acceptor.EventDrivenDUL.run_reactor",
+            "simdaemon.net.outgoing.WakingDUL.run_reactor",
+        ),
         "compare the new loop with ours line by line (ARTIM check, primitive, socket read, "
         "state machine action, exception path) and carry every change into ours, keeping the "
         "select() wait instead of the sleep.",
@@ -52,7 +55,11 @@ UPSTREAM = (
     ),
     Upstream(
         "pynetdicom.association.Association._run_reactor",
-        ("simdaemon.net.acceptor._association_reactor", "simdaemon.net.outgoing.keep_responses"),
+        (
+            "simdaemon.net.acceptor._association_reactor",
+            "simdaemon.net.outgoing._requestor_reactor",
+            "simdaemon.net.outgoing.keep_responses",
+        ),
         "carry any new check (release, abort, DUL alive, idle timer) into ours, keeping the "
         "wait on dul.user_wake; if the requestor's race of pynetdicom issue #875 is fixed, "
         "keep_responses (and its copy in client/transport.py) can go.",
@@ -66,10 +73,28 @@ UPSTREAM = (
         "step, keeping the non-blocking read and the size check.",
         "19f2d4e38c13c83586365d93dd5cd96a0c7c665cb37251054b3e1f246e9f431b",
     ),
+    Upstream(
+        "pynetdicom.transport.AssociationSocket.recv",
+        ("simdaemon.net.outgoing.QuickAckSocket.recv",),
+        "ours reads the same number of bytes, blocking, and returns what arrived when the "
+        "peer closes, asking for a quick ACK after each piece: carry over any new error "
+        "handling or TLS case.",
+        "6bc20a33b1b7cfe76d4ad4407ca242563bc6206fde4b4e1cf7a2fbb1f11d621d",
+    ),
+    Upstream(
+        "pynetdicom.ae.ApplicationEntity._create_socket",
+        ("simdaemon.net.outgoing.QuickAckAE._create_socket",),
+        "ours builds a QuickAckSocket the same way: carry over whatever new state upstream "
+        "sets on the socket (today: tls_args).",
+        "f56bca8888e1ce9f3d64f30608db5d89f003b0b1b31106d3178a550871a4030f",
+    ),
     # Extended: ours calls these and relies on what they do.
     Upstream(
         "pynetdicom.dul.DULServiceProvider.__init__",
-        ("simdaemon.net.acceptor.EventDrivenDUL.__init__",),
+        (
+            "simdaemon.net.acceptor.EventDrivenDUL.__init__",
+            "simdaemon.net.outgoing.WakingDUL.__init__",
+        ),
         "ours replaces to_user_queue after it and uses event_queue, to_provider_queue, "
         "_recv_pdu, _idle_timer and artim_timer: check they keep their meaning and that no "
         "new queue needs to wake the loops.",
@@ -77,14 +102,20 @@ UPSTREAM = (
     ),
     Upstream(
         "pynetdicom.dul.DULServiceProvider.send_pdu",
-        ("simdaemon.net.acceptor.EventDrivenDUL.send_pdu",),
+        (
+            "simdaemon.net.acceptor.EventDrivenDUL.send_pdu",
+            "simdaemon.net.outgoing.WakingDUL.send_pdu",
+        ),
         "ours marks the association as ending, calls it, then wakes the DUL loop: check "
         "primitives still go through to_provider_queue.",
         "7cbce5da8594124e9e70c790a68df640d21df11af4220783e752bc607de8dde6",
     ),
     Upstream(
         "pynetdicom.dul.DULServiceProvider.kill_dul",
-        ("simdaemon.net.acceptor.EventDrivenDUL.kill_dul",),
+        (
+            "simdaemon.net.acceptor.EventDrivenDUL.kill_dul",
+            "simdaemon.net.outgoing.WakingDUL.kill_dul",
+        ),
         "ours calls it, then wakes both loops: check it still only asks the loop to stop.",
         "5ceccf8dd01c2072c377d18bb1be284941a345bd40f03bd1e03a864ab0817842",
     ),
@@ -109,6 +140,13 @@ UPSTREAM = (
         "keep_responses relies on it dropping responses; the C-MOVE side door mirrors its "
         "pause and C-CANCEL handling around a service class: carry changes over to both.",
         "2f24c1759cdf6c8c433094f2a8dd8144f76f5547f03daed7b94e0f78bc12f877",
+    ),
+    Upstream(
+        "pynetdicom.transport.AssociationSocket.ready.fget",
+        ("simdaemon.net.outgoing.QuickAckSocket.ready.fget",),
+        "ours calls it and asks for a quick ACK when it says data is waiting: check it still "
+        "only looks (select with no wait) and reads nothing.",
+        "3eb58e3d39dc076df7a04c804ca183ffd3f4d1b34361039e9e6f11de3d45579c",
     ),
     # Relied on unchanged.
     Upstream(

@@ -3,8 +3,10 @@
 Modules, by job (each imports only those listed before it, and nothing else of simdaemon):
 
 - :mod:`simdaemon.net.outgoing`: what each association needs to be quick and reliable
-  (``keep_responses``, ``no_delay``, ``quiet_standard_logging``), for services, tests and
-  benchmarks.
+  (``keep_responses``, ``no_delay``, ``quick_ack``, ``quiet_standard_logging``), for services,
+  tests and benchmarks, and the AE whose requested associations are event-driven and ask for
+  quick ACKs (``QuickAckAE``, ``QuickAckSocket``, ``WakingDUL``), for the daemon's C-MOVE
+  sub-operations.
 - :mod:`simdaemon.net.guard`: the bounds on what a peer may take (``Limits``), and the
   daemon's callbacks that judge a request's context and report a refusal, rate-limited
   (``Guard``, ``Incident``).
@@ -40,8 +42,20 @@ Copied and changed (ours replaces the upstream code):
   which upstream lets end the thread with the connection open, reports it (rule
   ``malformed-pdu``), sends an A-ABORT and closes the connection; on exit
   closes the wake-up socket and wakes the association thread.
+- ``pynetdicom.dul.DULServiceProvider.run_reactor`` -> ``outgoing.WakingDUL.run_reactor`` (the
+  associations a ``QuickAckAE`` requests: the daemon's to a C-MOVE destination): upstream's
+  loop, waiting in ``select`` on the connected socket and a wake-up socket (at most
+  ``outgoing.MAX_WAIT_S``, 50 ms, for the ARTIM timer) where upstream sleeps 1 ms; a wake-up
+  is written only while the loop waits; logs one error line where upstream adds the
+  traceback; on exit closes the wake-up socket and sets ``user_wake``.
+- ``pynetdicom.association.Association._run_reactor`` -> ``outgoing._requestor_reactor`` (the
+  associations a ``QuickAckAE`` requests): upstream's requestor loop, waiting on
+  ``dul.user_wake`` (set when the DUL hands the association a primitive, or ends; at most
+  ``MAX_WAIT_S``) where upstream sleeps 1 ms; counts as paused while it waits, so
+  ``send_*`` and ``release`` go ahead at once, and does nothing in a turn whose pause was
+  asked for as it woke; logs "Association Aborted" without "(A-P-ABORT)".
 - ``pynetdicom.association.Association._run_reactor`` -> ``acceptor._association_reactor``
-  (acceptor only; requested associations keep upstream's): waits on ``dul.user_wake`` (at most
+  (acceptor only): waits on ``dul.user_wake`` (at most
   ``MAX_WAIT_S``) where upstream sleeps 1 ms, and looks again at once after a message; hands
   a request whose primitive type is in ``assoc.simdaemon_services`` (the daemon's C-MOVE) to
   that callable instead of ``_serve_request``, mirroring what ``_serve_request`` does around a
@@ -60,15 +74,26 @@ Copied and changed (ours replaces the upstream code):
   an A-ASSOCIATE-RQ whose AE titles hold control or non-ASCII bytes (A-ASSOCIATE-RJ, reported)
   before decoding it; logs one line where upstream adds tracebacks. ``AssociationSocket.recv``
   is no longer called.
+- ``pynetdicom.transport.AssociationSocket.recv`` -> ``outgoing.QuickAckSocket.recv`` (the
+  daemon's association to a C-MOVE destination only): asks for a TCP quick ACK after every
+  partial receive, and reads with ``recv_into`` one buffer in pieces of up to 64 KiB where
+  upstream appends 4 KiB pieces to a bytearray; blocks and returns what arrived when the peer
+  closes, as upstream.
+- ``pynetdicom.ae.ApplicationEntity._create_socket`` -> ``outgoing.QuickAckAE._create_socket``:
+  builds a ``QuickAckSocket`` where upstream builds an ``AssociationSocket``, and first gives
+  the association (not yet requested) a ``WakingDUL`` and ``_requestor_reactor``.
 
 Extended (ours calls upstream, then adds):
 
 - ``pynetdicom.dul.DULServiceProvider.__init__``: replaces ``to_user_queue`` with a queue that
-  wakes the association loop; adds the wake-up socket pair, ``ending`` and the ``saboteur``.
+  wakes the association loop; adds the wake-up socket pair, ``ending`` and the ``saboteur``
+  (``outgoing.WakingDUL``: the queue and the socket pair).
 - ``pynetdicom.dul.DULServiceProvider.send_pdu``: marks ``ending`` for a primitive that ends the
   association (A-ABORT, A-P-ABORT, ``EndAsFault``, A-RELEASE response, A-ASSOCIATE reject),
-  then wakes the DUL loop.
-- ``pynetdicom.dul.DULServiceProvider.kill_dul``: wakes both loops.
+  then wakes the DUL loop (``outgoing.WakingDUL``: wakes it if it waits; its ``send_pdus``
+  calls upstream's for each fragment of a message, then wakes it once).
+- ``pynetdicom.dul.DULServiceProvider.kill_dul``: wakes both loops (acceptor and
+  ``WakingDUL``).
 - ``pynetdicom.dul.DULServiceProvider._process_recv_primitive``: drops what the user queued
   after the association was aborted or its connection closed (Sta1, Sta13; upstream's state
   machine would raise on it, ending the DUL thread) and carries out an ``EndAsFault`` itself.
@@ -79,6 +104,10 @@ Extended (ours calls upstream, then adds):
   the ACSE and network timeouts.
 - ``pynetdicom.association.Association._serve_request``: ``outgoing.keep_responses`` wraps it
   on requested associations to put back the responses it would drop (pynetdicom issue #875).
+- ``pynetdicom.transport.AssociationSocket.ready.fget`` (the property ``ready``):
+  ``outgoing.QuickAckSocket.ready`` calls it and asks for a TCP quick ACK when data is
+  waiting, so a peer that keeps Nagle's algorithm on (DCMTK, Orthanc) and writes a response
+  in two pieces does not wait 40 ms for the delayed ACK of the first.
 
 Relied on unchanged (ours feeds or copies their behaviour):
 
@@ -104,10 +133,12 @@ Private pynetdicom names used: the module ``pynetdicom._handlers`` (its standard
 handlers); ``Association._dul_ready``, ``._is_paused``, ``._kill``, ``._reactor_checkpoint``,
 ``._run_reactor``, ``._sent_release``, ``._serve_request``; ``DULServiceProvider._idle_timer``,
 ``._is_transport_event``, ``._kill_thread``, ``._process_recv_primitive``, ``._recv_pdu``;
-``RequestHandler._create_association``. Public attributes that ours replaces or reaches into:
-``Association.dul``, ``DIMSEServiceProvider.msg_queue`` and ``.cancel_req``,
-``DULServiceProvider.to_user_queue``, ``.to_provider_queue`` (its deque and mutex),
-``.event_queue``, ``.state_machine.current_state`` (state names Sta1-Sta13) and the event
-names Evt5, Evt10, Evt15, Evt17, Evt18, Evt19; ``AssociationSocket.socket`` and ``.close``;
+``RequestHandler._create_association``; ``ApplicationEntity._create_socket``;
+``AssociationSocket._is_connected``. Public
+attributes that ours replaces or reaches into: ``Association.dul``,
+``DIMSEServiceProvider.msg_queue`` and ``.cancel_req``, ``DULServiceProvider.to_user_queue``,
+``.to_provider_queue`` (its deque and mutex), ``.event_queue``,
+``.state_machine.current_state`` (state names Sta1-Sta13) and the event names Evt5, Evt10,
+Evt15, Evt17, Evt18, Evt19; ``AssociationSocket.socket`` and ``.close``;
 ``DULServiceProvider._decode_pdu``; ``Association.accepted_contexts``.
 """

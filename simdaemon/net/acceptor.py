@@ -42,7 +42,7 @@ from pynetdicom.pdu_primitives import A_ABORT, A_ASSOCIATE, A_P_ABORT, A_RELEASE
 from pynetdicom.transport import RequestHandler
 
 from simdaemon.net.guard import Guard, Incident, escape_title
-from simdaemon.net.outgoing import quiet_standard_logging
+from simdaemon.net.outgoing import quick_ack, quiet_standard_logging
 from simdaemon.net.sabotage import EndAsFault, Saboteur
 
 __all__ = [
@@ -82,18 +82,6 @@ _COMMANDS: dict[type, str] = {
     C_MOVE: "C-MOVE",
     C_STORE: "C-STORE",
 }
-
-
-def _quick_ack(raw: socket.socket) -> None:
-    """Acknowledge the peer's segments at once instead of delaying the ACK.
-
-    DCMTK 3.6.2 and later leave Nagle's algorithm on: the last, partial segment of a P-DATA
-    waits until everything before it is acknowledged, and a receiver delaying its ACK then
-    stalls the transfer 40 ms - every few slices of a CT series. Linux leaves quick-ACK mode
-    by itself, so it is asked for again each time data arrives.
-    """
-    with contextlib.suppress(OSError, AttributeError):  # not Linux, or already closed
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
 
 
 class _WakingQueue(queue.Queue[Any]):
@@ -380,7 +368,7 @@ class EventDrivenDUL(DULServiceProvider):
         except (OSError, ValueError):
             return  # the socket closed under us; the state machine notices next loop
         if raw is not None and raw in ready:
-            _quick_ack(raw)
+            quick_ack(raw)
         if self._wake_r in ready:
             try:
                 while self._wake_r.recv(4096):

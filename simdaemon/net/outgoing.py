@@ -3,17 +3,25 @@
 Every association this project opens - the daemon's own to a C-MOVE destination, the tests'
 and the benchmarks' clients - goes through :func:`keep_responses` and :func:`no_delay`; the
 daemon's acceptor (:mod:`simdaemon.net.acceptor`) applies :func:`no_delay` and
-:func:`quiet_standard_logging` to the associations it serves as well. The client library keeps
+:func:`quiet_standard_logging` to the associations it serves as well, and asks for
+:func:`quick_ack` whenever data arrived. The daemon's own association to a C-MOVE destination
+is requested by a :class:`QuickAckAE`, whose socket does the same. The client library keeps
 its own copies (``dbdaemon_client.transport``), since it never imports simdaemon.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
+import select
 import socket
+import struct
+import threading
+import types
 from typing import Any
 
-from pynetdicom import evt
+from pynetdicom import AE, evt
 from pynetdicom._handlers import (
     standard_dimse_recv_handler,
     standard_dimse_sent_handler,
@@ -21,8 +29,31 @@ from pynetdicom._handlers import (
     standard_pdu_sent_handler,
 )
 from pynetdicom.association import Association
+from pynetdicom.dul import DULServiceProvider
+from pynetdicom.pdu import A_ABORT_RQ
+from pynetdicom.pdu_primitives import P_DATA
+from pynetdicom.transport import AddressInformation, AssociationSocket
 
-__all__ = ["keep_responses", "no_delay", "quiet_standard_logging"]
+__all__ = [
+    "QuickAckAE",
+    "QuickAckSocket",
+    "WakingDUL",
+    "command_set",
+    "keep_responses",
+    "no_delay",
+    "quick_ack",
+    "quiet_standard_logging",
+    "send_move_pending",
+    "send_store_request",
+]
+
+#: The most :meth:`QuickAckSocket.recv` asks the kernel for at once (upstream: 4 KiB).
+_RECV_CHUNK = 65536
+#: The longest a requested association's loops wait without looking at their timers (ARTIM,
+#: network timeout) and, for the association loop, at requests from the peer.
+MAX_WAIT_S = 0.05
+
+LOGGER = logging.getLogger(__name__)
 
 _STANDARD_LOG_HANDLERS = (
     (evt.EVT_DIMSE_RECV, standard_dimse_recv_handler),
@@ -79,3 +110,408 @@ def keep_responses(assoc: Association) -> Association:
 
     assoc._serve_request = serve_or_put_back  # type: ignore[method-assign]
     return assoc
+
+
+def quick_ack(raw: socket.socket) -> None:
+    """Acknowledge the peer's segments at once instead of delaying the ACK (Linux only).
+
+    DCMTK (3.6.2 and later) and Orthanc leave Nagle's algorithm on: the last, partial segment
+    of what they send - a P-DATA, or the second piece of a C-STORE-RSP they write in two -
+    waits until everything before it is acknowledged, and a receiver delaying its ACK then
+    stalls the exchange 40 ms. Linux leaves quick-ACK mode by itself, so it is asked for again
+    each time data arrives. Elsewhere (no ``TCP_QUICKACK``) this does nothing.
+    """
+    option = getattr(socket, "TCP_QUICKACK", None)
+    if option is None:
+        return
+    with contextlib.suppress(OSError):  # already closed
+        raw.setsockopt(socket.IPPROTO_TCP, option, 1)
+
+
+class QuickAckSocket(AssociationSocket):
+    """An association's socket that asks for a quick ACK whenever data arrived.
+
+    pynetdicom's requestor DUL looks at :attr:`ready` every millisecond and then reads a whole
+    PDU with :meth:`recv`, which blocks until it is in: the ACK is asked for when the socket
+    becomes readable and again after every partial receive, so a peer with Nagle's algorithm
+    on never waits for a delayed ACK in the middle of a PDU.
+    """
+
+    @property
+    def ready(self) -> bool:
+        """Upstream's ``ready``; when data is waiting, a quick ACK asked for first."""
+        readable = bool(AssociationSocket.ready.fget(self))  # type: ignore[attr-defined]
+        if readable and self.socket is not None:
+            quick_ack(self.socket)
+        return readable
+
+    def recv(self, nr_bytes: int) -> bytearray:
+        """Read ``nr_bytes`` (fewer if the peer closes), asking for a quick ACK after each piece.
+
+        Upstream's ``recv`` with ``recv_into`` one buffer in pieces of up to 64 KiB (upstream:
+        4 KiB pieces appended to a bytearray); blocking, like upstream.
+        """
+        raw = self.socket
+        assert raw is not None
+        data = bytearray(nr_bytes)
+        view = memoryview(data)
+        nr_read = 0
+        while nr_read < nr_bytes:
+            count = raw.recv_into(view[nr_read:], min(nr_bytes - nr_read, _RECV_CHUNK))
+            if not count:  # the connection is broken: what we have so far, as upstream
+                del view
+                del data[nr_read:]
+                return data
+            nr_read += count
+            if nr_read < nr_bytes:
+                quick_ack(raw)
+        return data
+
+
+class _WakingQueue(queue.Queue[Any]):
+    """A queue that sets an event whenever something is put on it."""
+
+    def __init__(self, wake: threading.Event) -> None:
+        super().__init__()
+        self._wake_event = wake
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        super().put(item, block, timeout)
+        self._wake_event.set()
+
+
+class WakingDUL(DULServiceProvider):
+    """A requestor's DUL that waits on its socket and a wake-up socket instead of sleeping 1 ms.
+
+    pynetdicom's DUL thread sleeps a millisecond whenever it found nothing to do, so each
+    response waits up to that long and an idle association costs a few per cent of a core in
+    wake-ups, competing for the GIL with the thread sending. This one waits in ``select`` on
+    the connected socket and a socket pair that :meth:`send_pdu` and :meth:`kill_dul` write
+    to (at most :data:`MAX_WAIT_S`, for the ARTIM timer); it sets :attr:`user_wake` whenever
+    it hands the association something (``to_user_queue``) or ends.
+    """
+
+    def __init__(self, assoc: Association) -> None:
+        super().__init__(assoc)
+        #: Set when the association thread has something to look at.
+        self.user_wake = threading.Event()
+        self.to_user_queue = _WakingQueue(self.user_wake)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        #: True while the reactor waits (or is about to): only then is a wake-up written.
+        self._waiting = False
+
+    def send_pdu(self, primitive: Any) -> None:
+        """Queue a primitive for the peer and wake the reactor to send it if it waits.
+
+        A C-STORE of a 512 KiB slice is some 34 primitives queued back to back while the
+        reactor is busy sending: a wake-up written for each cost a system call apiece.
+        Queued first, then :attr:`_waiting` read; the reactor sets it, then looks at the
+        queue: one of the two sees the other.
+        """
+        super().send_pdu(primitive)
+        if self._waiting:
+            self._wake()
+
+    def send_pdus(self, primitives: list[Any]) -> None:
+        """Queue several primitives for the peer, waking the reactor once if it waits.
+
+        The fragments of one message: queued together, so the reactor sends them back to back
+        instead of being woken for each.
+        """
+        for primitive in primitives:
+            DULServiceProvider.send_pdu(self, primitive)
+        if self._waiting:
+            self._wake()
+
+    def kill_dul(self) -> None:
+        """Stop the reactor without waiting for its next timeout."""
+        super().kill_dul()
+        self._wake()
+        self.user_wake.set()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):  # already awake (buffer full), or closed
+            self._wake_w.send(b"\0")
+
+    def _wait(self) -> None:
+        """Block until the peer sends data, a primitive is queued, or MAX_WAIT_S passes."""
+        watched: list[Any] = [self._wake_r]
+        sock = self.socket
+        raw = sock.socket if sock is not None and sock._is_connected else None
+        if raw is not None and raw.fileno() >= 0:
+            watched.append(raw)
+        self._waiting = True
+        try:
+            if self.to_provider_queue.queue or self._kill_thread:
+                return  # queued before the flag was up: no wake-up was written for it
+            ready, _, _ = select.select(watched, [], [], MAX_WAIT_S)
+        except (OSError, ValueError):
+            return  # the socket closed under us; the state machine notices next turn
+        finally:
+            self._waiting = False
+        if self._wake_r in ready:
+            with contextlib.suppress(OSError):
+                while self._wake_r.recv(4096):
+                    pass
+
+    def run_reactor(self) -> None:
+        """pynetdicom 3.0's DUL loop, waiting in :meth:`_wait` where upstream sleeps 1 ms."""
+        try:
+            self._run()
+        finally:
+            self.user_wake.set()
+            self._wake_r.close()
+            self._wake_w.close()
+
+    def _run(self) -> None:
+        self._idle_timer.start()
+        sleep = False
+        while True:
+            if not self.assoc._dul_ready.is_set():
+                self.assoc._dul_ready.set()
+                sleep = True
+            if sleep:
+                self._wait()
+            if self._kill_thread:
+                break
+            if self.artim_timer.expired:
+                self.event_queue.put("Evt18")
+            try:
+                if self._process_recv_primitive():  # encode (sent by state machine)
+                    pass
+                elif self._is_transport_event():  # receive and decode PDU
+                    self._idle_timer.restart()
+            except Exception as exc:  # noqa: BLE001 - as upstream: abort, end the thread
+                LOGGER.error("Exception in DUL.run(), aborting association: %r", exc)
+                abort_pdu = A_ABORT_RQ()
+                abort_pdu.source = 0x02
+                abort_pdu.reason_diagnostic = 0x00
+                if self.socket is not None:
+                    self.socket.send(abort_pdu.encode())
+                self.assoc.is_aborted = True
+                self.assoc.is_established = False
+                self.assoc._kill = True
+                self._kill_thread = True
+                return
+            try:
+                event = self.event_queue.get(block=False)
+            except queue.Empty:
+                sleep = True
+                continue
+            self.state_machine.do_action(event)
+            sleep = False
+
+
+def _requestor_reactor(self: Any) -> None:
+    """pynetdicom 3.0's association loop for a requestor, waiting on ``dul.user_wake``.
+
+    Upstream sleeps 1 ms a turn. This waits until the DUL hands the association something
+    (a release request, an abort) or ends, and at most MAX_WAIT_S to look at the DIMSE queue
+    (a request from the peer) and the network timeout. While it waits it counts as paused,
+    so a ``send_*`` or ``release`` that pauses the loop does not wait for the wait to end.
+    """
+    wake: threading.Event = self.dul.user_wake
+    checkpoint: threading.Event = self._reactor_checkpoint
+    while not self._kill:
+        self._is_paused = True
+        wake.wait(MAX_WAIT_S)
+        wake.clear()
+        checkpoint.wait()
+        self._is_paused = False
+        if not checkpoint.is_set():  # a pause was asked for as the loop woke: honour it
+            continue
+
+        context_id, msg = self.dimse.get_msg(block=False)
+        if msg:
+            self._serve_request(msg, context_id)
+            wake.set()  # more may have arrived while serving; look again at once
+
+        if self.is_established and self.acse.is_release_requested():
+            self.acse.send_release(is_response=True)
+            LOGGER.info("Association Released")
+            self.is_released = True
+            self.is_established = False
+            evt.trigger(self, evt.EVT_RELEASED, {})
+            self.kill()
+            return
+
+        if self.acse.is_aborted():
+            LOGGER.info("Association Aborted")
+            self.dul.receive_pdu(wait=False)  # so EVT_ACSE_RECV fires for subscribers
+            self.is_aborted = True
+            self.is_established = False
+            evt.trigger(self, evt.EVT_ABORTED, {})
+            self.kill()
+            return
+
+        if not self.dul.is_alive():
+            self.kill()
+            return
+
+        if self.dul.idle_timer_expired():
+            LOGGER.error("Network timeout reached")
+            if self.network_timeout_response == "A-RELEASE":
+                self._is_paused = True
+                checkpoint.wait()
+                self.release()
+                self._is_paused = False
+            else:
+                self.abort()
+            self.kill()
+            return
+    self._is_paused = True
+
+
+class QuickAckAE(AE):
+    """A pynetdicom AE whose requested associations are event-driven and ask for quick ACKs.
+
+    Each association it requests gets a :class:`WakingDUL` and the waiting association loop
+    (:func:`_requestor_reactor`) instead of pynetdicom's 1 ms polling ones, and a
+    :class:`QuickAckSocket`.
+    """
+
+    def _create_socket(
+        self,
+        assoc: Association,
+        address: AddressInformation,
+        tls_args: tuple[Any, str] | None,
+    ) -> AssociationSocket:
+        """Upstream's ``_create_socket``, building a :class:`QuickAckSocket` instead.
+
+        Called before the association is requested, so its DUL and loop are swapped here.
+        """
+        assoc.dul = WakingDUL(assoc)
+        assoc._run_reactor = types.MethodType(_requestor_reactor, assoc)  # type: ignore[method-assign]
+        sock = QuickAckSocket(assoc, address=address)
+        sock.tls_args = tls_args
+        return sock
+
+
+#: A command element's value: an unsigned short (US), or text (UI padded with NUL, AE with a
+#: space, to an even length).
+CommandValue = int | tuple[str, bytes]
+_UI = b"\0"
+_AE = b" "
+
+
+def command_set(elements: list[tuple[int, CommandValue]]) -> bytes:
+    """A DIMSE command set in Implicit VR Little Endian, its group length first.
+
+    ``elements`` are (element number in group 0000, value), in ascending order: an ``int`` is
+    a US, a ``(text, pad)`` pair a UI (pad NUL) or AE (pad space). The bytes are those
+    pynetdicom encodes for the same message with pydicom, at a fraction of the cost (it
+    encodes the whole set twice, once to measure its length).
+    """
+    parts = []
+    for element, value in elements:
+        if isinstance(value, int):
+            parts.append(struct.pack("<HHIH", 0, element, 2, value))
+        else:
+            text, pad = value
+            encoded = text.encode("ascii")
+            if len(encoded) % 2:
+                encoded += pad
+            parts.append(struct.pack("<HHI", 0, element, len(encoded)) + encoded)
+    body = b"".join(parts)
+    return struct.pack("<HHII", 0, 0, 4, len(body)) + body
+
+
+def _send_command(assoc: Association, context_id: int, command: bytes) -> None:
+    """Queue ``command`` as the one, last command fragment of a message (header 0x03)."""
+    pdata = P_DATA()
+    pdata.presentation_data_value_list.append((context_id, b"\x03" + command))
+    assoc.dul.send_pdu(pdata)
+
+
+def _fits(assoc: Association, size: int) -> bool:
+    """Whether a PDV value of ``size`` bytes (flag byte included) fits in one P-DATA the peer
+    accepts: the PDU's length is the item's 4 length bytes, its context ID and the value."""
+    maximum = int(assoc.dimse.maximum_pdu_size or 0)
+    return maximum == 0 or 4 + 1 + size <= maximum
+
+
+def send_store_request(
+    assoc: Association,
+    context_id: int,
+    sop_class: str,
+    sop_instance: str,
+    data: bytes,
+    originator: tuple[str, int],
+    message_id: int = 1,
+) -> bool:
+    """Queue a C-STORE-RQ (priority medium) with the encoded data set ``data`` as it is.
+
+    What ``assoc.dimse.send_msg`` does for a C-STORE primitive, without its pydicom encoding
+    of the command set, and without triggering EVT_DIMSE_SENT (the daemon binds nothing to it
+    on this association): the command in one P-DATA, then ``data`` in fragments of the
+    largest PDU the peer accepts (flagged 0x00, the last 0x02). False, with nothing sent,
+    when the peer's maximum PDU is too small for the command in one piece (the caller then
+    uses ``send_msg``).
+    """
+    command = command_set(
+        [
+            (0x0002, (sop_class, _UI)),
+            (0x0100, 0x0001),  # C-STORE-RQ
+            (0x0110, message_id),
+            (0x0700, 0x0002),  # priority: medium
+            (0x0800, 0x0001),  # a data set follows
+            (0x1000, (sop_instance, _UI)),
+            (0x1030, (originator[0], _AE)),
+            (0x1031, originator[1]),
+        ]
+    )
+    if not _fits(assoc, len(command) + 1):
+        return False
+    command_pdata = P_DATA()
+    command_pdata.presentation_data_value_list.append((context_id, b"\x03" + command))
+    fragments = [command_pdata]
+    maximum = int(assoc.dimse.maximum_pdu_size or 0)
+    size = maximum - 6 if maximum else max(len(data), 1)
+    view = memoryview(data)
+    last = max(len(data) - size, 0)
+    for start in range(0, max(len(data), 1), size):
+        pdata = P_DATA()
+        flag = b"\x02" if start >= last else b"\x00"
+        pdata.presentation_data_value_list.append((context_id, flag + view[start : start + size]))
+        fragments.append(pdata)
+    send_pdus = getattr(assoc.dul, "send_pdus", None)  # a WakingDUL: one wake-up for all
+    if send_pdus is not None:
+        send_pdus(fragments)
+    else:
+        for pdata in fragments:
+            assoc.dul.send_pdu(pdata)
+    return True
+
+
+def send_move_pending(
+    assoc: Association,
+    context_id: int,
+    message_id: int,
+    sop_class: str,
+    counts: tuple[int, int, int, int],
+) -> bool:
+    """Queue a pending (0xFF00) C-MOVE-RSP: ``counts`` remaining, completed, failed, warning.
+
+    As ``send_store_request``: the command set encoded by hand, EVT_DIMSE_SENT not triggered,
+    False (nothing sent) when the peer's maximum PDU is too small for it.
+    """
+    remaining, completed, failed, warning = counts
+    command = command_set(
+        [
+            (0x0002, (sop_class, _UI)),
+            (0x0100, 0x8021),  # C-MOVE-RSP
+            (0x0120, message_id),
+            (0x0800, 0x0101),  # no data set
+            (0x0900, 0xFF00),
+            (0x1020, remaining),
+            (0x1021, completed),
+            (0x1022, failed),
+            (0x1023, warning),
+        ]
+    )
+    if not _fits(assoc, len(command) + 1):
+        return False
+    _send_command(assoc, context_id, command)
+    return True

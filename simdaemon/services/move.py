@@ -9,8 +9,9 @@ A move resolves the Move Destination through the trusted entities only (unknown:
 and no connection is made), compiles the identifier with the C-FIND matcher, refuses it
 (0xC000, counting what it would have moved) when its level's unique key is empty, absent or
 a wildcard unless ``[quirks] move_universal_match`` allows that, opens one
-association to the entity's address with one presentation context per SOP class (Explicit
-and Implicit VR Little Endian), and sends each instance with the requester's AE title and
+association to the entity's address with, per SOP class, a presentation context for each
+transfer syntax its instances are stored in and one offering Explicit and Implicit VR Little
+Endian, and sends each instance with the requester's AE title and
 message ID as Move Originator. A pending 0xFF00 with the four counts follows every
 sub-operation; a C-CANCEL is honoured between two of them (0xFE00). The final status is
 0x0000 when every sub-operation completed, else 0xB000 with the Failed SOP Instance UID
@@ -31,7 +32,7 @@ from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import AE, evt
+from pynetdicom import evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_MOVE, C_STORE
 from pynetdicom.dsutils import decode, encode
@@ -42,7 +43,14 @@ from simdaemon.charset import export_bytes, export_dataset
 from simdaemon.config import TrustedEntity
 from simdaemon.faults import FaultPlan, Stopped
 from simdaemon.findings import MoveFailure, move_destination_is_requester_without_listener
-from simdaemon.net.outgoing import keep_responses, no_delay, quiet_standard_logging
+from simdaemon.net.outgoing import (
+    QuickAckAE,
+    keep_responses,
+    no_delay,
+    quiet_standard_logging,
+    send_move_pending,
+    send_store_request,
+)
 from simdaemon.part10 import split, wrap
 from simdaemon.query import Level, Query, QueryError, compile_query, describe, universal_key
 from simdaemon.reporting import refusal_comment
@@ -66,6 +74,8 @@ DIMSE_TIMEOUT_S = 30.0
 _SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
 #: The finding [quirks] move_universal_match overrides: a move the configuration allows.
 UNIVERSAL = "move-universal-unique-key"
+#: PS3.8: an association request holds at most 128 presentation contexts.
+MAX_CONTEXTS = 128
 
 
 @dataclass
@@ -112,6 +122,20 @@ class _Responder:
         comment: str = "",
         final: bool = True,
     ) -> None:
+        if (
+            code == status.PENDING
+            and counts is not None
+            and not final
+            and not comment
+            and send_move_pending(
+                self.assoc,
+                self.context_id,
+                int(self.request.MessageID or 0),
+                str(self.request.AffectedSOPClassUID),
+                (counts.remaining, counts.completed, counts.failed, counts.warning),
+            )
+        ):
+            return  # one per sub-operation: the command set encoded by hand
         rsp = C_MOVE()
         rsp.MessageIDBeingRespondedTo = self.request.MessageID
         rsp.AffectedSOPClassUID = self.request.AffectedSOPClassUID
@@ -146,14 +170,37 @@ def _destination_address(entity: TrustedEntity) -> str | None:
     return str(network.network_address) if network.num_addresses == 1 else None
 
 
-def _connect(context: ServiceContext, entity: TrustedEntity, classes: list[str]) -> Association:
-    """Open the one association to the destination, a context per SOP class."""
-    ae = AE(ae_title=context.ae_title)
+def _contexts(instances: list[_Instance]) -> list[tuple[str, list[str]]]:
+    """The presentation contexts to propose: per SOP class, the stored syntaxes and a fallback.
+
+    Each transfer syntax an instance is stored in gets a context of its own, so a receiver
+    that prefers another one (pynetdicom's defaults accept Implicit VR first) still accepts
+    the stored one and the stored bytes go out as they are; one more context per SOP class
+    offers Explicit and Implicit VR Little Endian, for a receiver that refuses the stored
+    syntax (pydicom converts then). PS3.8 allows 128 contexts: the fallbacks come first, then
+    the stored syntaxes of the SOP classes in the order they are sent, while room remains.
+    """
+    classes = list(dict.fromkeys(i.sop_class for i in instances))[:MAX_CONTEXTS]
+    contexts = [(sop_class, [str(s) for s in _SYNTAXES]) for sop_class in classes]
+    wanted = set(classes)
+    for sop_class, syntax in dict.fromkeys((i.sop_class, i.transfer_syntax) for i in instances):
+        if len(contexts) == MAX_CONTEXTS:
+            break
+        if sop_class in wanted:
+            contexts.append((sop_class, [syntax]))
+    return contexts
+
+
+def _connect(
+    context: ServiceContext, entity: TrustedEntity, contexts: list[tuple[str, list[str]]]
+) -> Association:
+    """Open the one association to the destination, proposing ``contexts``."""
+    ae = QuickAckAE(ae_title=context.ae_title)
     ae.connection_timeout = CONNECT_TIMEOUT_S
     ae.acse_timeout = ACSE_TIMEOUT_S
     ae.dimse_timeout = DIMSE_TIMEOUT_S
-    for sop_class in classes[:128]:  # PS3.8: at most 128 presentation contexts
-        ae.add_requested_context(sop_class, _SYNTAXES)
+    for sop_class, syntaxes in contexts:
+        ae.add_requested_context(sop_class, syntaxes)
     address = _destination_address(entity)
     assert address is not None
     store = ae.associate(
@@ -427,8 +474,7 @@ def _send_all(move: _Move, planned: _Planned) -> None:
     """Send the planned instances over one association; count them; answer the final status."""
     summary, entity, instances = planned.summary, planned.entity, planned.instances
     counts = _Counts(remaining=len(instances))
-    classes = list(dict.fromkeys(i.sop_class for i in instances))
-    store = _connect(move.context, entity, classes)
+    store = _connect(move.context, entity, _contexts(instances))
     where = f"'{entity.ae_title}' at {planned.address}:{entity.port}"
     if not store.is_established:
         for instance in instances:
@@ -554,17 +600,20 @@ def _send(
             wrap(raw, sop_class_uid=instance.sop_class, sop_instance_uid=instance.uid,
                  transfer_syntax=instance.transfer_syntax, source_ae=context.ae_title),
         )  # fmt: skip
-    request = C_STORE()
-    request.MessageID = 1
-    request.AffectedSOPClassUID = instance.sop_class
-    request.AffectedSOPInstanceUID = instance.uid
-    request.Priority = 2
-    request.MoveOriginatorApplicationEntityTitle = originator[0]
-    request.MoveOriginatorMessageID = originator[1]
-    request.DataSet = BytesIO(raw)
     # No pause of the association's loop as send_c_store makes (up to a millisecond each):
-    # keep_responses() puts back a response the loop takes first.
-    store.dimse.send_msg(request, cast(int, presentation.context_id))
+    # keep_responses() puts back a response the loop takes first. The command set is encoded
+    # by hand and the stored bytes go out in slices of themselves (send_store_request).
+    context_id = cast(int, presentation.context_id)
+    if not send_store_request(store, context_id, instance.sop_class, instance.uid, raw, originator):
+        request = C_STORE()
+        request.MessageID = 1
+        request.AffectedSOPClassUID = instance.sop_class
+        request.AffectedSOPInstanceUID = instance.uid
+        request.Priority = 2
+        request.MoveOriginatorApplicationEntityTitle = originator[0]
+        request.MoveOriginatorMessageID = originator[1]
+        request.DataSet = BytesIO(raw)
+        store.dimse.send_msg(request, context_id)
     _, response = store.dimse.get_msg(block=True)
     if response is None:
         store.abort()  # the DIMSE timeout passed: as send_c_store does

@@ -1,0 +1,260 @@
+"""The daemon's outgoing associations: quick ACKs, and reading PDUs that arrive in pieces."""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import socket
+import threading
+import types
+from io import BytesIO
+from typing import Any
+
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.uid import CTImageStorage
+from pynetdicom import AE
+from pynetdicom.dimse_messages import C_MOVE_RSP, C_STORE_RQ
+from pynetdicom.dimse_primitives import C_MOVE, C_STORE
+
+from simdaemon.net import outgoing
+from simdaemon.net.outgoing import QuickAckAE, QuickAckSocket, quick_ack
+from tests import objects, scu
+from tests.conftest import CLIENT, MakeDaemon
+from tests.receiver import Receiver
+
+LINUX_ONLY = pytest.mark.skipif(
+    not hasattr(socket, "TCP_QUICKACK"), reason="TCP_QUICKACK is Linux only"
+)
+
+
+class Recording:
+    """Stands in for a socket: records the options set on it."""
+
+    def __init__(self) -> None:
+        self.options: list[tuple[int, int, int]] = []
+
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        self.options.append((level, option, value))
+
+
+def association_socket(raw: socket.socket) -> QuickAckSocket:
+    """A QuickAckSocket wrapping ``raw`` as an accepted connection, with a bare association."""
+    assoc: Any = types.SimpleNamespace(dul=types.SimpleNamespace(event_queue=queue.Queue()))
+    return QuickAckSocket(assoc, client_socket=raw)
+
+
+@LINUX_ONLY
+def test_quick_ack_asks_linux_for_an_immediate_ack() -> None:
+    recording = Recording()
+    quick_ack(recording)  # type: ignore[arg-type]
+    assert recording.options == [(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)]
+
+
+def test_quick_ack_does_nothing_where_the_option_does_not_exist(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delattr(socket, "TCP_QUICKACK", raising=False)
+    recording = Recording()
+    quick_ack(recording)  # type: ignore[arg-type]
+    assert recording.options == []
+
+
+def test_quick_ack_on_a_closed_socket_is_harmless() -> None:
+    closed = socket.socket()
+    closed.close()
+    quick_ack(closed)
+
+
+def test_a_pdu_sent_in_pieces_is_read_whole_with_an_ack_asked_after_each_piece(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[int] = []
+    monkeypatch.setattr(outgoing, "quick_ack", lambda raw: asked.append(raw.fileno()))
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        descriptor = ours.fileno()
+        sock = association_socket(ours)
+        pieces = [bytes([n]) * 70_000 for n in range(3)]  # more than one read each
+        sent = threading.Event()
+
+        def send_in_pieces() -> None:
+            for piece in pieces:
+                theirs.sendall(piece)
+            sent.set()
+
+        sender = threading.Thread(target=send_in_pieces)
+        sender.start()
+        received = sock.recv(len(b"".join(pieces)))
+        sender.join(10)
+        assert sent.is_set()
+    assert bytes(received) == b"".join(pieces)
+    assert len(asked) >= 3  # 210,000 bytes take at least four reads of up to 64 KiB
+    assert set(asked) == {descriptor}
+
+
+def test_what_arrived_before_the_peer_closed_is_returned() -> None:
+    ours, theirs = socket.socketpair()
+    with ours:
+        sock = association_socket(ours)
+        theirs.sendall(b"partial")
+        theirs.close()
+        assert bytes(sock.recv(100)) == b"partial"
+
+
+def test_ready_asks_for_a_quick_ack_only_when_data_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[object] = []
+    monkeypatch.setattr(outgoing, "quick_ack", asked.append)
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        sock = association_socket(ours)
+        assert not sock.ready
+        assert asked == []
+        theirs.sendall(b"x")
+        assert sock.ready  # a socketpair delivers at once
+        assert asked == [ours]
+
+
+def test_a_move_asks_for_quick_acks_on_its_association_to_the_destination(
+    make_daemon: MakeDaemon, receivers: list[Receiver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    destination = Receiver().start()
+    receivers.append(destination)
+    peers: list[int] = []
+    asked = outgoing.quick_ack
+
+    def recording(raw: socket.socket) -> None:
+        with contextlib.suppress(OSError):  # a socket already closed has no peer
+            peers.append(int(raw.getpeername()[1]))
+        asked(raw)
+
+    monkeypatch.setattr(outgoing, "quick_ack", recording)
+    daemon = make_daemon(trusted=[CLIENT, destination.entity()])
+    ds = objects.ct()
+    scu.store(daemon, [ds])
+    query = Dataset()
+    query.QueryRetrieveLevel = "IMAGE"
+    query.SOPInstanceUID = ds.SOPInstanceUID
+    _, final, _ = scu.move(daemon, query, "DEST")
+    assert final.Status == 0
+    assert destination.uids() == [ds.SOPInstanceUID]
+    assert destination.port in peers
+
+
+def test_an_idle_requested_association_waits_instead_of_polling(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pynetdicom's loops wake every millisecond; the QuickAckAE's wait for something to do."""
+    scp = AE()
+    scp.add_supported_context(CTImageStorage)
+    server = scp.start_server(("127.0.0.1", 0), block=False)
+    turns: list[int] = []
+    waited = outgoing.WakingDUL._wait
+
+    def counting(self: outgoing.WakingDUL) -> None:
+        turns.append(1)
+        waited(self)
+
+    monkeypatch.setattr(outgoing.WakingDUL, "_wait", counting)
+    try:
+        ae = QuickAckAE()
+        ae.add_requested_context(CTImageStorage)
+        assoc = ae.associate("127.0.0.1", int(server.server_address[1]))
+        assert assoc.is_established
+        assert isinstance(assoc.dul, outgoing.WakingDUL)
+        before = len(turns)
+        threading.Event().wait(0.5)  # idle, not a synchronisation: the loop's turns are counted
+        idle_turns = len(turns) - before
+        assoc.release()
+        assert assoc.is_released
+    finally:
+        server.shutdown()
+    assert idle_turns <= 25  # 50 ms waits: about 10; pynetdicom's 1 ms polling: about 500
+    assert not assoc.dul.is_alive()
+
+
+def pynetdicom_command(primitive: Any, message: Any) -> bytes:
+    """The command set pynetdicom encodes for ``primitive`` (without the PDV header byte)."""
+    encoded = message()
+    encoded.primitive_to_message(primitive)
+    first = next(iter(encoded.encode_msg(1, 16382)))
+    return bytes(first.presentation_data_value_list[0][1][1:])
+
+
+@pytest.mark.parametrize("title", ["MOVESCU", "ODD"])
+def test_the_hand_encoded_c_store_request_is_pynetdicoms(title: str) -> None:
+    request = C_STORE()
+    request.MessageID = 1
+    request.AffectedSOPClassUID = CTImageStorage
+    request.AffectedSOPInstanceUID = "1.2.826.0.1.3680043.10.1234.5"  # odd length
+    request.Priority = 2
+    request.MoveOriginatorApplicationEntityTitle = title
+    request.MoveOriginatorMessageID = 7
+    request.DataSet = BytesIO(b"\0\0")
+    ours = outgoing.command_set(
+        [
+            (0x0002, (CTImageStorage, b"\0")),
+            (0x0100, 0x0001),
+            (0x0110, 1),
+            (0x0700, 2),
+            (0x0800, 1),
+            (0x1000, ("1.2.826.0.1.3680043.10.1234.5", b"\0")),
+            (0x1030, (title, b" ")),
+            (0x1031, 7),
+        ]
+    )
+    assert ours == pynetdicom_command(request, C_STORE_RQ)
+
+
+def test_the_hand_encoded_pending_move_response_is_pynetdicoms() -> None:
+    response = C_MOVE()
+    response.MessageIDBeingRespondedTo = 3
+    response.AffectedSOPClassUID = "1.2.840.10008.5.1.4.1.2.2.2"
+    response.Status = 0xFF00
+    response.NumberOfRemainingSuboperations = 65535
+    response.NumberOfCompletedSuboperations = 1
+    response.NumberOfFailedSuboperations = 2
+    response.NumberOfWarningSuboperations = 3
+    sent: list[Any] = []
+    assoc: Any = types.SimpleNamespace(
+        dul=types.SimpleNamespace(send_pdu=sent.append),
+        dimse=types.SimpleNamespace(maximum_pdu_size=16382),
+    )
+    assert outgoing.send_move_pending(assoc, 5, 3, "1.2.840.10008.5.1.4.1.2.2.2", (65535, 1, 2, 3))
+    ((context_id, pdv),) = sent[0].presentation_data_value_list
+    assert context_id == 5
+    assert pdv[:1] == b"\x03"  # command, last fragment
+    assert pdv[1:] == pynetdicom_command(response, C_MOVE_RSP)
+
+
+@pytest.mark.parametrize(
+    ("maximum", "size"), [(16382, 40000), (16382, 16376), (0, 100), (16382, 0)]
+)
+def test_a_data_set_is_sent_in_fragments_the_peer_accepts(maximum: int, size: int) -> None:
+    sent: list[Any] = []
+    assoc: Any = types.SimpleNamespace(
+        dul=types.SimpleNamespace(send_pdu=sent.append),
+        dimse=types.SimpleNamespace(maximum_pdu_size=maximum),
+    )
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    assert outgoing.send_store_request(assoc, 1, CTImageStorage, "1.2.3", data, ("A", 1))
+    pdvs = [bytes(p.presentation_data_value_list[0][1]) for p in sent]
+    assert pdvs[0][:1] == b"\x03"
+    fragments = pdvs[1:]
+    assert b"".join(f[1:] for f in fragments) == data
+    assert [f[:1] for f in fragments] == [b"\x00"] * (len(fragments) - 1) + [b"\x02"]
+    if maximum:
+        # A PDV item: 4 bytes of length, the context ID, then the value (its flag byte first).
+        assert all(4 + 1 + len(f) <= maximum for f in pdvs)
+        assert len(fragments) == max(-(-size // (maximum - 6)), 1)  # as pynetdicom splits
+
+
+def test_a_peer_accepting_tiny_pdus_gets_nothing_from_the_hand_encoder() -> None:
+    sent: list[Any] = []
+    assoc: Any = types.SimpleNamespace(
+        dul=types.SimpleNamespace(send_pdu=sent.append),
+        dimse=types.SimpleNamespace(maximum_pdu_size=64),
+    )
+    assert not outgoing.send_store_request(assoc, 1, CTImageStorage, "1.2.3", b"xx", ("A", 1))
+    assert not outgoing.send_move_pending(assoc, 1, 1, CTImageStorage, (1, 0, 0, 0))
+    assert sent == []
