@@ -14,12 +14,16 @@ from simdaemon.audit import AuditTrail
 from simdaemon.config import FindingsSettings
 from simdaemon.findings import Finding, Severity
 
-__all__ = ["Reporter", "refusal_comment"]
+__all__ = ["Reporter", "fix_of", "refusal_comment"]
 
 LOGGER = logging.getLogger("simdaemon.findings")
 
 #: Error Comment (0000,0902) is LO: at most 64 characters.
 _MAX_COMMENT = 64
+#: Between a finding's evidence and its fix in the audit event's detail.
+_FIX = "; fix: "
+#: After the fix, when ``[findings] fail_on`` refused the request.
+_REFUSED = " (refused: [findings] fail_on = "
 
 
 def refusal_comment(finding: Finding) -> str:
@@ -54,7 +58,7 @@ class Reporter:
         """Record ``finding``; return whether the request it is about is to be refused."""
         about = f"message {message_id}: " if message_id is not None else ""
         refused = self.refuses(finding)
-        refusal = f' (refused: [findings] fail_on = "{self.settings.fail_on}")' if refused else ""
+        refusal = f'{_REFUSED}"{self.settings.fail_on}")' if refused else ""
         # Logged first: a test that waits for the audit event can read the log line too.
         LOGGER.warning(
             "finding %s (%s) from '%s': %s; fix: %s",
@@ -70,7 +74,17 @@ class Reporter:
             called_ae=called_ae,
             peer=peer,
             outcome=str(finding.severity),
-            detail=f"{about}{finding.evidence}; fix: {finding.fix}{refusal}",
+            detail=f"{about}{finding.evidence}{_FIX}{finding.fix}{refusal}",
             rule=finding.rule,
         )
         return refused
+
+
+def fix_of(detail: str) -> str:
+    """What to change, from the detail of a finding event :meth:`Reporter.report` recorded.
+
+    The evidence may quote a client's text, so the fix is the part after the *last* marker;
+    empty when ``detail`` is not a finding's.
+    """
+    _, marker, fix = detail.rpartition(_FIX)
+    return fix.split(_REFUSED, 1)[0] if marker else ""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import http.client
 import io
 import json
+import re
 import struct
 import subprocess
 import sys
@@ -272,6 +274,37 @@ def test_audit_filters(simdaemon: TestDaemon) -> None:
     refused(simdaemon, "GET", "/api/audit?since=yesterday", None, "since")
     refused(simdaemon, "GET", "/api/audit?limit=0", None, "limit")
     refused(simdaemon, "GET", "/api/audit?status=x", None, "status")
+
+
+def test_findings_are_listed_with_their_fix_and_highlighted_in_activity(
+    simdaemon: TestDaemon,
+) -> None:
+    # A series query without its study's UID: other servers refuse it (a portability finding).
+    query = scu.identifier("SERIES", Modality="CT", SeriesInstanceUID="")
+    _, final = scu.find(simdaemon, query, calling="SIMTEST")
+    assert int(final.Status) == 0x0000, "recorded, not refused, by default"
+    found = ok(simdaemon, "GET", "/api/findings")
+    assert [(f["rule"], f["outcome"]) for f in found] == [
+        ("query-missing-parent-unique-key", "portability")
+    ]
+    finding = found[0]
+    assert finding["calling_ae"] == "SIMTEST"
+    assert finding["detail"].endswith("; fix: " + finding["advice"])
+    assert "StudyInstanceUID" in finding["advice"]
+    assert ok(simdaemon, "GET", "/api/audit?operation=finding") == found
+    assert ok(simdaemon, "GET", "/api/findings?severity=portability") == found
+    assert ok(simdaemon, "GET", "/api/findings?rule=query-missing-parent-unique-key") == found
+    assert ok(simdaemon, "GET", "/api/findings?severity=nonconformant") == []
+    assert ok(simdaemon, "GET", "/api/findings?rule=overlapping-dimse") == []
+    assert ok(simdaemon, "GET", "/api/findings?calling_ae=OTHER") == []
+    assert "nonconformant" in refused(
+        simdaemon, "GET", "/api/findings?severity=serious", None, "severity"
+    )
+    page = api(simdaemon, "GET", "/activity").body.decode()
+    row = re.search(r'<tr class="portability"[^>]*>(.*?)</tr>', page, re.S)
+    assert row is not None, "the finding is not highlighted by its severity"
+    assert f"What to change: {html.escape(finding['advice'])}" in row.group(1)
+    assert "<option>danger</option>" in page, "the outcome filter offers the severities"
 
 
 def test_audit_stream_sends_new_events_as_they_happen(simdaemon: TestDaemon) -> None:

@@ -132,6 +132,16 @@ def test_a_trusted_entity_added_in_the_dialog_can_echo_and_shows_in_activity_liv
     )
     refused = next(r for r in rows(browser, "#activity tbody tr.rejected") if "NOBODY" in r)
     assert "What to change: add the calling AE title on Trusted entities" in refused
+    # A series query without its study's UID works here and fails on other servers: the
+    # finding arrives live, highlighted by its severity, with the fix.
+    findscu = [dcmtk("findscu"), "-S", "-aet", "BROWSER", "-aec", simdaemon.ae_title,
+               "-k", "QueryRetrieveLevel=SERIES", "-k", "Modality=CT",
+               simdaemon.host, str(simdaemon.port)]  # fmt: skip
+    assert subprocess.run(findscu, capture_output=True, timeout=30).returncode == 0
+    wait(browser, LIVE_S).until(lambda b: rows(b, "#activity tbody tr.portability"))
+    finding = rows(browser, "#activity tbody tr.portability")[0]
+    assert "finding BROWSER portability" in finding
+    assert "What to change: send StudyInstanceUID with one value" in finding, finding
     shoot(browser, "activity")
     by_css(browser, "#filter-ae").send_keys("BROWSER")
     visible = [r for r in rows(browser, "#activity tbody tr") if r]

@@ -1,5 +1,9 @@
 """``/api/audit`` and ``/api/audit/stream``: what the daemon decided, filtered, and live.
 
+``/api/findings`` lists the findings (:mod:`simdaemon.findings`) as
+``daemon.audit.findings(rule=..., severity=...)`` does: audit events of operation
+``finding``, whose ``outcome`` is the severity and whose ``advice`` is the finding's fix.
+
 The stream is server-sent events (``text/event-stream``): one ``audit`` event per audit
 event, its data the same JSON object ``/api/audit`` lists. ``?after=N`` starts after the
 N-th event recorded (``/api/status``' ``audit_events``), so a page that rendered the trail
@@ -12,20 +16,26 @@ import json
 import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 import anyio.to_thread
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from simdaemon.audit import AuditEvent
+from simdaemon.audit import SEVERITIES, AuditEvent
 from simdaemon.console.advice import advice
 from simdaemon.console.control import Control
 
 __all__ = ["OUTCOMES", "event_json", "router"]
 
-OUTCOMES = ("accepted", "rejected", "aborted", "success", "warning", "failure", "cancel", "fired")
-_OPERATIONS = "associate, echo, find, store, move, import or fault"
+#: Every ``outcome`` an event can have: a finding's is its severity.
+OUTCOMES = ("accepted", "rejected", "refused", "aborted", "success", "warning", "failure",
+            "cancel", "fired", *SEVERITIES)  # fmt: skip
+_Severity = Literal["style", "portability", "nonconformant", "danger"]
+if get_args(_Severity) != SEVERITIES:  # one list of severities, checked at import
+    raise ImportError(f"the API's severities {get_args(_Severity)} differ from {SEVERITIES}")
+_LEAST = "the least severity listed: " + ", ".join(SEVERITIES)
+_OPERATIONS = "associate, echo, find, store, move, import, fault or finding"
 #: How long one wait for new events lasts before the stream checks it is still wanted.
 _WAIT_S = 0.25
 #: Events one ``/api/audit`` answer holds at most (the newest).
@@ -34,7 +44,7 @@ MAX_LISTED = 10_000
 
 def event_json(event: AuditEvent) -> dict[str, Any]:
     """An event as the API shows it: its fields, the line the log writes, what to change."""
-    tip = advice(event.operation, event.outcome, event.rule)
+    tip = advice(event.operation, event.outcome, event.rule, event.detail)
     return {**event.as_dict(), "text": event.describe(), "advice": tip}
 
 
@@ -50,9 +60,7 @@ def router(control: Control, closing: threading.Event) -> APIRouter:
 
     @api.get("/audit", summary="The audit trail kept in memory, oldest first, filtered")
     def get_audit(
-        operation: str | None = Query(
-            None, description="associate, echo, find, store, move, import or fault"
-        ),
+        operation: str | None = Query(None, description=_OPERATIONS),
         calling_ae: str | None = Query(None, description="the peer's AE title"),
         outcome: str | None = Query(None, description=", ".join(OUTCOMES)),
         status: int | None = Query(None, ge=0, le=0xFFFF, description="DIMSE status"),
@@ -63,6 +71,15 @@ def router(control: Control, closing: threading.Event) -> APIRouter:
             operation, calling_ae=calling_ae, outcome=outcome, status=status, since=_aware(since)
         )
         return [event_json(e) for e in events[-limit:]]
+
+    @api.get("/findings", summary="Findings, oldest first, of a rule, at least a severity")
+    def get_findings(
+        rule: str | None = Query(None, description="a rule's name, e.g. overlapping-dimse"),
+        severity: _Severity | None = Query(None, description=_LEAST),
+        calling_ae: str | None = Query(None, description="the peer's AE title"),
+    ) -> list[dict[str, Any]]:
+        found = control.audit.findings(rule, severity)
+        return [event_json(e) for e in found if calling_ae in (None, e.calling_ae)][-MAX_LISTED:]
 
     @api.get(
         "/audit/stream",
