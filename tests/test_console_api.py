@@ -416,6 +416,26 @@ def test_reset_empties_archive_audit_and_runtime_changes(simdaemon: TestDaemon) 
     assert ok(simdaemon, "GET", "/api/audit") == []
 
 
+@pytest.mark.simdaemon(console=True, images={"create_review_task": True})
+def test_review_tasks_are_listed_in_the_api_and_on_the_archive_page(
+    simdaemon: TestDaemon,
+) -> None:
+    assert ok(simdaemon, "GET", "/api/review-tasks") == []
+    portal = objects.rt_image()
+    ct = objects.same_patient(portal, objects.ct())
+    ct.SeriesInstanceUID = objects.uid()
+    scu.store(simdaemon, [portal, ct], "SIMTEST")
+    (task,) = ok(simdaemon, "GET", "/api/review-tasks")
+    assert (task["sop_instance_uid"], task["patient_id"], task["kind"], task["state"]) == (
+        portal.SOPInstanceUID, portal.PatientID, "RT Image review", "open"
+    )  # fmt: skip
+    page = api(simdaemon, "GET", "/archive").body.decode()
+    section = page.split("<table id=review-tasks>", 1)[1].split("</table>", 1)[0]
+    assert section.count("<tr>") == 2, "the header and the one task"
+    assert portal.SOPInstanceUID in section
+    assert "RT Image review" in section
+
+
 def test_review_tasks_and_openapi(simdaemon: TestDaemon) -> None:
     assert ok(simdaemon, "GET", "/api/review-tasks") == []
     document = ok(simdaemon, "GET", "/api/openapi.json")

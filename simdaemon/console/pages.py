@@ -3,8 +3,9 @@
 Configuration and Trusted entities reproduce the real daemon's dialogs (labels, order and
 grouping from its "DICOM Database Service - Configuration" and "Trusted Application
 Entity" windows); Activity follows the audit trail live; Archive browses patients down to
-instance thumbnails and lists failed imports; Faults adds and clears injected faults. The
-pages change nothing themselves: their script calls the same ``/api/`` a test suite calls.
+instance thumbnails and lists failed imports and review tasks; Faults adds and clears
+injected faults. The pages change nothing themselves: their script calls the same ``/api/``
+a test suite calls.
 """
 
 from __future__ import annotations
@@ -242,13 +243,24 @@ Outcome <select id=filter-outcome><option value="">any</option>{outcomes}</selec
             f"<td>{escape(f.get('reason', ''))}</td></tr>"
             for f in browse.failed_imports(control.investigator.settings.failed_import_folder)
         )
+        tasks = "".join(
+            f"<tr><td>{escape(t.created)}</td><td>{escape(t.patient_id)}</td>"
+            f"<td>{escape(t.kind)}</td><td>{escape(t.state)}</td>"
+            f'<td><a href="/api/instances/{quote(t.sop_instance_uid, safe="")}/file">'
+            f"{escape(t.sop_instance_uid)}</a></td></tr>"
+            for t in control.archive.review_tasks()
+        )
         body = (
             "<table id=patients><thead><tr><th>Patient ID</th><th>Name</th><th>Birth date</th>"
             "<th>Hospital</th><th>Studies</th><th>Series</th><th>Instances</th></tr></thead>"
             f"<tbody>{rows}</tbody></table><h2>Failed imports</h2>"
             "<table id=failed><thead><tr><th>Status</th><th>Calling AE</th>"
             "<th>SOP Instance UID</th><th>Reason</th></tr></thead>"
-            f"<tbody>{failed}</tbody></table>"
+            f"<tbody>{failed}</tbody></table><h2>Treatment image review tasks</h2>"
+            "<p>Created on import when Configuration's Images option is ticked.</p>"
+            "<table id=review-tasks><thead><tr><th>Created</th><th>Patient ID</th>"
+            "<th>Kind</th><th>State</th><th>SOP Instance UID</th></tr></thead>"
+            f"<tbody>{tasks}</tbody></table>"
         )
         return _layout("Archive", "/archive", body)
 
