@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse
 
 from simdaemon.config import CHARSET_TERMS
 from simdaemon.console import browse
+from simdaemon.console.adapters import adapters, choices
 from simdaemon.console.api_audit import OUTCOMES, event_json
 from simdaemon.console.control import Control
 from simdaemon.console.errors import ApiError
@@ -68,6 +69,15 @@ def _text(key: str, label: str, value: object, kind: str = "str", extra: str = "
     step = ' step="0.01"' if kind == "float" else ""
     return (f'<label>{escape(label)} <input type={typ}{step} name="{key}" data-kind={kind} '
             f'value="{escape(shown)}"{extra}></label>')  # fmt: skip
+
+
+def _interfaces(key: str, label: str, current: str) -> str:
+    options = "".join(
+        f'<option value="{escape(a.ip)}"{" selected" if a.ip == current else ""}>'
+        f"{escape(a.label())}</option>"
+        for a in choices(current, adapters())
+    )
+    return f'<label>{escape(label)} <select name="{key}" data-kind=str>{options}</select></label>'
 
 
 def _charsets(name: str, chosen: str) -> str:
@@ -131,7 +141,7 @@ def router(control: Control) -> APIRouter:
 <fieldset><legend>DICOM Network Settings</legend>
 {_text("daemon.ae_title", "AE Title", d.ae_title)}
 {_text("daemon.port", "Port Number", d.port, "int")}
-{_text("daemon.host", "Network Interface", d.host)}
+{_interfaces("daemon.host", "Network Interface", d.host)}
 </fieldset>
 <fieldset><legend>Patient Matching</legend><div class=columns><div>
 {_check("patient_matching.patient_id", "Patient Id", m.patient_id)}
