@@ -1,5 +1,5 @@
 """``python -m simdaemon``: the same as the ``simdaemon`` command."""
 
-from simdaemon.cli import main
+from simdaemon.launch import main
 
 raise SystemExit(main())

@@ -23,7 +23,7 @@ from typing import Any
 
 from pynetdicom import _config
 
-from simdaemon import __version__, completion, investigation, local
+from simdaemon import completion, investigation, local
 from simdaemon import config as configuration
 from simdaemon.archive import DATABASE, Archive, ArchiveError
 from simdaemon.config import Config, ConfigError
@@ -48,13 +48,21 @@ EXIT_CONFIG = 2
 EXIT_RUNTIME = 1
 
 
+class _Version(argparse.Action):
+    """``--version``: read the installed version only when asked (it costs ~25 ms to read)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        import simdaemon
+
+        print(f"{parser.prog} {simdaemon.__version__}")  # on stdout, as argparse's own
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="simdaemon", description="A simulated Varian ARIA DICOM DB Daemon."
     )
-    parser.add_argument(
-        "--version", action="version", version=f"%(prog)s {__version__}", help="print the version"
-    )
+    parser.add_argument("--version", action=_Version, nargs=0, help="print the version")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the daemon until SIGINT or SIGTERM")

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-from faker import Faker
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
@@ -120,6 +119,10 @@ class _Builder:
     def __init__(self, seed: int, locale: str | None) -> None:
         self.random = random.Random(seed)
         self.locale = locale or self.random.choice(sorted(CHARSETS))
+        # Imported here: faker takes ~75 ms to import, and most commands and every daemon
+        # start import this module without building a patient.
+        from faker import Faker
+
         self.faker = Faker(self.locale)
         self.faker.seed_instance(seed)
         self.seed = seed

@@ -15,6 +15,7 @@ from simdaemon.config import ConfigError, from_mapping
 from tests.conftest import has_second_loopback
 from tests.http import call
 from tests.test_cli import Served, served, simdaemon
+from tests.test_console_api import png_pixels
 
 __all__ = ["served"]  # the fixture, shared with test_cli
 
@@ -42,6 +43,15 @@ def test_serve_starts_the_console_and_says_where(served: list[Served]) -> None:
     assert status["port"] == server.port
     patients = call(url, "GET", "/api/patients").json()
     assert [p["patient_id"] for p in patients] == ["SYN000000", "SYN000001", "SYN000002"]
+    # The command's process has no numpy (simdaemon.launch): thumbnails need none.
+    instances = call(url, "GET", "/api/patients/SYN000000/instances").json()
+    for modality in ("CT", "RTSTRUCT"):
+        uid = next(i["sop_instance_uid"] for i in instances if i["modality"] == modality)
+        picture = call(url, "GET", f"/api/instances/{uid}/thumbnail.png")
+        assert picture.status == 200, picture.body
+        width, height, pixels = png_pixels(picture.body, 1 if modality == "CT" else 3)
+        assert min(width, height) > 0
+        assert len(set(pixels)) > 1, f"the {modality} thumbnail is blank"
     code, _, _ = server.stop()
     assert code == 0
 
