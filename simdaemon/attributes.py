@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from io import BytesIO
 
+from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
@@ -45,10 +46,55 @@ def bulk_offset(dataset: Dataset, transfer_syntax: str) -> int | None:
     return int(element.value_tell) - header
 
 
+#: Bytes per value of the binary VRs, for counting a raw element's values without decoding.
+_BINARY_SIZES = {"AT": 4, "FL": 4, "FD": 8, "SL": 4, "SS": 2, "SV": 8, "UL": 4, "US": 2, "UV": 8}
+#: String VRs whose values are ASCII (no Specific Character Set applies): a raw value's bytes
+#: are its characters, and a backslash separates values.
+_ASCII_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI"})
+
+
+def _raw_is_bulk(element: RawDataElement) -> bool | None:
+    """Whether a still-encoded element is bulk, judged from its bytes; None: decode to tell.
+
+    Decoding a contour's thousands of DS values only to find it too long to keep is most of
+    the cost of summarizing a structure set, so what can be counted in the bytes is.
+    """
+    if element.VR == "UN":  # pydicom may convert it to the dictionary's VR: decode
+        return None
+    vr = element.VR or dictionary_vr(element.tag)
+    if vr in _BULK_VRS:
+        return True
+    value = element.value or b""
+    if vr in _BINARY_SIZES:
+        return len(value) // _BINARY_SIZES[vr] > MAX_VM
+    if vr in _ASCII_VRS:
+        values = value.count(b"\\") + 1
+        return values > MAX_VM or (values == 1 and len(value) > MAX_TEXT)
+    return None
+
+
+def dictionary_vr(tag: int) -> str:
+    """The data dictionary's VR of ``tag``; "UN" for an unknown (private) one."""
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return "UN"
+
+
 def _keep(dataset: Dataset) -> Dataset:
     kept = Dataset()
-    for element in dataset:
-        if element.tag.group in (0x0002, 0x7FE0) or element.VR in _BULK_VRS:
+    for raw in dataset.elements():
+        if raw.tag.group in (0x0002, 0x7FE0):
+            continue
+        if isinstance(raw, RawDataElement):
+            bulk = _raw_is_bulk(raw)
+            if bulk:
+                continue
+            if bulk is False:
+                kept[raw.tag] = raw  # written back as the same bytes
+                continue
+        element = dataset[raw.tag]
+        if element.VR in _BULK_VRS:
             continue
         if element.VR == "SQ":
             items = element.value

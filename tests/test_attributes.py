@@ -1,0 +1,95 @@
+"""The attributes kept in an instance's archive row: judged from the bytes where they can be.
+
+``attributes.summarize`` decides from a still-encoded element's bytes whether it is bulk (a
+contour's thousands of values), and decodes only the rest. The kept attributes must be
+exactly those of the plain rule - decode every element, then judge - which this file
+states again as the reference and compares on every kind of object the synthetic patient
+has, in both transfer syntaxes.
+"""
+
+from __future__ import annotations
+
+from io import BytesIO
+
+import pytest
+from pydicom import dcmread
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset
+from pydicom.filewriter import write_dataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from simdaemon import attributes
+from simdaemon.synthetic import synthetic_patient
+
+
+def reference_keep(dataset: Dataset) -> Dataset:
+    """The rule, on decoded elements only (what summarize did before it read bytes)."""
+    kept = Dataset()
+    for element in dataset:
+        if element.tag.group in (0x0002, 0x7FE0) or element.VR in attributes._BULK_VRS:
+            continue
+        if element.VR == "SQ":
+            if len(element.value) > attributes.MAX_ITEMS:
+                continue
+            kept.add(DataElement(element.tag, "SQ", [reference_keep(i) for i in element.value]))
+            continue
+        if element.VM > attributes.MAX_VM:
+            continue
+        if isinstance(element.value, str) and len(element.value) > attributes.MAX_TEXT:
+            continue
+        kept.add(element)
+    return kept
+
+
+def encoded(dataset: Dataset, implicit: bool) -> bytes:
+    out = DicomBytesIO()
+    out.is_little_endian, out.is_implicit_VR = True, implicit
+    write_dataset(out, dataset)
+    return out.getvalue()
+
+
+def as_read(data: bytes, implicit: bool) -> Dataset:
+    return read_dataset(BytesIO(data), implicit, True)
+
+
+def shown(dataset: Dataset) -> list[str]:
+    return [repr(element) for element in dataset.iterall()]
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+def test_the_kept_attributes_are_the_plain_rules(syntax: str) -> None:
+    implicit = syntax == ImplicitVRLittleEndian
+    patient = synthetic_patient(3, slices=2, matrix=16, locale="el_GR")
+    # Contours (more values than MAX_VM), a long text, and values long only together.
+    patient.structure_set.PatientComments = "x" * (attributes.MAX_TEXT + 1)
+    # MAX_VM values of 16 characters: more than MAX_TEXT bytes, yet each value is short.
+    patient.dose.GridFrameOffsetVector = [f"{n:016.10f}" for n in range(attributes.MAX_VM)]
+    # Binary values: one more than MAX_VM (bulk), and just MAX_VM (kept).
+    patient.ct[0].TableOfParameterValues = [0.5] * (attributes.MAX_VM + 1)
+    patient.ct[1].TableOfParameterValues = [0.5] * attributes.MAX_VM
+    for dataset in patient.datasets():
+        data = encoded(dataset, implicit)
+        fast = attributes.summarize(as_read(data, implicit), data, None, syntax)
+        plain = encoded(reference_keep(as_read(data, implicit)), implicit)
+        assert shown(as_read(fast, implicit)) == shown(as_read(plain, implicit)), dataset.Modality
+
+
+def test_contours_are_left_out_and_labels_kept() -> None:
+    patient = synthetic_patient(3, slices=2, matrix=16)
+    data = encoded(patient.structure_set, implicit=False)
+    kept = as_read(attributes.summarize(as_read(data, False), data, None, ExplicitVRLittleEndian),
+                   False)  # fmt: skip
+    assert kept.StructureSetLabel == patient.structure_set.StructureSetLabel
+    contours = kept.ROIContourSequence[0].ContourSequence if "ROIContourSequence" in kept else []
+    assert all("ContourData" not in c for c in contours)
+
+
+def test_a_file_reads_back_through_the_kept_attributes() -> None:
+    patient = synthetic_patient(3, slices=2, matrix=16)
+    out = DicomBytesIO()
+    patient.plan.save_as(out, enforce_file_format=True)
+    plan = dcmread(BytesIO(out.getvalue()))
+    assert attributes.read(attributes.summarize(plan, b"", None, ExplicitVRLittleEndian),
+                           ExplicitVRLittleEndian).RTPlanLabel == patient.plan_label  # fmt: skip
