@@ -64,7 +64,7 @@ from __future__ import annotations
 import logging
 import shutil
 import socket
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,10 +74,10 @@ import pytest
 from simdaemon.audit import SEVERITIES
 from simdaemon.config import Config, from_mapping
 from simdaemon.console.settings import ConsoleSettings
-from simdaemon.importer import received_from
+from simdaemon.importer import Received, received_from
+from simdaemon.patient_cache import encoded_patient
 from simdaemon.server import Daemon
 from simdaemon.synthetic import SyntheticPatient
-from simdaemon.synthetic import synthetic_patient as build_patient
 
 if TYPE_CHECKING:  # imported when a test asks for daemon_client, never at plugin load
     from dbdaemon_client import DaemonClient
@@ -359,11 +359,15 @@ def simdaemon_shared(request: pytest.FixtureRequest, _simdaemon_session: TestDae
 
 def import_patient(daemon: Daemon, patient: SyntheticPatient) -> SyntheticPatient:
     """Store a synthetic patient in ``daemon`` through its import pipeline; return it."""
-    for dataset in patient.datasets():
-        result = daemon.importer.run(received_from(dataset, TEST_AE_TITLE))
+    _import_all(daemon, (received_from(d, TEST_AE_TITLE) for d in patient.datasets()))
+    return patient
+
+
+def _import_all(daemon: Daemon, objects: Iterable[Received]) -> None:
+    for received in objects:
+        result = daemon.importer.run(received)
         if not result.stored:
             raise RuntimeError(f"synthetic object not imported: {result.detail}")
-    return patient
 
 
 @pytest.fixture
@@ -393,7 +397,11 @@ def synthetic_patient(simdaemon_in_use: TestDaemon) -> Callable[..., SyntheticPa
     the test uses (``simdaemon``, or ``simdaemon_shared`` when the test asked for that)."""
 
     def make(seed: int = 0, **options: Any) -> SyntheticPatient:
-        return import_patient(simdaemon_in_use, build_patient(seed, **options))
+        # Built and encoded once per process (simdaemon.patient_cache); the test gets its
+        # own copy of the data sets.
+        encoded = encoded_patient(seed, **options)
+        _import_all(simdaemon_in_use, encoded.received(TEST_AE_TITLE))
+        return encoded.fresh()
 
     return make
 
