@@ -13,6 +13,7 @@ of a field cannot drift from its check.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import json
 import tomllib
@@ -477,12 +478,18 @@ def _convert(where: str, value: object, kind: Any, base_dir: Path) -> Any:
     raise TypeError(f"no conversion for {kind!r}")  # a programming error, not a user's
 
 
+@functools.cache
+def _type_hints(cls: type[Any]) -> dict[str, Any]:
+    """A table's field types, resolved once per class (it costs ~0.2 ms, at every daemon start)."""
+    return typing.get_type_hints(cls)
+
+
 def _build(cls: type[Any], table: object, where: str, base_dir: Path) -> Any:
     """Build one table's dataclass from its TOML mapping, checking every key."""
     if not isinstance(table, Mapping):
         raise ConfigError(where, table, "expected a table")
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     for key in table:
         if key not in fields:
             raise ConfigError(
