@@ -13,7 +13,6 @@ of a field cannot drift from its check.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import ipaddress
 import json
 import tomllib
@@ -478,10 +477,15 @@ def _convert(where: str, value: object, kind: Any, base_dir: Path) -> Any:
     raise TypeError(f"no conversion for {kind!r}")  # a programming error, not a user's
 
 
-@functools.cache
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
 def _type_hints(cls: type[Any]) -> dict[str, Any]:
     """A table's field types, resolved once per class (it costs ~0.2 ms, at every daemon start)."""
-    return typing.get_type_hints(cls)
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
 
 
 def _build(cls: type[Any], table: object, where: str, base_dir: Path) -> Any:
