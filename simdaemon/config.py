@@ -25,6 +25,7 @@ from typing import Any
 from pydicom.charset import python_encoding
 
 from simdaemon.faults import Fault, FaultError
+from simdaemon.net.guard import DEFAULT_MAX_PDU_LENGTH
 
 __all__ = [
     "AuditSettings",
@@ -224,7 +225,7 @@ class Limits:
         _range(1024, 16 * 1024 * 1024),
     )
     max_pdu_length: int = _setting(
-        16382,
+        DEFAULT_MAX_PDU_LENGTH,
         "maximum PDU length advertised and accepted (bytes); a longer PDU aborts",
         _range(4096, 64 * 1024 * 1024),
     )

@@ -185,11 +185,19 @@ def test_an_association_request_answered_by_an_abort(simdaemon: TestDaemon, abor
     assert (first.outcome, first.rule) == ("aborted", "fault")
 
 
+def ct_of_pdus(daemon: TestDaemon, pdus: int) -> Dataset:
+    """A CT slice whose pixels fill at least ``pdus`` PDUs of the daemon's maximum length."""
+    side = 16
+    while side * side * 2 < pdus * daemon.config.limits.max_pdu_length:
+        side *= 2
+    return objects.ct(size=side)
+
+
 @ABORT_AS
 def test_an_association_aborted_on_a_pdu_cuts_a_store_off_mid_object(
     simdaemon: TestDaemon, abort_as: str
 ) -> None:
-    slice_ = objects.ct(size=256)  # 128 KiB of pixels: 8 or more P-DATA-TF PDUs
+    slice_ = ct_of_pdus(simdaemon, 8)  # at least 8 P-DATA-TF PDUs, whatever their size
     simdaemon.faults.add("associate", abort_after=3, abort_as=abort_as)
     with pytest.raises(AssociationAborted, match="during the C-STORE") as aborted:
         client_for(simdaemon).store([slice_])
