@@ -57,11 +57,20 @@ def _raw_is_bulk(element: RawDataElement) -> bool | None:
     """Whether a still-encoded element is bulk, judged from its bytes; None: decode to tell.
 
     Decoding a contour's thousands of DS values only to find it too long to keep is most of
-    the cost of summarizing a structure set, so what can be counted in the bytes is.
+    the cost of summarizing a structure set, so what can be counted in the bytes is. Where
+    decoding could change the answer - a VR pydicom may replace (UN, or none in Implicit VR
+    for a private or unknown tag), padding a single long value may lose - it decides.
     """
-    if element.VR == "UN":  # pydicom may convert it to the dictionary's VR: decode
+    vr = element.VR
+    if vr is None:
+        if element.tag.is_private:
+            return None
+        try:
+            vr = dictionary_VR(element.tag)
+        except KeyError:
+            return None
+    if vr == "UN":
         return None
-    vr = element.VR or dictionary_vr(element.tag)
     if vr in _BULK_VRS:
         return True
     value = element.value or b""
@@ -69,16 +78,10 @@ def _raw_is_bulk(element: RawDataElement) -> bool | None:
         return len(value) // _BINARY_SIZES[vr] > MAX_VM
     if vr in _ASCII_VRS:
         values = value.count(b"\\") + 1
-        return values > MAX_VM or (values == 1 and len(value) > MAX_TEXT)
+        if values > MAX_VM:
+            return True
+        return None if values == 1 and len(value) > MAX_TEXT else False
     return None
-
-
-def dictionary_vr(tag: int) -> str:
-    """The data dictionary's VR of ``tag``; "UN" for an unknown (private) one."""
-    try:
-        return str(dictionary_VR(tag))
-    except KeyError:
-        return "UN"
 
 
 def _keep(dataset: Dataset) -> Dataset:

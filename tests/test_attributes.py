@@ -58,6 +58,7 @@ def shown(dataset: Dataset) -> list[str]:
     return [repr(element) for element in dataset.iterall()]
 
 
+@pytest.mark.filterwarnings("ignore:The value length")  # the oversize values, on purpose
 @pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
 def test_the_kept_attributes_are_the_plain_rules(syntax: str) -> None:
     implicit = syntax == ImplicitVRLittleEndian
@@ -69,6 +70,14 @@ def test_the_kept_attributes_are_the_plain_rules(syntax: str) -> None:
     # Binary values: one more than MAX_VM (bulk), and just MAX_VM (kept).
     patient.ct[0].TableOfParameterValues = [0.5] * (attributes.MAX_VM + 1)
     patient.ct[1].TableOfParameterValues = [0.5] * attributes.MAX_VM
+    # Private elements (VR unknown in Implicit VR): a creator, a tag pydicom's private
+    # dictionary knows, and one it does not.
+    block = patient.plan.private_block(0x0087, "ACME 1.0", create=True)
+    block.add_new(0x10, "CS", "VALUE")
+    patient.plan.add_new(0x00091010, "LO", "unknown")
+    # One value longer than MAX_TEXT only by its removable padding; one long DS.
+    patient.plan.PlanIntent = "CURATIVE" + " " * attributes.MAX_TEXT
+    patient.dose.DoseGridScaling = "1" * (attributes.MAX_TEXT + 1)
     for dataset in patient.datasets():
         data = encoded(dataset, implicit)
         fast = attributes.summarize(as_read(data, implicit), data, None, syntax)
