@@ -40,20 +40,34 @@ BUDGET_BYTES = 256 * 1024 * 1024
 
 @dataclass(frozen=True)
 class EncodedPatient:
-    """One synthetic patient's objects as Part-10 files, in :meth:`datasets` order."""
+    """One synthetic patient's objects as Part-10 files, in ``datasets()`` order.
+
+    Only the files are kept, with what names each object; ``template`` holds the patient's
+    scalar fields with no data sets, so the budget counts what the cache holds.
+    """
 
     template: SyntheticPatient
     files: tuple[bytes, ...]
+    #: (SOP Class UID, SOP Instance UID) of each file.
+    uids: tuple[tuple[str, str], ...]
+    cts: int
+    rt_images: int
 
     @classmethod
     def of(cls, patient: SyntheticPatient) -> EncodedPatient:
         """Encode ``patient``'s objects, as ``import_patient`` would."""
-        files = []
+        files, uids = [], []
         for dataset in patient.datasets():
             out = DicomBytesIO()
             dcmwrite(out, dataset, enforce_file_format=True)
             files.append(out.getvalue())
-        return cls(patient, tuple(files))
+            uids.append((str(dataset.SOPClassUID), str(dataset.SOPInstanceUID)))
+        empty = Dataset()
+        template = dataclasses.replace(
+            patient, ct=[], structure_set=empty, plan=empty, dose=empty, rt_images=[],
+            registration=empty, files=[],
+        )  # fmt: skip
+        return cls(template, tuple(files), tuple(uids), len(patient.ct), len(patient.rt_images))
 
     @property
     def size(self) -> int:
@@ -63,15 +77,15 @@ class EncodedPatient:
     def received(self, calling_ae: str) -> list[Received]:
         """Each object as if it had arrived from ``calling_ae``, its bytes as kept."""
         objects = []
-        for file, dataset in zip(self.files, self.template.datasets(), strict=True):
+        for file, (sop_class, sop_instance) in zip(self.files, self.uids, strict=True):
             meta, data = split(file)
             objects.append(
                 Received(
                     dataset=data,
                     transfer_syntax=str(meta.TransferSyntaxUID),
                     calling_ae=calling_ae,
-                    sop_class_uid=str(dataset.SOPClassUID),
-                    sop_instance_uid=str(dataset.SOPInstanceUID),
+                    sop_class_uid=sop_class,
+                    sop_instance_uid=sop_instance,
                 )
             )
         return objects
@@ -79,7 +93,7 @@ class EncodedPatient:
     def fresh(self) -> SyntheticPatient:
         """A copy of the patient whose data sets are decoded from the kept files."""
         decoded: list[Dataset] = [dcmread(BytesIO(file)) for file in self.files]
-        cts, images = len(self.template.ct), len(self.template.rt_images)
+        cts, images = self.cts, self.rt_images
         structure_set, plan, dose = decoded[cts : cts + 3]
         return dataclasses.replace(
             self.template,
@@ -89,7 +103,6 @@ class EncodedPatient:
             dose=dose,
             rt_images=decoded[cts + 3 : cts + 3 + images],
             registration=decoded[cts + 3 + images],
-            files=[],
         )
 
 

@@ -24,6 +24,9 @@ def test_the_kept_bytes_are_what_import_patient_would_send() -> None:
         (r.dataset, r.transfer_syntax, r.sop_instance_uid) for r in sent
     ]
     assert encoded_patient(11, **SMALL) is cached
+    # What the budget counts is what is held: the files, not the built data sets as well.
+    assert not cached.template.ct
+    assert all(len(dataset) == 0 for dataset in cached.template.datasets())
     assert encoded_patient(12, **SMALL) is not cached
 
 
