@@ -4,14 +4,14 @@ A test that asks for a synthetic patient pays, without a cache, for building it 
 geometry, pydicom data sets) and for encoding every object again on import: 150-200 ms for
 a small patient, most of a fixture's cost. The same seed and options always give the same
 bytes (:func:`simdaemon.synthetic.synthetic_patient`), so this keeps each patient's objects
-as encoded Part-10 files, keyed by seed and options:
+as encoded data sets, keyed by seed and options:
 
 - the import sends the kept bytes as they are (nothing is encoded again);
 - the test gets data sets decoded from those bytes, its own copy: a test that changes one
   changes nothing another test sees.
 
-The cache holds at most :data:`BUDGET_BYTES` of files (least recently used dropped first);
-a patient larger than that on its own is built each time, as without a cache.
+The cache holds at most :data:`BUDGET_BYTES` of encoded data sets (least recently used
+dropped first); a patient larger than that on its own is built each time, as without a cache.
 """
 
 from __future__ import annotations
@@ -25,74 +25,53 @@ from typing import Any
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import dcmwrite
 
-from simdaemon.importer import Received
-from simdaemon.part10 import split
+from simdaemon.importer import Received, received_from
 from simdaemon.synthetic import SyntheticPatient, synthetic_patient
 
 __all__ = ["BUDGET_BYTES", "EncodedPatient", "encoded_patient"]
 
-#: Encoded files the cache keeps at most, across patients.
+#: Encoded bytes the cache keeps at most, across patients.
 BUDGET_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class EncodedPatient:
-    """One synthetic patient's objects as Part-10 files, in ``datasets()`` order.
+    """One synthetic patient's objects as encoded, in ``datasets()`` order.
 
-    Only the files are kept, with what names each object; ``template`` holds the patient's
-    scalar fields with no data sets, so the budget counts what the cache holds.
+    Only the encoded objects are kept; ``template`` holds the patient's scalar fields with no
+    data sets, so the budget counts what the cache holds.
     """
 
     template: SyntheticPatient
-    files: tuple[bytes, ...]
-    #: (SOP Class UID, SOP Instance UID) of each file.
-    uids: tuple[tuple[str, str], ...]
+    #: Each object as :func:`~simdaemon.importer.received_from` encodes it (no calling AE).
+    objects: tuple[Received, ...]
     cts: int
     rt_images: int
 
     @classmethod
     def of(cls, patient: SyntheticPatient) -> EncodedPatient:
         """Encode ``patient``'s objects, as ``import_patient`` would."""
-        files, uids = [], []
-        for dataset in patient.datasets():
-            out = DicomBytesIO()
-            dcmwrite(out, dataset, enforce_file_format=True)
-            files.append(out.getvalue())
-            uids.append((str(dataset.SOPClassUID), str(dataset.SOPInstanceUID)))
+        objects = tuple(received_from(dataset, "") for dataset in patient.datasets())
         empty = Dataset()
         template = dataclasses.replace(
             patient, ct=[], structure_set=empty, plan=empty, dose=empty, rt_images=[],
             registration=empty, files=[],
         )  # fmt: skip
-        return cls(template, tuple(files), tuple(uids), len(patient.ct), len(patient.rt_images))
+        return cls(template, objects, len(patient.ct), len(patient.rt_images))
 
     @property
     def size(self) -> int:
-        """Bytes the files take."""
-        return sum(len(f) for f in self.files)
+        """Bytes the encoded data sets take."""
+        return sum(len(o.dataset) for o in self.objects)
 
     def received(self, calling_ae: str) -> list[Received]:
         """Each object as if it had arrived from ``calling_ae``, its bytes as kept."""
-        objects = []
-        for file, (sop_class, sop_instance) in zip(self.files, self.uids, strict=True):
-            meta, data = split(file)
-            objects.append(
-                Received(
-                    dataset=data,
-                    transfer_syntax=str(meta.TransferSyntaxUID),
-                    calling_ae=calling_ae,
-                    sop_class_uid=sop_class,
-                    sop_instance_uid=sop_instance,
-                )
-            )
-        return objects
+        return [dataclasses.replace(o, calling_ae=calling_ae) for o in self.objects]
 
     def fresh(self) -> SyntheticPatient:
-        """A copy of the patient whose data sets are decoded from the kept files."""
-        decoded: list[Dataset] = [dcmread(BytesIO(file)) for file in self.files]
+        """A copy of the patient whose data sets are decoded from the kept bytes."""
+        decoded: list[Dataset] = [dcmread(BytesIO(o.as_file())) for o in self.objects]
         cts, images = self.cts, self.rt_images
         structure_set, plan, dose = decoded[cts : cts + 3]
         return dataclasses.replace(
