@@ -35,17 +35,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pynetdicom import AE
-
-from simdaemon.net.outgoing import keep_responses
-
-# The tests' helpers (a reserved loopback port), from the repository this script sits in.
+# The tests' helpers (a reserved loopback port, a C-ECHO probe), from this repository.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.qr_servers import PortReservation
+from tests.qr_servers import Peer, PortReservation, echo
 
 HOST = "127.0.0.1"
 CLIENT_AE = "STARTSCU"
-VERIFICATION = "1.2.840.10008.1.1"
 ORTHANC = "/usr/sbin/Orthanc"
 DCMQRSCP = "/usr/bin/dcmqrscp"
 #: Longer than any server here needs; a server that takes longer is reported as failed.
@@ -58,22 +53,6 @@ ae = AE(ae_title="BARE")
 ae.add_supported_context("1.2.840.10008.1.1")
 ae.start_server(("127.0.0.1", int(sys.argv[1])), block=True)
 """
-
-
-def answered(port: int, called: str) -> bool:
-    """Whether one association + C-ECHO to ``port`` is answered with success."""
-    ae = AE(ae_title=CLIENT_AE)
-    ae.add_requested_context(VERIFICATION)
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 5.0
-    ae.connection_timeout = 1.0
-    assoc = keep_responses(ae.associate(HOST, port, ae_title=called))
-    if not assoc.is_established:
-        return False
-    try:
-        status = assoc.send_c_echo()
-        return "Status" in status and int(status.Status) == 0
-    finally:
-        assoc.release()
 
 
 def _python_environment() -> dict[str, str]:
@@ -138,7 +117,7 @@ def start_to_echo(name: str, folder: Path) -> float:
         process = subprocess.Popen(arguments, cwd=folder, env=environment, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
         try:
-            while not answered(reserved.port, called):
+            while not echo(Peer(called, HOST, reserved.port), CLIENT_AE, timeout=5.0):
                 if process.poll() is not None:
                     raise RuntimeError(f"{name} exited: {(folder / 'server.out').read_text()}")
                 if time.perf_counter() - started > DEADLINE_S:
