@@ -71,7 +71,10 @@ from store import SIZE, write_series
 
 import simdaemon
 from simdaemon.net.outgoing import keep_responses
-from tests.qr_servers import Peer, PortReservation, ServerProcess, echo
+
+# The tests' helpers (reserved loopback ports, server processes, a C-ECHO probe).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.qr_servers import Peer, PortReservation, ServerProcess, echo  # noqa: E402
 
 HOST = "127.0.0.1"
 CLIENT_AE = "MOVESCU"
