@@ -17,13 +17,11 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from io import BytesIO
 
 from pydicom.charset import convert_encodings, decode_bytes, python_encoding
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.filereader import read_dataset
 from pydicom.tag import BaseTag
 
 __all__ = [
@@ -34,6 +32,7 @@ __all__ = [
     "effective_charset",
     "export_bytes",
     "export_dataset",
+    "export_pieces",
     "value_representation",
 ]
 
@@ -257,37 +256,149 @@ _LONG_HEADER_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "U
                               "UT", "UV"})  # fmt: skip
 
 
-def export_bytes(data: bytes, implicit: bool, wanted: Sequence[str]) -> bytes | None:
-    """A little-endian data set's bytes with (0008,0005) set to ``wanted``, text untouched.
+#: Bytes an export may be made of: the stored file's own (viewed, not copied) and new ones.
+Piece = bytes | memoryview
 
+_TAG = struct.Struct("<HH")
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_UNDEFINED = 0xFFFFFFFF
+_ITEM_END = 0xFFFEE00D
+_SEQUENCE_END = 0xFFFEE0DD
+_CHARSET = 0x00080005
+
+
+@dataclass
+class _Scan:
+    """What an export needs to know of a stored data set's text, read off its bytes."""
+
+    #: Where the data set's (0008,0005) element starts and ends; ``None``: it has none.
+    element: tuple[int, int] | None = None
+    #: Its value, as stored.
+    value: bytes = b""
+    #: Where a (0008,0005) element would go: before the first top-level element after it.
+    insert_at: int | None = None
+    #: Every text value is US-ASCII and nothing prevents patching (0008,0005) alone: no
+    #: group length (0008,0000), no element the scan cannot step over with certainty.
+    plain: bool = True
+
+
+def _implicit_vr(tag: int) -> str:
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return "UN"  # a private or unknown element: never text, as pydicom reads it
+
+
+def _scan(data: memoryview, implicit: bool, stop_after_charset: bool) -> _Scan:
+    """Walk a stored (well-formed, little endian) data set's elements without decoding them.
+
+    Items of every sequence are walked, with an explicit stack. The walk ends early: at the
+    first non-ASCII text value or anything it cannot step over (``plain`` False), or, with
+    ``stop_after_charset``, at the first top-level element after (0008,0005).
+    """
+    scan = _Scan()
+    size = len(data)
+    stack: list[tuple[int | None, bool]] = [(size, False)]  # (end, holds items)
+    pos = 0
+    while stack:
+        end, items = stack[-1]
+        if end is not None and pos >= end:
+            stack.pop()
+            continue
+        group, number = _TAG.unpack_from(data, pos)
+        tag = group << 16 | number
+        if items:
+            if tag == _SEQUENCE_END:
+                stack.pop()
+                pos += 8
+                continue
+            (length,) = _U32.unpack_from(data, pos + 4)
+            pos += 8
+            stack.append((None if length == _UNDEFINED else pos + length, False))
+            continue
+        if tag == _ITEM_END:
+            stack.pop()
+            pos += 8
+            continue
+        if implicit:
+            vr = _implicit_vr(tag)
+            (length,) = _U32.unpack_from(data, pos + 4)
+            header = 8
+        else:
+            vr = bytes(data[pos + 4 : pos + 6]).decode("ascii", "replace")
+            if vr in _LONG_HEADER_VRS:
+                (length,) = _U32.unpack_from(data, pos + 8)
+                header = 12
+            else:
+                (length,) = _U16.unpack_from(data, pos + 6)
+                header = 8
+        start = pos + header
+        if len(stack) == 1:  # the data set's own elements
+            if tag == 0x00080000:
+                scan.plain = False
+                return scan
+            if tag == _CHARSET:
+                scan.element = (pos, start + length)
+                scan.value = bytes(data[start : start + length])
+            elif tag > _CHARSET and scan.insert_at is None:
+                scan.insert_at = pos
+                if stop_after_charset:
+                    return scan
+        if vr == "SQ":
+            stack.append((None if length == _UNDEFINED else start + length, True))
+            pos = start
+            continue
+        if length == _UNDEFINED:  # UN or an unknown private sequence: pydicom's to judge
+            scan.plain = False
+            return scan
+        if vr in TEXT_VRS and not bytes(data[start : start + length]).isascii():
+            scan.plain = False
+            return scan
+        pos = start + length
+    return scan
+
+
+def _terms(value: bytes) -> list[str]:
+    text = value.decode("ascii", "replace")
+    return [t.strip() for t in text.split("\\")] if text else []
+
+
+def export_pieces(
+    data: bytes | memoryview, implicit: bool, wanted: Sequence[str]
+) -> list[Piece] | None:
+    """A little-endian data set with (0008,0005) set to ``wanted``, text untouched, as pieces.
+
+    The pieces, joined, are the bytes to send: views of ``data`` (nothing copied) around a new
+    (0008,0005) element, or ``[data]`` when the stored character set is the wanted one.
     ``None`` when the text must change: a character set that is not an ASCII superset, a
-    group length, non-ASCII text, or an element after (0008,0005) that cannot be located.
+    group length (0008,0000), non-ASCII text, or an element the walk cannot step over. The
+    data set is read off its bytes, without pydicom: moving a 512 KiB slice must not parse it.
     """
     wanted = list(wanted)
-    parsed = read_dataset(BytesIO(data), implicit, True)
-    element = parsed.get_item(0x00080005)
-    value = element.value if element is not None else None
-    if isinstance(value, bytes):
-        value = value.decode("ascii", "replace")
-    stored = [t.strip() for t in str(value or "").split("\\")] if value else []
-    if stored == wanted:
-        return data
-    if not (set(stored) | set(wanted) <= _ASCII_SUPERSETS) or 0x00080000 in parsed:
+    view = memoryview(data).cast("B")
+    scan = _scan(view, implicit, stop_after_charset=True)
+    if scan.plain and _terms(scan.value) == wanted:
+        return [data]  # text in any encoding: nothing follows (0008,0005) yet in the walk
+    if not (set(_terms(scan.value)) | set(wanted) <= _ASCII_SUPERSETS):
         return None
-    if not _all_ascii(parsed):
+    scan = _scan(view, implicit, stop_after_charset=False)
+    if not scan.plain:
         return None
     new = _charset_element(wanted, implicit)
-    if isinstance(element, RawDataElement):
-        header = 8
-        start = int(element.value_tell) - header
-        return data[:start] + new + data[int(element.value_tell) + int(element.length) :]
-    for tag in parsed.keys():  # noqa: SIM118 - keys, without converting elements
-        if tag > 0x00080005:
-            after = parsed.get_item(tag)
-            if not isinstance(after, RawDataElement):
-                return None
-            vr = value_representation(after)
-            long = not implicit and vr in _LONG_HEADER_VRS
-            start = int(after.value_tell) - (12 if long else 8)
-            return data[:start] + new + data[start:]
-    return data + new
+    if scan.element is not None:
+        begin, end = scan.element
+        return [view[:begin], new, view[end:]]
+    if scan.insert_at is not None:
+        return [view[: scan.insert_at], new, view[scan.insert_at :]]
+    return [data, new]
+
+
+def export_bytes(data: bytes, implicit: bool, wanted: Sequence[str]) -> bytes | None:
+    """:func:`export_pieces` joined: ``data`` itself when nothing changes."""
+    pieces = export_pieces(data, implicit, wanted)
+    if pieces is None:
+        return None
+    if len(pieces) == 1 and pieces[0] is data:
+        return data
+    return b"".join(pieces)

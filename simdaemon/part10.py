@@ -71,6 +71,23 @@ def wrap(
     ) + bytes(dataset)
 
 
+_GROUP_LENGTH = struct.Struct("<4s2sHI")
+
+
+def dataset_offset(data: bytes | memoryview) -> int | None:
+    """Where the data set starts in a Part-10 file whose meta information begins with its
+    group length (0002,0000), as every file the daemon writes does; ``None`` otherwise.
+
+    Read off 144 bytes, so a move can send a stored file's data set without parsing its meta.
+    """
+    if len(data) < 144 or bytes(data[128:132]) != b"DICM":
+        return None
+    tag, vr, size, length = _GROUP_LENGTH.unpack_from(data, 132)
+    if tag != b"\x02\x00\x00\x00" or vr != b"UL" or size != 4 or 144 + length > len(data):
+        return None
+    return 144 + int(length)
+
+
 def split(data: bytes) -> tuple[FileMetaDataset, bytes]:
     """Split a file into its meta information and the encoded data set that follows.
 
