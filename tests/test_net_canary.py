@@ -67,10 +67,14 @@ UPSTREAM = (
     ),
     Upstream(
         "pynetdicom.dul.DULServiceProvider._read_pdu_data",
-        ("simdaemon.net.acceptor.EventDrivenDUL._read_pdu_data",),
+        (
+            "simdaemon.net.acceptor.EventDrivenDUL._read_pdu_data",
+            "simdaemon.net.outgoing.WakingDUL.hand_over",
+        ),
         "ours reads without blocking and checks the header's length against [limits] before "
         "reading the rest: carry over any new event (Evt17, Evt19 cases), PDU type or decode "
-        "step, keeping the non-blocking read and the size check.",
+        "step, keeping the non-blocking read and the size check; WakingDUL.hand_over copies its "
+        "decode-and-queue tail for PDUs a DirectStore read.",
         "19f2d4e38c13c83586365d93dd5cd96a0c7c665cb37251054b3e1f246e9f431b",
     ),
     Upstream(
@@ -148,12 +152,31 @@ UPSTREAM = (
         "only looks (select with no wait) and reads nothing.",
         "3eb58e3d39dc076df7a04c804ca183ffd3f4d1b34361039e9e6f11de3d45579c",
     ),
+    Upstream(
+        "pynetdicom.dimse_messages.DIMSEMessage.encode_msg",
+        ("simdaemon.net.direct.DirectStore.store", "simdaemon.net.direct._fragments"),
+        "ours fragments a C-STORE-RQ's command and data set into P-DATA-TF PDUs by hand: carry "
+        "over any change to the fragment size (maximum PDU length less 6), the message control "
+        "header flags or the command/data set split.",
+        "73000c902c52832dab302ddb3bc274ea93d205a810a197225dd87d4c1212ba57",
+    ),
+    Upstream(
+        "pynetdicom.fsm.DT_1",
+        ("simdaemon.net.direct.DirectStore.store",),
+        "a DirectStore sends P-DATA on the lent socket without the state machine, which stays "
+        "in Sta6: check DT-1 still only sends the PDU and stays in Sta6.",
+        "82e5c5d4114534fa9ac86124c7c7ef11ff2b98bc73069372cbe413af9df19081",
+    ),
     # Relied on unchanged.
     Upstream(
         "pynetdicom.dul.DULServiceProvider._is_transport_event",
-        ("simdaemon.net.acceptor.EventDrivenDUL.run_reactor",),
+        (
+            "simdaemon.net.acceptor.EventDrivenDUL.run_reactor",
+            "simdaemon.net.outgoing.WakingDUL._is_transport_event",
+        ),
         "ours calls it on every turn that finds the event queue empty, even right after "
-        "queuing a primitive's event: check it still reads at most one PDU and is safe then.",
+        "queuing a primitive's event, and WakingDUL skips it while the socket is lent: check "
+        "it still reads at most one PDU and is safe then.",
         "8725ed03bb8fbdefef249d5d9888c120e6277d7b6aa2c4f537e23027186e1253",
     ),
     Upstream(

@@ -227,34 +227,11 @@ def test_the_hand_encoded_pending_move_response_is_pynetdicoms() -> None:
     assert pdv[1:] == pynetdicom_command(response, C_MOVE_RSP)
 
 
-@pytest.mark.parametrize(
-    ("maximum", "size"), [(16382, 40000), (16382, 16376), (0, 100), (16382, 0)]
-)
-def test_a_data_set_is_sent_in_fragments_the_peer_accepts(maximum: int, size: int) -> None:
-    sent: list[Any] = []
-    assoc: Any = types.SimpleNamespace(
-        dul=types.SimpleNamespace(send_pdu=sent.append),
-        dimse=types.SimpleNamespace(maximum_pdu_size=maximum),
-    )
-    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
-    assert outgoing.send_store_request(assoc, 1, CTImageStorage, "1.2.3", data, ("A", 1))
-    pdvs = [bytes(p.presentation_data_value_list[0][1]) for p in sent]
-    assert pdvs[0][:1] == b"\x03"
-    fragments = pdvs[1:]
-    assert b"".join(f[1:] for f in fragments) == data
-    assert [f[:1] for f in fragments] == [b"\x00"] * (len(fragments) - 1) + [b"\x02"]
-    if maximum:
-        # A PDV item: 4 bytes of length, the context ID, then the value (its flag byte first).
-        assert all(4 + 1 + len(f) <= maximum for f in pdvs)
-        assert len(fragments) == max(-(-size // (maximum - 6)), 1)  # as pynetdicom splits
-
-
 def test_a_peer_accepting_tiny_pdus_gets_nothing_from_the_hand_encoder() -> None:
     sent: list[Any] = []
     assoc: Any = types.SimpleNamespace(
         dul=types.SimpleNamespace(send_pdu=sent.append),
         dimse=types.SimpleNamespace(maximum_pdu_size=64),
     )
-    assert not outgoing.send_store_request(assoc, 1, CTImageStorage, "1.2.3", b"xx", ("A", 1))
     assert not outgoing.send_move_pending(assoc, 1, 1, CTImageStorage, (1, 0, 0, 0))
     assert sent == []

@@ -7,6 +7,8 @@ Modules, by job (each imports only those listed before it, and nothing else of s
   tests and benchmarks, and the AE whose requested associations are event-driven and ask for
   quick ACKs (``QuickAckAE``, ``QuickAckSocket``, ``WakingDUL``), for the daemon's C-MOVE
   sub-operations.
+- :mod:`simdaemon.net.direct`: a C-MOVE sub-operation's C-STORE exchange done on the
+  association's socket itself, lent by its ``WakingDUL`` (``DirectStore``).
 - :mod:`simdaemon.net.guard`: the bounds on what a peer may take (``Limits``), and the
   daemon's callbacks that judge a request's context and report a refusal, rate-limited
   (``Guard``, ``Incident``).
@@ -79,6 +81,14 @@ Copied and changed (ours replaces the upstream code):
   partial receive, and reads with ``recv_into`` one buffer in pieces of up to 64 KiB where
   upstream appends 4 KiB pieces to a bytearray; blocks and returns what arrived when the peer
   closes, as upstream.
+- ``pynetdicom.dimse_messages.DIMSEMessage.encode_msg`` and ``pynetdicom.fsm.DT_1`` ->
+  ``direct.DirectStore.store`` (the daemon's association to a C-MOVE destination only, on
+  plain TCP): the C-STORE-RQ's command set encoded by hand and its fragments written with one
+  ``sendmsg`` on the socket the ``WakingDUL`` lends, the data set's PDVs being views of the
+  stored file; the state machine is not run and stays in Sta6. The C-STORE-RSP is read and
+  its command set parsed by hand; any other PDU is fed to the state machine as upstream's
+  ``_read_pdu_data`` would (``WakingDUL.hand_over``: decode, queue the event and the PDU).
+  EVT_PDU_SENT, EVT_PDU_RECV, EVT_DIMSE_SENT and EVT_DIMSE_RECV do not fire for it.
 - ``pynetdicom.ae.ApplicationEntity._create_socket`` -> ``outgoing.QuickAckAE._create_socket``:
   builds a ``QuickAckSocket`` where upstream builds an ``AssociationSocket``, and first gives
   the association (not yet requested) a ``WakingDUL`` and ``_requestor_reactor``.
@@ -94,6 +104,8 @@ Extended (ours calls upstream, then adds):
   calls upstream's for each fragment of a message, then wakes it once).
 - ``pynetdicom.dul.DULServiceProvider.kill_dul``: wakes both loops (acceptor and
   ``WakingDUL``).
+- ``pynetdicom.dul.DULServiceProvider._is_transport_event``: ``WakingDUL`` calls upstream's
+  under a lock, and not at all while its socket is lent to a ``DirectStore``.
 - ``pynetdicom.dul.DULServiceProvider._process_recv_primitive``: drops what the user queued
   after the association was aborted or its connection closed (Sta1, Sta13; upstream's state
   machine would raise on it, ending the DUL thread) and carries out an ``EndAsFault`` itself.

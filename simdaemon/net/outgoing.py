@@ -19,6 +19,7 @@ import socket
 import struct
 import threading
 import types
+from collections.abc import Iterator
 from typing import Any
 
 from pynetdicom import AE, evt
@@ -44,7 +45,6 @@ __all__ = [
     "quick_ack",
     "quiet_standard_logging",
     "send_move_pending",
-    "send_store_request",
 ]
 
 #: The most :meth:`QuickAckSocket.recv` asks the kernel for at once (upstream: 4 KiB).
@@ -201,6 +201,10 @@ class WakingDUL(DULServiceProvider):
         self._wake_w.setblocking(False)
         #: True while the reactor waits (or is about to): only then is a wake-up written.
         self._waiting = False
+        #: True while the socket is lent (:meth:`lend_socket`): the reactor does not read it.
+        self._lent = False
+        #: Held by the reactor while it reads a PDU, and to lend the socket between reads.
+        self._reading = threading.Lock()
 
     def send_pdu(self, primitive: Any) -> None:
         """Queue a primitive for the peer and wake the reactor to send it if it waits.
@@ -225,6 +229,52 @@ class WakingDUL(DULServiceProvider):
         if self._waiting:
             self._wake()
 
+    @contextlib.contextmanager
+    def lend_socket(self) -> Iterator[socket.socket]:
+        """Lend the connected socket to the caller, who reads and writes it alone meanwhile.
+
+        The reactor finishes any PDU it is reading first, then neither waits on nor reads the
+        socket until the loan ends; it keeps its timers and sends what is queued (nothing,
+        while the one thread using the association holds the loan). What the borrower read
+        but must not handle goes back with :meth:`hand_over` before the loan ends.
+        """
+        sock = self.socket
+        assert sock is not None
+        assert sock.socket is not None
+        with self._reading:
+            self._lent = True
+        try:
+            yield sock.socket
+        finally:
+            self._lent = False
+            self._wake()  # watch the socket again at once
+
+    def hand_over(self, pdus: list[bytes]) -> None:
+        """Feed PDUs read off a lent socket to the state machine, as the reactor would have.
+
+        The tail of pynetdicom's ``_read_pdu_data``: decode, queue the event and the PDU.
+        """
+        for stream in pdus:
+            try:
+                pdu, event = self._decode_pdu(bytearray(stream))
+            except Exception:  # noqa: BLE001 - as upstream: an undecodable PDU is Evt19
+                LOGGER.error("Unable to decode the received PDU data")
+                self.event_queue.put("Evt19")
+                continue
+            self.event_queue.put(event)
+            self._recv_pdu.put(pdu)
+
+    def idle_timer_restart(self) -> None:
+        """Note that the peer sent something (the association's network timeout restarts)."""
+        self._idle_timer.restart()
+
+    def _is_transport_event(self) -> bool:
+        """Upstream's, but never while the socket is lent."""
+        with self._reading:
+            if self._lent:
+                return False
+            return bool(super()._is_transport_event())
+
     def kill_dul(self) -> None:
         """Stop the reactor without waiting for its next timeout."""
         super().kill_dul()
@@ -240,7 +290,7 @@ class WakingDUL(DULServiceProvider):
         watched: list[Any] = [self._wake_r]
         sock = self.socket
         raw = sock.socket if sock is not None and sock._is_connected else None
-        if raw is not None and raw.fileno() >= 0:
+        if raw is not None and raw.fileno() >= 0 and not self._lent:
             watched.append(raw)
         self._waiting = True
         try:
@@ -432,59 +482,6 @@ def _fits(assoc: Association, size: int) -> bool:
     return maximum == 0 or 4 + 1 + size <= maximum
 
 
-def send_store_request(
-    assoc: Association,
-    context_id: int,
-    sop_class: str,
-    sop_instance: str,
-    data: bytes,
-    originator: tuple[str, int],
-    message_id: int = 1,
-) -> bool:
-    """Queue a C-STORE-RQ (priority medium) with the encoded data set ``data`` as it is.
-
-    What ``assoc.dimse.send_msg`` does for a C-STORE primitive, without its pydicom encoding
-    of the command set, and without triggering EVT_DIMSE_SENT (the daemon binds nothing to it
-    on this association): the command in one P-DATA, then ``data`` in fragments of the
-    largest PDU the peer accepts (flagged 0x00, the last 0x02). False, with nothing sent,
-    when the peer's maximum PDU is too small for the command in one piece (the caller then
-    uses ``send_msg``).
-    """
-    command = command_set(
-        [
-            (0x0002, (sop_class, _UI)),
-            (0x0100, 0x0001),  # C-STORE-RQ
-            (0x0110, message_id),
-            (0x0700, 0x0002),  # priority: medium
-            (0x0800, 0x0001),  # a data set follows
-            (0x1000, (sop_instance, _UI)),
-            (0x1030, (originator[0], _AE)),
-            (0x1031, originator[1]),
-        ]
-    )
-    if not _fits(assoc, len(command) + 1):
-        return False
-    command_pdata = P_DATA()
-    command_pdata.presentation_data_value_list.append((context_id, b"\x03" + command))
-    fragments = [command_pdata]
-    maximum = int(assoc.dimse.maximum_pdu_size or 0)
-    size = maximum - 6 if maximum else max(len(data), 1)
-    view = memoryview(data)
-    last = max(len(data) - size, 0)
-    for start in range(0, max(len(data), 1), size):
-        pdata = P_DATA()
-        flag = b"\x02" if start >= last else b"\x00"
-        pdata.presentation_data_value_list.append((context_id, flag + view[start : start + size]))
-        fragments.append(pdata)
-    send_pdus = getattr(assoc.dul, "send_pdus", None)  # a WakingDUL: one wake-up for all
-    if send_pdus is not None:
-        send_pdus(fragments)
-    else:
-        for pdata in fragments:
-            assoc.dul.send_pdu(pdata)
-    return True
-
-
 def send_move_pending(
     assoc: Association,
     context_id: int,
@@ -494,8 +491,10 @@ def send_move_pending(
 ) -> bool:
     """Queue a pending (0xFF00) C-MOVE-RSP: ``counts`` remaining, completed, failed, warning.
 
-    As ``send_store_request``: the command set encoded by hand, EVT_DIMSE_SENT not triggered,
-    False (nothing sent) when the peer's maximum PDU is too small for it.
+    What ``assoc.dimse.send_msg`` does for a C-MOVE primitive, without its pydicom encoding
+    of the command set (:func:`command_set`) and without triggering EVT_DIMSE_SENT (the daemon
+    binds nothing to it); False, with nothing sent, when the peer's maximum PDU is too small
+    for the command in one piece (the caller then uses ``send_msg``).
     """
     remaining, completed, failed, warning = counts
     command = command_set(

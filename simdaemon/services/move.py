@@ -39,19 +39,19 @@ from pynetdicom.dsutils import decode, encode
 
 from simdaemon import lookup, status
 from simdaemon.budget import Budget, Cancelled, OverBudget
-from simdaemon.charset import export_bytes, export_dataset
+from simdaemon.charset import Piece, export_dataset, export_pieces
 from simdaemon.config import TrustedEntity
 from simdaemon.faults import FaultPlan, Stopped
 from simdaemon.findings import MoveFailure, move_destination_is_requester_without_listener
+from simdaemon.net.direct import DirectStore
 from simdaemon.net.outgoing import (
     QuickAckAE,
     keep_responses,
     no_delay,
     quiet_standard_logging,
     send_move_pending,
-    send_store_request,
 )
-from simdaemon.part10 import split, wrap
+from simdaemon.part10 import dataset_offset, split, wrap
 from simdaemon.query import Level, Query, QueryError, compile_query, describe, universal_key
 from simdaemon.reporting import refusal_comment
 from simdaemon.services.context import ServiceContext
@@ -489,6 +489,7 @@ def _send_all(move: _Move, planned: _Planned) -> None:
         )
         return
     accepted = {str(cx.abstract_syntax) for cx in store.accepted_contexts}
+    direct = DirectStore(store, DIMSE_TIMEOUT_S)
     assoc = move.assoc
     try:
         for instance in instances:
@@ -512,7 +513,7 @@ def _send_all(move: _Move, planned: _Planned) -> None:
                 counts.fail(instance.uid)  # an injected fault: counted failed, never sent
             else:
                 originator = (move.peer.calling_ae, int(move.request.MessageID or 1))
-                _suboperation(move.context, store, instance, entity, accepted, counts,
+                _suboperation(move.context, direct, instance, entity, accepted, counts,
                               originator, warn=injected == "warning")  # fmt: skip
             move.respond.send(status.PENDING, counts, final=False)
     except Stopped:  # stop() ended an injected sub-operation delay and aborted the requester
@@ -566,7 +567,7 @@ def decode_identifier(assoc: Association, request: C_MOVE, context_id: int) -> D
 
 def _send(
     context: ServiceContext,
-    store: Association,
+    direct: DirectStore,
     instance: _Instance,
     entity: TrustedEntity,
     originator: tuple[str, int],
@@ -575,8 +576,10 @@ def _send(
 
     The stored bytes go out as they are - no parsing, no encoding - when the destination
     accepted the stored transfer syntax and the text needs no new character set (at most a
-    new Specific Character Set element, for ASCII text). Otherwise pydicom re-encodes.
+    new Specific Character Set element, for ASCII text): straight on the association's
+    socket (:class:`DirectStore`). Otherwise pydicom re-encodes and pynetdicom sends.
     """
+    store = direct.assoc
     presentation = next(
         (
             cx
@@ -586,8 +589,8 @@ def _send(
         ),
         None,
     )
-    raw = _raw_dataset(instance, entity) if presentation is not None else None
-    if presentation is None or raw is None:
+    pieces = _raw_pieces(instance, entity) if presentation is not None else None
+    if presentation is None or pieces is None:
         dataset = _outgoing(instance, entity)
         if context.investigator.settings.save_all_iods:
             context.investigator.save_iod("out", entity.ae_title, instance.uid, _as_file(dataset))
@@ -597,14 +600,14 @@ def _send(
     if context.investigator.settings.save_all_iods:
         context.investigator.save_iod(
             "out", entity.ae_title, instance.uid,
-            wrap(raw, sop_class_uid=instance.sop_class, sop_instance_uid=instance.uid,
-                 transfer_syntax=instance.transfer_syntax, source_ae=context.ae_title),
+            wrap(b"".join(pieces), sop_class_uid=instance.sop_class,
+                 sop_instance_uid=instance.uid, transfer_syntax=instance.transfer_syntax,
+                 source_ae=context.ae_title),
         )  # fmt: skip
-    # No pause of the association's loop as send_c_store makes (up to a millisecond each):
-    # keep_responses() puts back a response the loop takes first. The command set is encoded
-    # by hand and the stored bytes go out in slices of themselves (send_store_request).
     context_id = cast(int, presentation.context_id)
-    if not send_store_request(store, context_id, instance.sop_class, instance.uid, raw, originator):
+    if direct.usable:
+        code = direct.store(context_id, instance.sop_class, instance.uid, pieces, originator)
+    else:  # not plain TCP, or something pending on the association: through pynetdicom
         request = C_STORE()
         request.MessageID = 1
         request.AffectedSOPClassUID = instance.sop_class
@@ -612,29 +615,34 @@ def _send(
         request.Priority = 2
         request.MoveOriginatorApplicationEntityTitle = originator[0]
         request.MoveOriginatorMessageID = originator[1]
-        request.DataSet = BytesIO(raw)
+        request.DataSet = BytesIO(b"".join(pieces))
         store.dimse.send_msg(request, context_id)
-    _, response = store.dimse.get_msg(block=True)
-    if response is None:
-        store.abort()  # the DIMSE timeout passed: as send_c_store does
+        _, response = store.dimse.get_msg(block=True)
+        if response is None:
+            store.abort()  # the DIMSE timeout passed: as send_c_store does
+        code = None if response is None else cast(int, response.Status)
+    if code is None:
         return None
     answer = Dataset()
-    answer.Status = response.Status
+    answer.Status = code
     return answer
 
 
-def _raw_dataset(instance: _Instance, entity: TrustedEntity) -> bytes | None:
-    """The stored data set's bytes, fit to send as they are; ``None`` if text must change."""
+def _raw_pieces(instance: _Instance, entity: TrustedEntity) -> list[Piece] | None:
+    """The stored data set, fit to send as it is, in pieces; ``None`` if text must change."""
     syntax = UID(instance.transfer_syntax)
     if syntax not in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
         return None
-    _, data = split(instance.path.read_bytes())
-    return export_bytes(data, syntax.is_implicit_VR, entity.export_charset.split("\\"))
+    with open(instance.path, "rb", buffering=0) as stored:
+        content = stored.readall()
+    offset = dataset_offset(content)
+    data = memoryview(content)[offset:] if offset is not None else split(content)[1]
+    return export_pieces(data, syntax.is_implicit_VR, entity.export_charset.split("\\"))
 
 
 def _suboperation(
     context: ServiceContext,
-    store: Association,
+    direct: DirectStore,
     instance: _Instance,
     entity: TrustedEntity,
     accepted: set[str],
@@ -643,7 +651,7 @@ def _suboperation(
     warn: bool = False,
 ) -> None:
     """Send one instance; count it completed, warning or failed (``warn``: no better)."""
-    if not store.is_established:
+    if not direct.assoc.is_established:
         counts.fail(instance.uid)
         return
     if instance.sop_class not in accepted:
@@ -656,7 +664,7 @@ def _suboperation(
         counts.fail(instance.uid)
         return
     try:
-        answer = _send(context, store, instance, entity, originator)
+        answer = _send(context, direct, instance, entity, originator)
     except (OSError, ValueError) as error:
         LOGGER.error("cannot read %s from the archive: %r", instance.uid, error)
         counts.fail(instance.uid)
