@@ -21,6 +21,7 @@ List.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -490,6 +491,7 @@ def _send_all(move: _Move, planned: _Planned) -> None:
         return
     accepted = {str(cx.abstract_syntax) for cx in store.accepted_contexts}
     direct = DirectStore(store, DIMSE_TIMEOUT_S)
+    reader = _Reader()
     assoc = move.assoc
     try:
         for instance in instances:
@@ -513,8 +515,8 @@ def _send_all(move: _Move, planned: _Planned) -> None:
                 counts.fail(instance.uid)  # an injected fault: counted failed, never sent
             else:
                 originator = (move.peer.calling_ae, int(move.request.MessageID or 1))
-                _suboperation(move.context, direct, instance, entity, accepted, counts,
-                              originator, warn=injected == "warning")  # fmt: skip
+                _suboperation(move.context, direct, reader, instance, entity, accepted,
+                              counts, originator, warn=injected == "warning")  # fmt: skip
             move.respond.send(status.PENDING, counts, final=False)
     except Stopped:  # stop() ended an injected sub-operation delay and aborted the requester
         move.finish(summary, None, f"the daemon stopped after {counts.describe()}")
@@ -568,6 +570,7 @@ def decode_identifier(assoc: Association, request: C_MOVE, context_id: int) -> D
 def _send(
     context: ServiceContext,
     direct: DirectStore,
+    reader: _Reader,
     instance: _Instance,
     entity: TrustedEntity,
     originator: tuple[str, int],
@@ -589,7 +592,7 @@ def _send(
         ),
         None,
     )
-    pieces = _raw_pieces(instance, entity) if presentation is not None else None
+    pieces = _raw_pieces(instance, entity, reader) if presentation is not None else None
     if presentation is None or pieces is None:
         dataset = _outgoing(instance, entity)
         if context.investigator.settings.save_all_iods:
@@ -628,21 +631,47 @@ def _send(
     return answer
 
 
-def _raw_pieces(instance: _Instance, entity: TrustedEntity) -> list[Piece] | None:
+class _Reader:
+    """Reads stored files into one buffer that every file of a move reuses.
+
+    A fresh 512 KiB buffer per slice costs its page faults on every read (a fifth of the
+    daemon's CPU per moved slice); a reused one is faulted in once. What :meth:`read`
+    returns is valid until the next call: the slice is sent before the next is read.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def read(self, path: Path) -> memoryview:
+        with open(path, "rb", buffering=0) as stored:
+            size = os.fstat(stored.fileno()).st_size
+            if size > len(self._buffer):
+                self._buffer = bytearray(size)  # a new one: views of the old stay valid
+            view = memoryview(self._buffer)[:size]
+            done = 0
+            while done < size:
+                count = stored.readinto(view[done:])
+                if not count:
+                    break  # shorter than it was a moment ago: what is there
+                done += count
+            return view[:done]
+
+
+def _raw_pieces(instance: _Instance, entity: TrustedEntity, reader: _Reader) -> list[Piece] | None:
     """The stored data set, fit to send as it is, in pieces; ``None`` if text must change."""
     syntax = UID(instance.transfer_syntax)
     if syntax not in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
         return None
-    with open(instance.path, "rb", buffering=0) as stored:
-        content = stored.readall()
+    content = reader.read(instance.path)
     offset = dataset_offset(content)
-    data = memoryview(content)[offset:] if offset is not None else split(content)[1]
+    data = content[offset:] if offset is not None else split(bytes(content))[1]
     return export_pieces(data, syntax.is_implicit_VR, entity.export_charset.split("\\"))
 
 
 def _suboperation(
     context: ServiceContext,
     direct: DirectStore,
+    reader: _Reader,
     instance: _Instance,
     entity: TrustedEntity,
     accepted: set[str],
@@ -664,7 +693,7 @@ def _suboperation(
         counts.fail(instance.uid)
         return
     try:
-        answer = _send(context, direct, instance, entity, originator)
+        answer = _send(context, direct, reader, instance, entity, originator)
     except (OSError, ValueError) as error:
         LOGGER.error("cannot read %s from the archive: %r", instance.uid, error)
         counts.fail(instance.uid)
