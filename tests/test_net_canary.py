@@ -161,6 +161,14 @@ UPSTREAM = (
         "73000c902c52832dab302ddb3bc274ea93d205a810a197225dd87d4c1212ba57",
     ),
     Upstream(
+        "pynetdicom.dimse.DIMSEServiceProvider.send_msg",
+        ("simdaemon.net.commands.hand_encode_store_responses",),
+        "ours sends a C-STORE-RSP's command set encoded by hand, skipping EVT_DIMSE_SENT only "
+        "when nothing is bound to it: carry over any new step (an event, a check, the "
+        "fragmenting) into the hand-encoded path.",
+        "a839cf2fb46976d9da29cf06fea41c04416b38d14fab612af12e5d869bd5b3f0",
+    ),
+    Upstream(
         "pynetdicom.fsm.DT_1",
         ("simdaemon.net.direct.DirectStore.store",),
         "a DirectStore sends P-DATA on the lent socket without the state machine, which stays "

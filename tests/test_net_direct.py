@@ -24,8 +24,9 @@ from pynetdicom.dsutils import encode
 from pynetdicom.pdu import P_DATA_TF
 
 from simdaemon.net import direct
+from simdaemon.net.commands import command_set
 from simdaemon.net.direct import DirectStore
-from simdaemon.net.outgoing import QuickAckAE, command_set
+from simdaemon.net.outgoing import QuickAckAE
 
 ECHO = "1.2.840.10008.1.1"
 #: How long a test waits for an association to end; a bound, not a synchronisation.

@@ -7,15 +7,12 @@ import queue
 import socket
 import threading
 import types
-from io import BytesIO
 from typing import Any
 
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import CTImageStorage
 from pynetdicom import AE
-from pynetdicom.dimse_messages import C_MOVE_RSP, C_STORE_RQ
-from pynetdicom.dimse_primitives import C_MOVE, C_STORE
 
 from simdaemon.net import outgoing
 from simdaemon.net.outgoing import QuickAckAE, QuickAckSocket, quick_ack
@@ -171,67 +168,3 @@ def test_an_idle_requested_association_waits_instead_of_polling(
         server.shutdown()
     assert idle_turns <= 25  # 50 ms waits: about 10; pynetdicom's 1 ms polling: about 500
     assert not assoc.dul.is_alive()
-
-
-def pynetdicom_command(primitive: Any, message: Any) -> bytes:
-    """The command set pynetdicom encodes for ``primitive`` (without the PDV header byte)."""
-    encoded = message()
-    encoded.primitive_to_message(primitive)
-    first = next(iter(encoded.encode_msg(1, 16382)))
-    return bytes(first.presentation_data_value_list[0][1][1:])
-
-
-@pytest.mark.parametrize("title", ["MOVESCU", "ODD"])
-def test_the_hand_encoded_c_store_request_is_pynetdicoms(title: str) -> None:
-    request = C_STORE()
-    request.MessageID = 1
-    request.AffectedSOPClassUID = CTImageStorage
-    request.AffectedSOPInstanceUID = "1.2.826.0.1.3680043.10.1234.5"  # odd length
-    request.Priority = 2
-    request.MoveOriginatorApplicationEntityTitle = title
-    request.MoveOriginatorMessageID = 7
-    request.DataSet = BytesIO(b"\0\0")
-    ours = outgoing.command_set(
-        [
-            (0x0002, (CTImageStorage, b"\0")),
-            (0x0100, 0x0001),
-            (0x0110, 1),
-            (0x0700, 2),
-            (0x0800, 1),
-            (0x1000, ("1.2.826.0.1.3680043.10.1234.5", b"\0")),
-            (0x1030, (title, b" ")),
-            (0x1031, 7),
-        ]
-    )
-    assert ours == pynetdicom_command(request, C_STORE_RQ)
-
-
-def test_the_hand_encoded_pending_move_response_is_pynetdicoms() -> None:
-    response = C_MOVE()
-    response.MessageIDBeingRespondedTo = 3
-    response.AffectedSOPClassUID = "1.2.840.10008.5.1.4.1.2.2.2"
-    response.Status = 0xFF00
-    response.NumberOfRemainingSuboperations = 65535
-    response.NumberOfCompletedSuboperations = 1
-    response.NumberOfFailedSuboperations = 2
-    response.NumberOfWarningSuboperations = 3
-    sent: list[Any] = []
-    assoc: Any = types.SimpleNamespace(
-        dul=types.SimpleNamespace(send_pdu=sent.append),
-        dimse=types.SimpleNamespace(maximum_pdu_size=16382),
-    )
-    assert outgoing.send_move_pending(assoc, 5, 3, "1.2.840.10008.5.1.4.1.2.2.2", (65535, 1, 2, 3))
-    ((context_id, pdv),) = sent[0].presentation_data_value_list
-    assert context_id == 5
-    assert pdv[:1] == b"\x03"  # command, last fragment
-    assert pdv[1:] == pynetdicom_command(response, C_MOVE_RSP)
-
-
-def test_a_peer_accepting_tiny_pdus_gets_nothing_from_the_hand_encoder() -> None:
-    sent: list[Any] = []
-    assoc: Any = types.SimpleNamespace(
-        dul=types.SimpleNamespace(send_pdu=sent.append),
-        dimse=types.SimpleNamespace(maximum_pdu_size=64),
-    )
-    assert not outgoing.send_move_pending(assoc, 1, 1, CTImageStorage, (1, 0, 0, 0))
-    assert sent == []

@@ -2,6 +2,9 @@
 
 Modules, by job (each imports only those listed before it, and nothing else of simdaemon):
 
+- :mod:`simdaemon.net.commands`: DIMSE command sets encoded by hand for the messages sent per
+  slice (``command_set``, ``send_move_pending``, ``store_response``), and the acceptor's
+  C-STORE-RSPs sent that way (``hand_encode_store_responses``).
 - :mod:`simdaemon.net.outgoing`: what each association needs to be quick and reliable
   (``keep_responses``, ``no_delay``, ``quick_ack``, ``quiet_standard_logging``), for services,
   tests and benchmarks, and the AE whose requested associations are event-driven and ask for
@@ -114,6 +117,10 @@ Extended (ours calls upstream, then adds):
   ``_association_reactor``, the server's ``services`` and ``guard`` (with the A-ASSOCIATE-RQ
   deadline); unbinds the standard log handlers while pynetdicom's log is quiet; re-applies
   the ACSE and network timeouts.
+- ``pynetdicom.dimse.DIMSEServiceProvider.send_msg`` (accepted associations):
+  ``commands.hand_encode_store_responses`` wraps it; a C-STORE response whose fields
+  ``commands.store_response`` knows is encoded by hand and queued as one P-DATA, without
+  EVT_DIMSE_SENT, when nothing is bound to that event; everything else goes to upstream's.
 - ``pynetdicom.association.Association._serve_request``: ``outgoing.keep_responses`` wraps it
   on requested associations to put back the responses it would drop (pynetdicom issue #875).
 - ``pynetdicom.transport.AssociationSocket.ready.fget`` (the property ``ready``):

@@ -41,6 +41,7 @@ from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.pdu_primitives import A_ABORT, A_ASSOCIATE, A_P_ABORT, A_RELEASE
 from pynetdicom.transport import RequestHandler
 
+from simdaemon.net.commands import hand_encode_store_responses
 from simdaemon.net.guard import Guard, Incident, escape_title
 from simdaemon.net.outgoing import quick_ack, quiet_standard_logging
 from simdaemon.net.sabotage import EndAsFault, Saboteur
@@ -485,6 +486,7 @@ class EventDrivenRequestHandler(RequestHandler):
             dul.guard = guard
         dul.request_deadline = time.monotonic() + dul.guard.limits.associate_request_timeout
         quiet_standard_logging(assoc)
+        hand_encode_store_responses(assoc)
         assoc._run_reactor = types.MethodType(_association_reactor, assoc)  # type: ignore[method-assign]
         # DIMSE services the daemon serves itself, by request type (see Daemon.start()).
         assoc.simdaemon_services = dict(getattr(self.server, "services", {}))  # type: ignore[attr-defined]

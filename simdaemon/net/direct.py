@@ -33,7 +33,8 @@ from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE
 
 from simdaemon.net import outgoing
-from simdaemon.net.outgoing import WakingDUL, command_set
+from simdaemon.net.commands import command_set
+from simdaemon.net.outgoing import WakingDUL
 
 __all__ = ["DirectStore"]
 

@@ -16,7 +16,6 @@ import logging
 import queue
 import select
 import socket
-import struct
 import threading
 import types
 from collections.abc import Iterator
@@ -32,19 +31,16 @@ from pynetdicom._handlers import (
 from pynetdicom.association import Association
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
-from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.transport import AddressInformation, AssociationSocket
 
 __all__ = [
     "QuickAckAE",
     "QuickAckSocket",
     "WakingDUL",
-    "command_set",
     "keep_responses",
     "no_delay",
     "quick_ack",
     "quiet_standard_logging",
-    "send_move_pending",
 ]
 
 #: The most :meth:`QuickAckSocket.recv` asks the kernel for at once (upstream: 4 KiB).
@@ -437,80 +433,3 @@ class QuickAckAE(AE):
         sock = QuickAckSocket(assoc, address=address)
         sock.tls_args = tls_args
         return sock
-
-
-#: A command element's value: an unsigned short (US), or text (UI padded with NUL, AE with a
-#: space, to an even length).
-CommandValue = int | tuple[str, bytes]
-_UI = b"\0"
-_AE = b" "
-
-
-def command_set(elements: list[tuple[int, CommandValue]]) -> bytes:
-    """A DIMSE command set in Implicit VR Little Endian, its group length first.
-
-    ``elements`` are (element number in group 0000, value), in ascending order: an ``int`` is
-    a US, a ``(text, pad)`` pair a UI (pad NUL) or AE (pad space). The bytes are those
-    pynetdicom encodes for the same message with pydicom, at a fraction of the cost (it
-    encodes the whole set twice, once to measure its length).
-    """
-    parts = []
-    for element, value in elements:
-        if isinstance(value, int):
-            parts.append(struct.pack("<HHIH", 0, element, 2, value))
-        else:
-            text, pad = value
-            encoded = text.encode("ascii")
-            if len(encoded) % 2:
-                encoded += pad
-            parts.append(struct.pack("<HHI", 0, element, len(encoded)) + encoded)
-    body = b"".join(parts)
-    return struct.pack("<HHII", 0, 0, 4, len(body)) + body
-
-
-def _send_command(assoc: Association, context_id: int, command: bytes) -> None:
-    """Queue ``command`` as the one, last command fragment of a message (header 0x03)."""
-    pdata = P_DATA()
-    pdata.presentation_data_value_list.append((context_id, b"\x03" + command))
-    assoc.dul.send_pdu(pdata)
-
-
-def _fits(assoc: Association, size: int) -> bool:
-    """Whether a PDV value of ``size`` bytes (flag byte included) fits in one P-DATA the peer
-    accepts: the PDU's length is the item's 4 length bytes, its context ID and the value."""
-    maximum = int(assoc.dimse.maximum_pdu_size or 0)
-    return maximum == 0 or 4 + 1 + size <= maximum
-
-
-def send_move_pending(
-    assoc: Association,
-    context_id: int,
-    message_id: int,
-    sop_class: str,
-    counts: tuple[int, int, int, int],
-) -> bool:
-    """Queue a pending (0xFF00) C-MOVE-RSP: ``counts`` remaining, completed, failed, warning.
-
-    What ``assoc.dimse.send_msg`` does for a C-MOVE primitive, without its pydicom encoding
-    of the command set (:func:`command_set`) and without triggering EVT_DIMSE_SENT (the daemon
-    binds nothing to it); False, with nothing sent, when the peer's maximum PDU is too small
-    for the command in one piece (the caller then uses ``send_msg``).
-    """
-    remaining, completed, failed, warning = counts
-    command = command_set(
-        [
-            (0x0002, (sop_class, _UI)),
-            (0x0100, 0x8021),  # C-MOVE-RSP
-            (0x0120, message_id),
-            (0x0800, 0x0101),  # no data set
-            (0x0900, 0xFF00),
-            (0x1020, remaining),
-            (0x1021, completed),
-            (0x1022, failed),
-            (0x1023, warning),
-        ]
-    )
-    if not _fits(assoc, len(command) + 1):
-        return False
-    _send_command(assoc, context_id, command)
-    return True

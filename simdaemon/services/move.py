@@ -44,13 +44,13 @@ from simdaemon.charset import Piece, export_dataset, export_pieces
 from simdaemon.config import TrustedEntity
 from simdaemon.faults import FaultPlan, Stopped
 from simdaemon.findings import MoveFailure, move_destination_is_requester_without_listener
+from simdaemon.net.commands import send_move_pending
 from simdaemon.net.direct import DirectStore
 from simdaemon.net.outgoing import (
     QuickAckAE,
     keep_responses,
     no_delay,
     quiet_standard_logging,
-    send_move_pending,
 )
 from simdaemon.part10 import dataset_offset, split, wrap
 from simdaemon.query import Level, Query, QueryError, compile_query, describe, universal_key
