@@ -214,33 +214,33 @@ def _element(
     if tag == _ITEM_END and level.end is None:
         stack.pop()
         return pos + 8
-    name = element_name(tag)
     if tag >> 16 == 0xFFFE:
         raise _Malformed(
             "sequence-structure",
             _say("misplaced item tag {}", tag),
-            f"element {name} is an item or delimitation tag, found among the elements of "
+            f"element {element_name(tag)} is an item or delimitation tag, found among the "
+            "elements of "
             + (f"an item of {element_name(level.owner)}" if level.owner else "the data set"),
         )
     if tag >> 16 == 0x0002 and not level.owner:
         raise _Malformed(
             "group-0002",
             _say("group 0002 element {} in the data set", tag),
-            f"element {name} belongs to the file meta information (group 0002), which is "
-            "never part of a data set sent over the network",
+            f"element {element_name(tag)} belongs to the file meta information (group 0002), "
+            "which is never part of a data set sent over the network",
         )
     if tag in level.seen:
         raise _Malformed(
             "duplicate-element",
             _say("duplicate element {}", tag),
-            f"element {name} occurs twice in "
+            f"element {element_name(tag)} occurs twice in "
             + (f"an item of {element_name(level.owner)}" if level.owner else "the data set"),
         )
     if tag < level.last:
         raise _Malformed(
             "tag-order",
             _say("element {} out of ascending order", tag),
-            f"element {name} follows {element_name(level.last)}: elements must be in "
+            f"element {element_name(tag)} follows {element_name(level.last)}: elements must be in "
             "ascending tag order (PS3.5 7.1)",
         )
     level.seen.add(tag)
@@ -255,7 +255,7 @@ def _element(
         raise _Malformed(
             "undefined-length",
             _say("{} has undefined length", tag),
-            f"element {name} has undefined length, which only sequences may have in a "
+            f"element {element_name(tag)} has undefined length, which only sequences may have in a "
             "native transfer syntax (encapsulated pixel data needs a compressed one)",
         )
     if start + length > limit:
