@@ -20,7 +20,11 @@ inside the transaction that inserts its rows, and commits before success is answ
 process killed at any instant therefore leaves at worst a file without a row (moved to
 ``orphans/`` by :meth:`Archive.check` at the next start), never a row without its file.
 ``synchronous = NORMAL`` in WAL mode makes a commit survive a crash of the process; it does
-not promise survival of a power cut, which a test harness does not need.
+not promise survival of a power cut, which a test harness does not need. An archive opened
+with ``durable=False`` (the pytest plugin's per-test archives, deleted with the test's
+temporary folder) uses ``synchronous = OFF``: no fsync at all, so a commit still survives a
+crash of the process (its writes are in the operating system's cache) but a power cut may
+leave the database corrupt rather than only short of its last commits.
 """
 
 from __future__ import annotations
@@ -640,9 +644,16 @@ class Archive:
     """An archive folder, opened; see the module docstring for the model."""
 
     def __init__(
-        self, folder: Path, *, sql_trace: bool = False, audit: AuditSettings | None = None
+        self,
+        folder: Path,
+        *,
+        sql_trace: bool = False,
+        audit: AuditSettings | None = None,
+        durable: bool = True,
     ) -> None:
         self.folder = folder.resolve()
+        #: ``synchronous = NORMAL`` (True) or ``OFF``: see the module docstring.
+        self.durable = durable
         #: How much of the persisted audit trail is kept (``[audit]``).
         self.audit_settings = audit if audit is not None else AuditSettings()
         self._coalescer = Coalescer(self.audit_settings)
@@ -673,7 +684,7 @@ class Archive:
             self.folder / DATABASE, isolation_level=None, check_same_thread=False, timeout=30.0
         )
         connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute("PRAGMA synchronous = NORMAL")
+        connection.execute(f"PRAGMA synchronous = {'NORMAL' if self.durable else 'OFF'}")
         connection.execute("PRAGMA foreign_keys = ON")
         # PN matching is case-insensitive beyond ASCII, which SQLite's lower() is not.
         connection.create_function("casefold", 1, _casefold, deterministic=True)

@@ -155,6 +155,9 @@ class TestDaemon(Daemon):
     """A daemon with the entity its test calls as (``simdaemon.test_entity``)."""
 
     __test__ = False
+    #: A test's archive goes with its temporary folder: no fsync (a commit still survives a
+    #: crash of the process; see simdaemon.archive). The durability tests use a Daemon.
+    durable_archive = False
 
     def __init__(
         self, config: Config, test_entity: TestEntity, console: ConsoleSettings | None = None

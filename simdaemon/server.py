@@ -57,7 +57,7 @@ from simdaemon.net.guard import Limits as NetLimits
 from simdaemon.net.listener import Listener
 from simdaemon.net.outgoing import no_delay
 from simdaemon.net.sabotage import PduTrap, fail_on_pdu
-from simdaemon.net.sop_classes import register_private_storage
+from simdaemon.net.sop_classes import register_private_storage, support
 from simdaemon.printable import install as escape_log_records
 from simdaemon.query import Shape
 from simdaemon.reporting import Reporter
@@ -108,6 +108,10 @@ class DaemonError(RuntimeError):
 
 class Daemon:
     """A simulated ARIA DB Daemon; a context manager, usable without pytest."""
+
+    #: Whether the archive fsyncs (SQLite ``synchronous = NORMAL``; see :mod:`simdaemon.archive`).
+    #: The pytest plugin's daemons, whose archives go with the test's temporary folder, don't.
+    durable_archive = True
 
     def __init__(
         self,
@@ -339,7 +343,10 @@ class Daemon:
             folder = self.config.daemon.archive
             try:
                 archive = Archive(
-                    folder, sql_trace=self.config.investigation.sql_trace, audit=self.config.audit
+                    folder,
+                    sql_trace=self.config.investigation.sql_trace,
+                    audit=self.config.audit,
+                    durable=self.durable_archive,
                 )
             except (ArchiveError, OSError) as error:
                 raise DaemonError(f"[daemon] archive = {str(folder)!r}: {error}") from error
@@ -471,8 +478,7 @@ class Daemon:
         ae = AE(ae_title=self.ae_title)
         ae.maximum_associations = _UNLIMITED
         ae.maximum_pdu_size = self.config.limits.max_pdu_length
-        for syntax in ABSTRACT_SYNTAXES:
-            ae.add_supported_context(syntax, list(TRANSFER_SYNTAXES))
+        support(ae, ABSTRACT_SYNTAXES, TRANSFER_SYNTAXES)
         return ae
 
     def _serve(self) -> None:

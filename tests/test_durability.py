@@ -136,3 +136,42 @@ def _config_file(folder: Path) -> Path:
         '[[trusted]]\nae_title = "SIMCLIENT"\nip = "127.0.0.1"\nport = 51403\n'
     )
     return path
+
+
+#: A daemon whose archive does not fsync, as the pytest plugin's are, in a process of its own.
+_NOT_DURABLE = """
+import sys
+from pathlib import Path
+from simdaemon import Daemon
+from simdaemon.config import load
+
+class TestLike(Daemon):
+    durable_archive = False
+
+daemon = TestLike(load(Path(sys.argv[1]))).start()
+assert daemon.archive.durable is False
+print(f"listening on {daemon.host}:{daemon.port}", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_an_archive_without_fsync_still_survives_a_killed_process(tmp_path: Path) -> None:
+    """The plugin's archives use synchronous = OFF: a commit is in the OS's cache, which a
+    killed process does not lose (only a power cut would)."""
+    config = _config_file(tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-c", _NOT_DURABLE, str(config)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line.startswith("listening on "), line
+    host, port = line.split()[2].rsplit(":", 1)
+    datasets = [objects.ct() for _ in range(20)]
+    answers = scu.store(_Remote(host, int(port)), datasets)
+    assert [a.Status for a in answers] == [0] * len(datasets)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(30)
+    with Archive(tmp_path / "archive") as archive:
+        assert archive.count() == len(datasets)
+        assert all(archive.instance(ds.SOPInstanceUID) is not None for ds in datasets)
