@@ -26,8 +26,10 @@ new study, series and instance UIDs, written before the round, so every round st
   pynetdicom's network layer costs.
 * ``DCMTK storescp`` writing each object into a folder, and ``Orthanc`` storing into its own.
 
-One untimed warm-up round per pair, then the receivers alternate round by round per sender so
-machine noise hits them alike. Medians are printed with the load average before and after.
+One untimed warm-up round per pair, then the receivers take turns round by round per sender,
+who goes first rotating, so machine noise hits them alike; before each send ``os.sync()``
+writes back what earlier rounds (and the copy of the series) left in the page cache, so no
+receiver pays for another's writes. Medians are printed with the load average before and after.
 CPU per slice: the receiver's user + system time (``/proc/PID/stat``) over the round divided
 by the slices (10 ms clock ticks: use 100 slices or more).
 
@@ -207,7 +209,10 @@ def main() -> None:
                 for index in range(WARMUP + args.rounds):
                     runs += 1
                     copies = fresh_copy(files, folder / f"series{runs}")
-                    for column, server in targets.items():
+                    turn = index % len(targets)  # who goes first rotates round by round
+                    for column in [*targets][turn:] + [*targets][:turn]:
+                        server = targets[column]
+                        os.sync()  # what earlier rounds wrote is on disk, not written back now
                         cpu = server.cpu_seconds()
                         seconds = send(server.peer, copies)
                         used = server.cpu_seconds() - cpu

@@ -177,6 +177,14 @@ UPSTREAM = (
     ),
     # Relied on unchanged.
     Upstream(
+        "pynetdicom.ae.ApplicationEntity.add_supported_context",
+        ("simdaemon.net.sop_classes.support",),
+        "support() calls it once per process, then copies the contexts it stored in "
+        "_supported_contexts (their _transfer_syntax lists too) into each AE: check it still "
+        "stores one PresentationContext per abstract syntax there and nothing elsewhere.",
+        "2932641f457f3240c3c3c7c870b723872fdef410d3dff9d7457277b96c4830f0",
+    ),
+    Upstream(
         "pynetdicom.dul.DULServiceProvider._is_transport_event",
         (
             "simdaemon.net.acceptor.EventDrivenDUL.run_reactor",

@@ -23,7 +23,8 @@ Modules, by job (each imports only those listed before it, and nothing else of s
 - :mod:`simdaemon.net.listener`: the listening socket, accepting connections until ``stop()``
   without polling (``Listener``); it carries the daemon's own services to the acceptor.
 - :mod:`simdaemon.net.sop_classes`: teaching pynetdicom to serve C-STORE for private SOP
-  classes (``register_private_storage``).
+  classes (``register_private_storage``), and an AE's supported contexts built once per
+  process (``support``).
 
 What differs from upstream pynetdicom 3.0 (pinned ``>=3.0,<3.1`` in pyproject.toml;
 ``tests/test_net_canary.py`` hashes the source of every function named here and fails, saying
@@ -152,7 +153,8 @@ Private pynetdicom names used: the module ``pynetdicom._handlers`` (its standard
 handlers); ``Association._dul_ready``, ``._is_paused``, ``._kill``, ``._reactor_checkpoint``,
 ``._run_reactor``, ``._sent_release``, ``._serve_request``; ``DULServiceProvider._idle_timer``,
 ``._is_transport_event``, ``._kill_thread``, ``._process_recv_primitive``, ``._recv_pdu``;
-``RequestHandler._create_association``; ``ApplicationEntity._create_socket``;
+``RequestHandler._create_association``; ``ApplicationEntity._create_socket``,
+``._supported_contexts`` (``sop_classes.support``); ``PresentationContext._transfer_syntax``;
 ``AssociationSocket._is_connected``. Public
 attributes that ours replaces or reaches into: ``Association.dul``,
 ``DIMSEServiceProvider.msg_queue`` and ``.cancel_req``, ``DULServiceProvider.to_user_queue``,
