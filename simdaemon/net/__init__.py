@@ -131,6 +131,8 @@ Extended (ours calls upstream, then adds):
 
 Relied on unchanged (ours feeds or copies their behaviour):
 
+- ``pynetdicom.ae.ApplicationEntity.add_supported_context``: ``sop_classes.support`` calls it
+  once per process and copies the contexts it stored into each daemon's AE.
 - ``pynetdicom.dul.DULServiceProvider._is_transport_event``: called on every turn that finds
   the event queue empty, even when a primitive's event was just queued.
 - ``pynetdicom.dul.DULServiceProvider.receive_pdu``: passes on the ``None`` that
