@@ -26,7 +26,7 @@ import itertools
 import logging
 import socket
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
 from pynetdicom.association import Association
@@ -149,6 +149,7 @@ class DirectStore:
         self.assoc = assoc
         self.timeout = timeout
         self._ids = itertools.count(1)
+        self._meanwhile_error: Exception | None = None
 
     @property
     def usable(self) -> bool:
@@ -172,13 +173,33 @@ class DirectStore:
         sop_instance: str,
         data: Sequence[bytes | memoryview],
         originator: tuple[str, int],
+        meanwhile: Callable[[], None] | None = None,
     ) -> int | None:
         """Send one C-STORE-RQ with the data set ``data`` (pieces, joined); return its Status.
 
         ``None`` when no response came: the connection closed or was aborted (handed to the
         DUL, which ends the association), or none came within ``timeout`` (the association is
-        then aborted, as pynetdicom's ``send_c_store`` does).
+        then aborted, as pynetdicom's ``send_c_store`` does). ``meanwhile`` runs once the
+        request is sent, while the receiver works on it (a move reads its next slice then);
+        its exception, if any, is raised once the exchange is over.
         """
+        self._meanwhile_error = None
+        code = self._exchange(context_id, sop_class, sop_instance, data, originator, meanwhile)
+        error, self._meanwhile_error = self._meanwhile_error, None
+        if error is not None:
+            raise error
+        return code
+
+    def _exchange(
+        self,
+        context_id: int,
+        sop_class: str,
+        sop_instance: str,
+        data: Sequence[bytes | memoryview],
+        originator: tuple[str, int],
+        meanwhile: Callable[[], None] | None,
+    ) -> int | None:
+        """:meth:`store`, but for raising what ``meanwhile`` raised."""
         message_id = next(self._ids) & 0xFFFF
         command = command_set(
             [
@@ -205,6 +226,8 @@ class DirectStore:
             raw.settimeout(self.timeout)
             try:
                 _send_all(raw, buffers)
+                if meanwhile is not None:
+                    self._run(meanwhile)
                 return self._response(raw, dul, message_id, read)
             except _Surprise:
                 dul.hand_over(read)
@@ -226,6 +249,12 @@ class DirectStore:
             self.assoc.abort()  # as pynetdicom's send_c_store does
             return None
         return self._through_pynetdicom(message_id)
+
+    def _run(self, meanwhile: Callable[[], None]) -> None:
+        try:
+            meanwhile()
+        except Exception as error:  # noqa: BLE001 - raised by store(), after the exchange
+            self._meanwhile_error = error
 
     def _response(
         self, raw: socket.socket, dul: WakingDUL, message_id: int, read: list[bytes]

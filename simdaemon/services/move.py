@@ -20,9 +20,11 @@ List.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -493,8 +495,17 @@ def _send_all(move: _Move, planned: _Planned) -> None:
     direct = DirectStore(store, DIMSE_TIMEOUT_S)
     reader = _Reader()
     assoc = move.assoc
+    # The pending response of a sub-operation goes out while the receiver stores the next
+    # one, as does the reading of the slice after it: the daemon works while it waits. The
+    # requester sees the same responses in the same order, each a sub-operation later.
+    unreported: list[_Counts] = []
+
+    def report() -> None:
+        if unreported:
+            move.respond.send(status.PENDING, unreported.pop(), final=False)
+
     try:
-        for instance in instances:
+        for index, instance in enumerate(instances):
             if move.interrupted(summary, counts):
                 return
             # The requester went away: stop sending. While the daemon serves a request, the
@@ -504,6 +515,7 @@ def _send_all(move: _Move, planned: _Planned) -> None:
                             "move stopped")  # fmt: skip
                 return
             if move.respond.cancelled():
+                report()
                 move.finish(summary, status.CANCELLED, f"cancelled after {counts.describe()}",
                             counts)  # fmt: skip
                 return
@@ -514,10 +526,22 @@ def _send_all(move: _Move, planned: _Planned) -> None:
             if instance.uid in planned.dropped or injected == "failure":
                 counts.fail(instance.uid)  # an injected fault: counted failed, never sent
             else:
+                following = instances[index + 1] if index + 1 < len(instances) else None
+
+                def meanwhile(following: _Instance | None = following) -> None:
+                    report()
+                    if following is not None:
+                        reader.prefetch(following, entity)
+
                 originator = (move.peer.calling_ae, int(move.request.MessageID or 1))
                 _suboperation(move.context, direct, reader, instance, entity, accepted,
-                              counts, originator, warn=injected == "warning")  # fmt: skip
-            move.respond.send(status.PENDING, counts, final=False)
+                              counts, originator, warn=injected == "warning",
+                              meanwhile=meanwhile)  # fmt: skip
+            report()  # the previous one's, unless it went out meanwhile
+            unreported.append(dataclasses.replace(counts, failed_uids=[]))
+            if move.plan.abort_after is not None:
+                report()  # an injected abort counts sub-operations: each answered before it
+        report()
     except Stopped:  # stop() ended an injected sub-operation delay and aborted the requester
         move.finish(summary, None, f"the daemon stopped after {counts.describe()}")
         raise
@@ -574,13 +598,15 @@ def _send(
     instance: _Instance,
     entity: TrustedEntity,
     originator: tuple[str, int],
+    meanwhile: Callable[[], None] | None = None,
 ) -> Dataset | None:
     """C-STORE one instance; return the response's status data set (None: no response).
 
     The stored bytes go out as they are - no parsing, no encoding - when the destination
     accepted the stored transfer syntax and the text needs no new character set (at most a
     new Specific Character Set element, for ASCII text): straight on the association's
-    socket (:class:`DirectStore`). Otherwise pydicom re-encodes and pynetdicom sends.
+    socket (:class:`DirectStore`), which runs ``meanwhile`` while the receiver works.
+    Otherwise pydicom re-encodes and pynetdicom sends (``meanwhile`` is not run).
     """
     store = direct.assoc
     presentation = next(
@@ -609,7 +635,9 @@ def _send(
         )  # fmt: skip
     context_id = cast(int, presentation.context_id)
     if direct.usable:
-        code = direct.store(context_id, instance.sop_class, instance.uid, pieces, originator)
+        code = direct.store(
+            context_id, instance.sop_class, instance.uid, pieces, originator, meanwhile
+        )
     else:  # not plain TCP, or something pending on the association: through pynetdicom
         request = C_STORE()
         request.MessageID = 1
@@ -637,10 +665,30 @@ class _Reader:
     A fresh 512 KiB buffer per slice costs its page faults on every read (a fifth of the
     daemon's CPU per moved slice); a reused one is faulted in once. What :meth:`read`
     returns is valid until the next call: the slice is sent before the next is read.
+
+    :meth:`prefetch` prepares the next slice while the receiver stores the current one (the
+    current one is out of the buffer by then: the kernel holds it); :func:`_raw_pieces` takes
+    what was prepared for its instance instead of reading again.
     """
 
     def __init__(self) -> None:
         self._buffer = bytearray()
+        self._prepared: tuple[str, list[Piece] | None] | None = None
+
+    def prefetch(self, instance: _Instance, entity: TrustedEntity) -> None:
+        """Prepare ``instance``'s pieces now; an error is left for the real attempt to meet."""
+        self._prepared = None
+        try:
+            self._prepared = (instance.uid, _raw_pieces(instance, entity, self))
+        except (OSError, ValueError):
+            self._prepared = None
+
+    def take(self, uid: str) -> tuple[bool, list[Piece] | None]:
+        """(True, pieces) when :meth:`prefetch` prepared ``uid``'s; (False, None) otherwise."""
+        prepared, self._prepared = self._prepared, None
+        if prepared is None or prepared[0] != uid:
+            return False, None
+        return True, prepared[1]
 
     def read(self, path: Path) -> memoryview:
         with open(path, "rb", buffering=0) as stored:
@@ -659,6 +707,9 @@ class _Reader:
 
 def _raw_pieces(instance: _Instance, entity: TrustedEntity, reader: _Reader) -> list[Piece] | None:
     """The stored data set, fit to send as it is, in pieces; ``None`` if text must change."""
+    found, pieces = reader.take(instance.uid)
+    if found:
+        return pieces
     syntax = UID(instance.transfer_syntax)
     if syntax not in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
         return None
@@ -678,8 +729,11 @@ def _suboperation(
     counts: _Counts,
     originator: tuple[str, int],
     warn: bool = False,
+    meanwhile: Callable[[], None] | None = None,
 ) -> None:
-    """Send one instance; count it completed, warning or failed (``warn``: no better)."""
+    """Send one instance; count it completed, warning or failed (``warn``: no better).
+
+    ``meanwhile`` runs while the receiver stores it, when it goes out as stored."""
     if not direct.assoc.is_established:
         counts.fail(instance.uid)
         return
@@ -693,7 +747,7 @@ def _suboperation(
         counts.fail(instance.uid)
         return
     try:
-        answer = _send(context, direct, reader, instance, entity, originator)
+        answer = _send(context, direct, reader, instance, entity, originator, meanwhile)
     except (OSError, ValueError) as error:
         LOGGER.error("cannot read %s from the archive: %r", instance.uid, error)
         counts.fail(instance.uid)
