@@ -352,6 +352,9 @@ def _scan(data: memoryview, implicit: bool, stop_after_charset: bool) -> _Scan:
         if length == _UNDEFINED:  # UN or an unknown private sequence: pydicom's to judge
             scan.plain = False
             return scan
+        if start + length > size:  # runs past the end: a truncated file is pydicom's to judge
+            scan.plain = False
+            return scan
         if vr in TEXT_VRS and not bytes(data[start : start + length]).isascii():
             scan.plain = False
             return scan
@@ -377,6 +380,15 @@ def export_pieces(
     """
     wanted = list(wanted)
     view = memoryview(data).cast("B")
+    try:
+        return _export(data, view, implicit, wanted)
+    except struct.error:  # the walk ran off the end: a truncated file is pydicom's to judge
+        return None
+
+
+def _export(
+    data: bytes | memoryview, view: memoryview, implicit: bool, wanted: list[str]
+) -> list[Piece] | None:
     scan = _scan(view, implicit, stop_after_charset=True)
     if scan.plain and _terms(scan.value) == wanted:
         return [data]  # text in any encoding: nothing follows (0008,0005) yet in the walk

@@ -222,3 +222,10 @@ def test_pieces_view_the_stored_bytes_instead_of_copying_them() -> None:
     assert [type(p) for p in pieces] == [memoryview, bytes, memoryview]
     assert all(p.obj is data for p in pieces if isinstance(p, memoryview))
     assert b"".join(pieces) == export_bytes(data, False, ["ISO_IR 192"])
+
+
+@pytest.mark.parametrize("implicit", [True, False])
+def test_a_truncated_data_set_is_left_to_pydicom(implicit: bool) -> None:
+    data = _raw(_nested(None, b"Doe^Jane", True, False), implicit)
+    for cut in (3, 7, 11, len(data) // 2):
+        assert export_bytes(data[:-cut], implicit, ["ISO_IR 192"]) is None

@@ -19,9 +19,10 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE, evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_messages import C_STORE_RSP
-from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.dimse_primitives import C_ECHO, C_STORE
 from pynetdicom.dsutils import encode
 from pynetdicom.pdu import P_DATA_TF
+from pynetdicom.pdu_primitives import P_DATA
 
 from simdaemon.net import direct
 from simdaemon.net.commands import command_set
@@ -42,6 +43,7 @@ class Destination:
     pdu_lengths: list[int] = field(default_factory=list)
     received: list[tuple[bytes, str, int]] = field(default_factory=list)
     echo_answered: threading.Event = field(default_factory=threading.Event)
+    echo_request: threading.Event = field(default_factory=threading.Event)
 
     def on_store(self, event: Any) -> int:
         request = event.request
@@ -61,6 +63,8 @@ class Destination:
     def on_dimse(self, event: Any) -> None:
         if type(event.message).__name__ == "C_ECHO_RSP":
             self.echo_answered.set()
+        if type(event.message).__name__ == "C_ECHO_RQ":
+            self.echo_request.set()
 
 
 @pytest.fixture
@@ -255,3 +259,46 @@ def test_fragments_carry_the_pieces_with_the_flags_of_their_kind() -> None:
         pdus = pdus[6 + length :]
     assert values == [b"abcd", b"efgh", b"ij"]
     assert flags == [0x01, 0x01, 0x03]
+
+
+def test_a_response_cut_off_mid_pdu_ends_the_association_without_waiting_on(
+    destination: Callable[..., tuple[Destination, Association]],
+) -> None:
+    """A timeout inside a PDU leaves the stream out of step: the connection is closed."""
+    answer = threading.Event()
+
+    def half_a_pdu(event: Any) -> int:
+        event.assoc.dul.socket.send(struct.pack(">BBL", 4, 0, 100) + bytes(10))
+        answer.wait(JOIN_S)
+        return 0x0000
+
+    _, assoc = destination(half_a_pdu)
+    try:
+        assert store(assoc, [data_set(4)], timeout=0.3) is None
+        assoc.join(JOIN_S)
+        assert not assoc.is_established
+        assert not assoc.dul.is_alive()
+    finally:
+        answer.set()
+
+
+def test_nothing_queued_is_sent_while_the_socket_is_lent(
+    destination: Callable[..., tuple[Destination, Association]],
+) -> None:
+    """An abort or a response pynetdicom queues meanwhile would land inside the borrower's
+    PDUs: the DUL leaves it queued until the loan ends, then sends it."""
+    scripted, assoc = destination(lambda event: 0x0000)
+    dul: Any = assoc.dul
+    echo = C_ECHO()
+    echo.MessageID = 99
+    echo.AffectedSOPClassUID = ECHO
+    cx = next(c for c in assoc.accepted_contexts if c.abstract_syntax == ECHO)
+    with dul.lend_socket(5) as raw:
+        assert raw is not None
+        with dul.to_provider_queue.mutex:  # queued without waking the DUL, then asked
+            dul.to_provider_queue.queue.append(P_DATA())
+        assert dul._process_recv_primitive() is False
+        assert dul.event_queue.empty()
+        dul.to_provider_queue.queue.clear()
+    assoc.dimse.send_msg(echo, int(cx.context_id or 0))  # after the loan: sent at once
+    assert scripted.echo_request.wait(JOIN_S)

@@ -61,7 +61,11 @@ class _Surprise(Exception):
 
 
 class _Closed(Exception):
-    """The connection closed (or timed out) in the middle of the exchange."""
+    """The connection closed in the middle of the exchange."""
+
+
+class _Broken(Exception):
+    """A timeout in the middle of a PDU (sent or read): the stream is out of step for good."""
 
 
 def _fragments(
@@ -93,11 +97,17 @@ def _fragments(
 
 
 def _send_all(raw: socket.socket, buffers: list[bytes | memoryview]) -> None:
-    """Write every buffer, in order, with as few system calls as the kernel allows."""
+    """Write every buffer, in order, with as few system calls as the kernel allows.
+
+    A timeout raises :class:`_Broken`: part of a PDU may have gone out.
+    """
     pending = [memoryview(b).cast("B") for b in buffers]
     first = 0
     while first < len(pending):
-        sent = raw.sendmsg(pending[first : first + _IOV_MAX])
+        try:
+            sent = raw.sendmsg(pending[first : first + _IOV_MAX])
+        except TimeoutError:
+            raise _Broken from None
         while sent:
             head = pending[first]
             if sent >= len(head):
@@ -108,13 +118,22 @@ def _send_all(raw: socket.socket, buffers: list[bytes | memoryview]) -> None:
                 sent = 0
 
 
-def _recv_exact(raw: socket.socket, size: int) -> bytearray:
-    """Read exactly ``size`` bytes, asking for a quick ACK after each piece (Nagle's peers)."""
+def _recv_exact(raw: socket.socket, size: int, *, starts_pdu: bool = False) -> bytearray:
+    """Read exactly ``size`` bytes, asking for a quick ACK after each piece (Nagle's peers).
+
+    A timeout before the first byte of a PDU (``starts_pdu``) is a plain ``TimeoutError``:
+    no answer came. Anywhere else it raises :class:`_Broken`.
+    """
     data = bytearray(size)
     view = memoryview(data)
     done = 0
     while done < size:
-        count = raw.recv_into(view[done:], size - done)
+        try:
+            count = raw.recv_into(view[done:], size - done)
+        except TimeoutError:
+            if starts_pdu and not done:
+                raise
+            raise _Broken from None
         outgoing.quick_ack(raw)  # looked up each time, so a test can watch it
         if not count:
             raise _Closed
@@ -153,13 +172,17 @@ class DirectStore:
 
     @property
     def usable(self) -> bool:
-        """Whether the association is in data transfer with nothing pending, on plain TCP."""
+        """Whether the association is in data transfer with nothing pending, on plain TCP
+        with ``sendmsg`` (not on Windows), to a peer whose maximum PDU holds a byte of value."""
         dul = self.assoc.dul
         sock = dul.socket
         raw = sock.socket if sock is not None else None
+        maximum = int(self.assoc.dimse.maximum_pdu_size or 0)
         return (
             isinstance(dul, WakingDUL)
             and type(raw) is socket.socket
+            and hasattr(raw, "sendmsg")
+            and (maximum == 0 or maximum > 6)
             and self.assoc.is_established
             and dul.state_machine.current_state == "Sta6"
             and dul.event_queue.empty()
@@ -221,31 +244,39 @@ class DirectStore:
         ]
         dul: WakingDUL = self.assoc.dul  # type: ignore[assignment]
         read: list[bytes] = []
-        with dul.lend_socket() as raw:
-            previous = raw.gettimeout()
-            raw.settimeout(self.timeout)
-            try:
-                _send_all(raw, buffers)
-                if meanwhile is not None:
-                    self._run(meanwhile)
-                return self._response(raw, dul, message_id, read)
-            except _Surprise:
-                dul.hand_over(read)
-                timed_out = False
-            except TimeoutError:
-                timed_out = True
-            except (_Closed, OSError) as error:
-                LOGGER.warning("the connection to '%s' ended during a C-STORE: %r",
-                               self.assoc.acceptor.ae_title, error)  # fmt: skip
-                dul.hand_over(read)
-                dul.event_queue.put("Evt17")  # transport connection closed, as upstream
-                return None
-            finally:
-                with contextlib.suppress(OSError):
-                    raw.settimeout(previous)
-        if timed_out:
-            LOGGER.error("no C-STORE-RSP from '%s' within %s s", self.assoc.acceptor.ae_title,
-                         self.timeout)  # fmt: skip
+        ending = "timeout"
+        with dul.lend_socket(self.timeout) as raw:
+            if raw is None:  # the DUL is stuck in a PDU the peer never finished sending
+                LOGGER.error(
+                    "the association to '%s' is stuck reading", self.assoc.acceptor.ae_title
+                )
+            else:
+                previous = raw.gettimeout()
+                raw.settimeout(self.timeout)
+                try:
+                    _send_all(raw, buffers)
+                    if meanwhile is not None:
+                        self._run(meanwhile)
+                    return self._response(raw, dul, message_id, read)
+                except _Surprise:
+                    dul.hand_over(read)
+                    ending = "surprise"
+                except TimeoutError:
+                    LOGGER.error("no C-STORE-RSP from '%s' within %s s",
+                                 self.assoc.acceptor.ae_title, self.timeout)  # fmt: skip
+                except (_Closed, _Broken, OSError) as error:
+                    LOGGER.warning("the connection to '%s' ended during a C-STORE: %r",
+                                   self.assoc.acceptor.ae_title, error)  # fmt: skip
+                    dul.hand_over(read)
+                    if isinstance(error, _Broken):  # no PDU can follow: close, as a peer would
+                        with contextlib.suppress(OSError):
+                            raw.shutdown(socket.SHUT_RDWR)
+                    dul.event_queue.put("Evt17")  # transport connection closed, as upstream
+                    return None
+                finally:
+                    with contextlib.suppress(OSError):
+                        raw.settimeout(previous)
+        if ending == "timeout":
             self.assoc.abort()  # as pynetdicom's send_c_store does
             return None
         return self._through_pynetdicom(message_id)
@@ -263,10 +294,10 @@ class DirectStore:
         limit = int(self.assoc.requestor.maximum_length or 0) or _READ_LIMIT  # ours
         command = bytearray()
         while True:
-            header = bytes(_recv_exact(raw, 6))
+            header = bytes(_recv_exact(raw, 6, starts_pdu=True))
             kind, _, length = _PDU_HEADER.unpack(header)
             if length > max(limit, 65536):
-                raise _Closed  # no receiver sends a response this large: give up the link
+                raise _Broken  # no receiver sends a response this large: give up the link
             body = _recv_exact(raw, length)
             read.append(header + body)
             dul.idle_timer_restart()

@@ -226,24 +226,30 @@ class WakingDUL(DULServiceProvider):
             self._wake()
 
     @contextlib.contextmanager
-    def lend_socket(self) -> Iterator[socket.socket]:
+    def lend_socket(self, timeout: float) -> Iterator[socket.socket | None]:
         """Lend the connected socket to the caller, who reads and writes it alone meanwhile.
 
-        The reactor finishes any PDU it is reading first, then neither waits on nor reads the
-        socket until the loan ends; it keeps its timers and sends what is queued (nothing,
-        while the one thread using the association holds the loan). What the borrower read
-        but must not handle goes back with :meth:`hand_over` before the loan ends.
+        The reactor finishes any PDU it is reading first (``None`` is lent if that takes
+        longer than ``timeout``), then neither waits on nor reads the socket, nor sends what is
+        queued, until the loan ends; it keeps its timers. What the borrower read but must not
+        handle goes back with :meth:`hand_over` before the loan ends.
         """
         sock = self.socket
         assert sock is not None
         assert sock.socket is not None
-        with self._reading:
+        if not self._reading.acquire(timeout=timeout):
+            yield None
+            return
+        try:
             self._lent = True
+        finally:
+            self._reading.release()
+        self._idle_timer.restart()
         try:
             yield sock.socket
         finally:
             self._lent = False
-            self._wake()  # watch the socket again at once
+            self._wake()  # watch the socket, and send what was queued, at once
 
     def hand_over(self, pdus: list[bytes]) -> None:
         """Feed PDUs read off a lent socket to the state machine, as the reactor would have.
@@ -257,12 +263,19 @@ class WakingDUL(DULServiceProvider):
                 LOGGER.error("Unable to decode the received PDU data")
                 self.event_queue.put("Evt19")
                 continue
+            self._recv_pdu.put(pdu)  # first: the state machine takes it once it sees the event
             self.event_queue.put(event)
-            self._recv_pdu.put(pdu)
 
     def idle_timer_restart(self) -> None:
         """Note that the peer sent something (the association's network timeout restarts)."""
         self._idle_timer.restart()
+
+    def _process_recv_primitive(self) -> bool:
+        """Upstream's, but not while the socket is lent: nothing is sent in the middle of the
+        borrower's PDUs (an abort or a response queued meanwhile goes out when the loan ends)."""
+        if self._lent:
+            return False
+        return bool(super()._process_recv_primitive())
 
     def _is_transport_event(self) -> bool:
         """Upstream's, but never while the socket is lent."""
@@ -290,7 +303,7 @@ class WakingDUL(DULServiceProvider):
             watched.append(raw)
         self._waiting = True
         try:
-            if self.to_provider_queue.queue or self._kill_thread:
+            if (self.to_provider_queue.queue and not self._lent) or self._kill_thread:
                 return  # queued before the flag was up: no wake-up was written for it
             ready, _, _ = select.select(watched, [], [], MAX_WAIT_S)
         except (OSError, ValueError):

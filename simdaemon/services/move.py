@@ -680,7 +680,7 @@ class _Reader:
         self._prepared = None
         try:
             self._prepared = (instance.uid, _raw_pieces(instance, entity, self))
-        except (OSError, ValueError):
+        except Exception:  # noqa: BLE001 - read again when its turn comes, and met there
             self._prepared = None
 
     def take(self, uid: str) -> tuple[bool, list[Piece] | None]:
