@@ -4,7 +4,8 @@ Layout of an archive folder::
 
     archive.sqlite      patients, studies (courses), series, instances, review tasks, audit
     files/<study>/<series>/<instance>.dcm    one Part-10 file per instance, named by UIDs
-    files/.incoming/    objects being written; never referenced by a row
+    files/.incoming/    objects being written, and empty files made ready for the next ones
+                        (``*.ready``); never referenced by a row
     orphans/            files found without a row at start-up, kept for re-import
     sqltrace.log        every SQL statement, when [investigation] sql_trace is on
 
@@ -29,6 +30,7 @@ leave the database corrupt rather than only short of its last commits.
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import queue
@@ -640,6 +642,72 @@ class _Tracer:
             self._file.close()
 
 
+#: Empty files made ready in ``files/.incoming`` before they are needed (:class:`_Ready`).
+READY = ".ready"
+
+
+class _Ready:
+    """Empty files in ``files/.incoming``, created ahead of need by a helper thread.
+
+    Creating a file is the dearest step of filing an object on an ordinary disk: 0.5 ms on
+    ext4 here, more than writing its 512 KiB into a file that exists. The helper creates the
+    next few while the daemon waits for the next object, so an import only writes and renames.
+    They are named ``*.ready``: :meth:`Archive.check` does not count them as unfinished
+    imports, and :meth:`Archive.repair` at start removes those a stopped process left (empty,
+    or an import it never acknowledged).
+    """
+
+    def __init__(self, folder: Path, keep: int = 4) -> None:
+        self._folder = folder
+        self._keep = keep
+        self._files: collections.deque[Path] = collections.deque()
+        self._wanted = threading.Event()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def idle(self) -> bool:
+        """Whether the helper has not started (its files, if any, are a stopped process's)."""
+        return self._thread is None
+
+    def take(self) -> Path | None:
+        """An empty file ready to write (``None``: none yet; create one), and ask for more."""
+        try:
+            path: Path | None = self._files.popleft()
+        except IndexError:
+            path = None
+        with self._lock:
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(
+                    target=self._fill, name=f"simdaemon-ready@{self._folder}", daemon=True
+                )
+                self._thread.start()
+        self._wanted.set()
+        return path
+
+    def _fill(self) -> None:
+        while not self._closed:
+            self._wanted.wait()
+            self._wanted.clear()
+            while len(self._files) < self._keep and not self._closed:
+                path = self._folder / f"{uuid.uuid4().hex}{READY}"
+                try:
+                    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+                except OSError:  # disk full, folder gone: imports create their own
+                    break
+                self._files.append(path)
+
+    def close(self) -> None:
+        """Stop the helper and remove the files it made ready; idempotent."""
+        self._closed = True
+        self._wanted.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        while self._files:
+            self._files.popleft().unlink(missing_ok=True)
+
+
 class Archive:
     """An archive folder, opened; see the module docstring for the model."""
 
@@ -673,6 +741,7 @@ class Archive:
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self._closed = False
+        self._ready = _Ready(self.incoming)
         self._writer = self._connect()
         self._migrate()
         self.trim_audit()  # what an earlier run, or other settings, left beyond retention
@@ -755,7 +824,19 @@ class Archive:
                 raise
 
     def stage(self, *chunks: bytes) -> Path:
-        """Write an object's bytes under ``files/.incoming`` and return the staged path."""
+        """Write an object's bytes under ``files/.incoming`` and return the staged path.
+
+        Into an empty file made ready beforehand when there is one (:class:`_Ready`).
+        """
+        ready = self._ready.take()
+        if ready is not None:
+            try:
+                with ready.open("r+b") as handle:
+                    for chunk in chunks:
+                        handle.write(chunk)
+                return ready
+            except FileNotFoundError:  # removed under us (a repair): create one after all
+                pass
         staged = self.incoming / f"{uuid.uuid4().hex}.part"
         with staged.open("wb") as handle:
             for chunk in chunks:
@@ -846,6 +927,7 @@ class Archive:
         if self._closed:
             return
         self._closed = True
+        self._ready.close()
         with self._write_lock, self._all_lock:
             for connection in self._all:
                 connection.close()
@@ -994,8 +1076,8 @@ class Archive:
         partial: list[Path] = []
         for directory, subdirs, names in os.walk(self.files):
             here = Path(directory)
-            if here == self.incoming:
-                partial.extend(here / name for name in names)
+            if here == self.incoming:  # files made ready ahead of need are not imports
+                partial.extend(here / name for name in names if not name.endswith(READY))
                 subdirs.clear()
                 continue
             for name in names:
@@ -1018,6 +1100,9 @@ class Archive:
         found = found if found is not None else self.check()
         for path in found.partial_files:
             path.unlink(missing_ok=True)
+        if self._ready.idle:  # what a stopped process made ready and never used
+            for path in self.incoming.glob(f"*{READY}"):
+                path.unlink(missing_ok=True)
         orphans = self.folder / ORPHANS
         for path in found.orphan_files:
             orphans.mkdir(exist_ok=True)

@@ -1,0 +1,58 @@
+"""Files made ready ahead of need in files/.incoming: invisible to checks, gone at close."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from simdaemon.archive import READY, Archive
+
+
+def ready_files(archive: Archive) -> list[Path]:
+    return sorted(archive.incoming.glob(f"*{READY}"))
+
+
+def wait_for_ready(archive: Archive) -> bool:
+    """Whether the helper made a file ready within 10 s (it runs on its own thread)."""
+    deadline = time.monotonic() + 10
+    while not ready_files(archive) and time.monotonic() < deadline:
+        threading.Event().wait(0.005)  # polling a state with a deadline, not a fixed sleep
+    return bool(ready_files(archive))
+
+
+def test_staging_uses_a_ready_file_and_the_check_does_not_count_them(tmp_path: Path) -> None:
+    with Archive(tmp_path / "a") as archive:
+        first = archive.stage(b"one")  # no file ready yet: created, and the helper starts
+        assert first.suffix == ".part"
+        first.unlink()
+        assert wait_for_ready(archive)
+        staged = [archive.stage(b"abc", b"def") for _ in range(20)]
+        assert [p.read_bytes() for p in staged] == [b"abcdef"] * 20
+        assert staged[0].suffix == READY  # written into a file made ready
+        for path in staged:
+            path.unlink()
+        found = archive.check()
+        assert found.partial_files == ()
+        assert found.ok
+    assert ready_files(archive) == []  # removed at close
+
+
+def test_a_ready_file_removed_under_the_archive_is_replaced_by_a_new_one(
+    tmp_path: Path,
+) -> None:
+    with Archive(tmp_path / "a") as archive:
+        archive.stage(b"x").unlink()
+        for path in archive.incoming.iterdir():  # e.g. a repair by hand while imports run
+            path.unlink()
+        staged = archive.stage(b"still stored")
+        assert staged.read_bytes() == b"still stored"
+
+
+def test_a_stopped_processs_ready_files_are_removed_at_the_next_start(tmp_path: Path) -> None:
+    Archive(tmp_path / "a").close()
+    left = tmp_path / "a" / "files" / ".incoming" / f"0123{READY}"
+    left.write_bytes(b"")  # a process killed while files were ready
+    with Archive(tmp_path / "a") as archive:
+        archive.repair()  # as Daemon.start does
+        assert ready_files(archive) == []
