@@ -50,19 +50,19 @@ import argparse
 import contextlib
 import logging
 import os
-import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 # peers.py sits next to this script, and a script's folder is first on sys.path.
 from peers import (
     HOST,
     SIZE,
+    Cell,
     Peer,
     Server,
+    cpu_model,
     daemon,
     dcmqrscp,
     orthanc,
@@ -118,20 +118,6 @@ def move_once(mover: Server, identifier: Dataset, destination: str, slices: int)
             f"{mover.name} -> {destination}: 0x{code:04X}, {completed} of {slices} completed"
         )
     return elapsed
-
-
-@dataclass
-class Cell:
-    """One mover's rounds to one receiver: times and CPU seconds."""
-
-    seconds: list[float] = field(default_factory=list)
-    cpu: list[float] = field(default_factory=list)
-
-    def rate(self, slices: int) -> float:
-        return slices / statistics.median(self.seconds)
-
-    def cpu_ms(self, slices: int) -> float:
-        return statistics.median(self.cpu) * 1000 / slices
 
 
 def main() -> None:
@@ -200,10 +186,7 @@ def main() -> None:
             print(f"... {row} done", file=sys.stderr)
 
     load_after = os.getloadavg()
-    model = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")), "unknown",
-    )  # fmt: skip
+    model = cpu_model()
     print(
         f"C-MOVE at SERIES level of {args.slices} CT slices {SIZE}x{SIZE} 16 bit "
         f"({megabytes:.1f} MB); {args.rounds} rounds, medians; {os.cpu_count()} CPUs ({model}); "

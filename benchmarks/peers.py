@@ -11,9 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +21,14 @@ from pathlib import Path
 # The tests' helpers (reserved loopback ports, server processes, a C-ECHO probe).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from simdaemon.synthetic import synthetic_patient
-from tests.qr_servers import Peer, PortReservation, ServerProcess, echo
+from tests.qr_servers import (
+    Peer,
+    PortReservation,
+    ServerProcess,
+    echo,
+    http_json,
+    orthanc_answers,
+)
 
 HOST = "127.0.0.1"
 #: Rows and columns of each CT slice (16 bit: 512 KiB of pixels).
@@ -111,22 +118,6 @@ def wait_echo(process: ServerProcess, peer: Peer, calling_ae: str = PROBE_AE) ->
     process.wait_until(lambda: echo(peer, calling_ae, timeout=2.0), "answering C-ECHO")
 
 
-def _http(url: str, data: bytes | None = None) -> object:
-    request = urllib.request.Request(url, data=data, method="GET" if data is None else "POST")
-    if data is not None:
-        request.add_header("Content-Type", "application/dicom")
-    with urllib.request.urlopen(request, timeout=60) as answer:
-        return json.loads(answer.read())
-
-
-def _orthanc_answers(url: str) -> bool:
-    try:
-        _http(f"{url}/system")
-    except (OSError, ValueError):
-        return False
-    return True
-
-
 @contextlib.contextmanager
 def orthanc(
     folder: Path, title: str, modalities: dict[str, Peer], files: Sequence[Path] = ()
@@ -164,10 +155,10 @@ def orthanc(
         command = [ORTHANC, f"--logfile={folder / 'orthanc.log'}", str(folder / "orthanc.json")]
         process = ServerProcess(title, command, folder, folder / "orthanc.log")
         try:
-            process.wait_until(lambda: _orthanc_answers(url), "answering on HTTP")
+            process.wait_until(lambda: orthanc_answers(url), "answering on HTTP")
             wait_echo(process, peer)
             for path in files:
-                _http(f"{url}/instances", path.read_bytes())
+                http_json(f"{url}/instances", path.read_bytes(), timeout=60)
             yield Server(f"Orthanc {title}", peer, process)
         finally:
             process.stop()
@@ -270,3 +261,24 @@ def storescp(folder: Path) -> Iterator[Server]:
             yield Server("storescp", peer, process)
         finally:
             process.stop()
+
+
+@dataclass
+class Cell:
+    """One pair's rounds (a sender or mover and a receiver): times and CPU seconds."""
+
+    seconds: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+    def rate(self, slices: int) -> float:
+        return slices / statistics.median(self.seconds)
+
+    def cpu_ms(self, slices: int) -> float:
+        return statistics.median(self.cpu) * 1000 / slices
+
+
+def cpu_model() -> str:
+    """The CPU's model name, as /proc/cpuinfo gives it."""
+    lines = Path("/proc/cpuinfo").read_text().splitlines()
+    return next((line.split(":", 1)[1].strip() for line in lines
+                 if line.startswith("model name")), "unknown")  # fmt: skip

@@ -46,13 +46,11 @@ import contextlib
 import logging
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 # peers.py sits next to this script, and a script's folder is first on sys.path.
@@ -60,8 +58,10 @@ from peers import (
     HOST,
     SIZE,
     STORESCU,
+    Cell,
     Peer,
     Server,
+    cpu_model,
     daemon,
     orthanc,
     pynetdicom_receiver,
@@ -142,20 +142,6 @@ def archived(folder: Path) -> int:
         archive.close()
 
 
-@dataclass
-class Cell:
-    """One receiver's rounds from one sender: times and CPU seconds."""
-
-    seconds: list[float] = field(default_factory=list)
-    cpu: list[float] = field(default_factory=list)
-
-    def rate(self, slices: int) -> float:
-        return slices / statistics.median(self.seconds)
-
-    def cpu_ms(self, slices: int) -> float:
-        return statistics.median(self.cpu) * 1000 / slices
-
-
 def fresh_copy(files: list[Path], folder: Path) -> list[Path]:
     """The series again with new study, series and instance UIDs, so every round stores anew."""
     folder.mkdir()
@@ -226,10 +212,7 @@ def main() -> None:
         if stored != runs * args.slices:
             raise RuntimeError(f"simdaemon holds {stored} of {runs * args.slices} slices")
     load_after = os.getloadavg()
-    model = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")), "unknown",
-    )  # fmt: skip
+    model = cpu_model()
     print(
         f"C-STORE of {args.slices} CT slices {SIZE}x{SIZE} 16 bit ({megabytes:.1f} MB) over one "
         f"association; {args.rounds} rounds, medians; {os.cpu_count()} CPUs ({model}); load "

@@ -428,25 +428,25 @@ def _orthanc_config(folder: Path, server: Peer, http_port: int, peers: dict[str,
     }
 
 
-def _http(url: str, data: bytes | None = None) -> Any:
+def http_json(url: str, data: bytes | None = None, timeout: float = 30) -> Any:
     """GET ``url`` (POST ``data`` as application/dicom); return the decoded JSON answer."""
     request = urllib.request.Request(url, data=data, method="GET" if data is None else "POST")
     if data is not None:
         request.add_header("Content-Type", "application/dicom")
-    with urllib.request.urlopen(request, timeout=30) as answer:
+    with urllib.request.urlopen(request, timeout=timeout) as answer:
         return json.loads(answer.read())
 
 
-def _orthanc_answers(url: str) -> bool:
+def orthanc_answers(url: str) -> bool:
     try:
-        _http(f"{url}/system")
+        http_json(f"{url}/system")
     except (OSError, ValueError):  # URLError is an OSError
         return False
     return True
 
 
 def _orthanc_uids(url: str) -> set[str]:
-    return {str(i["MainDicomTags"]["SOPInstanceUID"]) for i in _http(f"{url}/instances?expand")}
+    return {str(i["MainDicomTags"]["SOPInstanceUID"]) for i in http_json(f"{url}/instances?expand")}
 
 
 @contextlib.contextmanager
@@ -469,10 +469,10 @@ def run_orthanc(folder: Path, local: Peer, third: Peer) -> Iterator[QRServer]:
         process = ServerProcess("orthanc", command, folder, log)
         try:
             # Orthanc starts its DICOM server before its HTTP server; wait for both anyway.
-            process.wait_until(lambda: _orthanc_answers(url), "answering on HTTP")
+            process.wait_until(lambda: orthanc_answers(url), "answering on HTTP")
             process.wait_until(lambda: echo(server, local.ae_title), "answering C-ECHO")
             for path in files:
-                answer = _http(f"{url}/instances", path.read_bytes())
+                answer = http_json(f"{url}/instances", path.read_bytes())
                 if answer.get("Status") not in ("Success", "AlreadyStored"):
                     raise RuntimeError(f"Orthanc did not store {path.name}: {answer}")
             yield QRServer(
