@@ -14,11 +14,15 @@ def ready_files(archive: Archive) -> list[Path]:
 
 
 def wait_for_ready(archive: Archive) -> bool:
-    """Whether the helper made a file ready within 10 s (it runs on its own thread)."""
+    """Whether the helper made a file ready within 10 s (it runs on its own thread).
+
+    Two on disk: the helper creates a file, then offers it, so the first may not be offered
+    yet; the helper only starts the second once the first is offered.
+    """
     deadline = time.monotonic() + 10
-    while not ready_files(archive) and time.monotonic() < deadline:
+    while len(ready_files(archive)) < 2 and time.monotonic() < deadline:
         threading.Event().wait(0.005)  # polling a state with a deadline, not a fixed sleep
-    return bool(ready_files(archive))
+    return len(ready_files(archive)) >= 2
 
 
 def test_staging_uses_a_ready_file_and_the_check_does_not_count_them(tmp_path: Path) -> None:
