@@ -36,6 +36,11 @@ divided by the slices (10 ms clock ticks: use 100 slices or more). One untimed
 warm-up round per pair, then the movers alternate round by round per receiver so machine noise
 hits them alike. Medians are printed, with the load average before and after.
 
+After the moves, each mover answers ``QUICK_ROUNDS`` associations with a C-ECHO and as many
+with a C-FIND at STUDY level by the series' PatientID (Study Root; one match), each timed
+from the association request to the release, from the same pynetdicom SCU: what issue 17
+asks to stay ahead of the peers.
+
 Goals (issue 17; medians, this run): simdaemon >= Orthanc to the pynetdicom SCP with library
 defaults; >= 5 x Orthanc to storescp; >= 3 x Orthanc-to-Orthanc with Orthanc receiving;
 <= 2.5 ms simdaemon CPU per slice (to the pynetdicom SCP with defaults).
@@ -50,6 +55,7 @@ import argparse
 import contextlib
 import logging
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -90,6 +96,44 @@ DEFAULTS, STORESCP_ROW, ORTHANC_ROW, NODELAY = (
     "Orthanc",
     "pynetdicom TCP_NODELAY (old benchmark's receiver)",
 )
+
+
+#: Rounds of the quick exchanges (echo, find) per server.
+QUICK_ROUNDS = 30
+#: Study Root Query/Retrieve Information Model - FIND.
+FIND = "1.2.840.10008.5.1.4.1.2.2.1"
+
+
+def echo_once(server: Server) -> float:
+    """Milliseconds for association + C-ECHO + release with a pynetdicom SCU."""
+    ae = AE(ae_title=CLIENT_AE)
+    ae.add_requested_context("1.2.840.10008.1.1")
+    begin = time.perf_counter()
+    assoc = keep_responses(ae.associate(HOST, server.peer.port, ae_title=server.peer.ae_title))
+    if not assoc.is_established or assoc.send_c_echo().Status != 0:
+        raise RuntimeError(f"no echo from {server.name}")
+    assoc.release()
+    return (time.perf_counter() - begin) * 1000
+
+
+def find_once(server: Server, patient_id: str) -> float:
+    """Milliseconds for association + C-FIND STUDY by PatientID (all answers) + release."""
+    ae = AE(ae_title=CLIENT_AE)
+    ae.add_requested_context(FIND, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.PatientID = patient_id
+    query.StudyInstanceUID = ""
+    begin = time.perf_counter()
+    assoc = keep_responses(ae.associate(HOST, server.peer.port, ae_title=server.peer.ae_title))
+    if not assoc.is_established:
+        raise RuntimeError(f"no association to {server.name}")
+    matches = sum(1 for status, answer in assoc.send_c_find(query, FIND)
+                  if status and status.Status in PENDING and answer is not None)  # fmt: skip
+    assoc.release()
+    if matches != 1:
+        raise RuntimeError(f"{server.name} found {matches} studies, expected 1")
+    return (time.perf_counter() - begin) * 1000
 
 
 def move_once(mover: Server, identifier: Dataset, destination: str, slices: int) -> float:
@@ -184,6 +228,13 @@ def main() -> None:
                         cell.seconds.append(seconds)
                         cell.cpu.append(mover.cpu_seconds() - cpu)
             print(f"... {row} done", file=sys.stderr)
+        quick = {
+            name: (
+                [echo_once(mover) for _ in range(QUICK_ROUNDS)],
+                [find_once(mover, str(first.PatientID)) for _ in range(QUICK_ROUNDS)],
+            )
+            for name, mover in movers.items()
+        }
 
     load_after = os.getloadavg()
     model = cpu_model()
@@ -222,6 +273,19 @@ def main() -> None:
     cpu = cells[DEFAULTS, "simdaemon"].cpu_ms(args.slices)
     print(f"goal: simdaemon CPU <= 2.5 ms per slice: {cpu:.2f} ms, "
           f"{'met' if cpu <= 2.5 else 'NOT met'}")  # fmt: skip
+    print()
+    print(f"| ms, median of {QUICK_ROUNDS} | " + " | ".join(columns) + " |")
+    print("|---|" + "---|" * len(columns))
+    medians = {name: (statistics.median(e), statistics.median(f)) for name, (e, f) in quick.items()}
+    labels = ("association + C-ECHO + release", "association + C-FIND STUDY by PatientID + release")
+    for index, label in enumerate(labels):
+        print(f"| {label} | " + " | ".join(f"{medians[c][index]:.1f}" for c in columns) + " |")
+    print()
+    for index, label in enumerate(labels):
+        peers_best = min(medians[c][index] for c in columns if not c.startswith("simdaemon"))
+        ours = medians["simdaemon"][index]
+        print(f"goal: simdaemon stays ahead, {label}: {ours:.1f} vs {peers_best:.1f} ms, "
+              f"{'met' if ours <= peers_best else 'NOT met'}")  # fmt: skip
 
 
 if __name__ == "__main__":
