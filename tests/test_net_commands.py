@@ -36,18 +36,7 @@ def test_the_hand_encoded_c_store_request_is_pynetdicoms(title: str) -> None:
     request.MoveOriginatorApplicationEntityTitle = title
     request.MoveOriginatorMessageID = 7
     request.DataSet = BytesIO(b"\0\0")
-    ours = commands.command_set(
-        [
-            (0x0002, (CTImageStorage, b"\0")),
-            (0x0100, 0x0001),
-            (0x0110, 1),
-            (0x0700, 2),
-            (0x0800, 1),
-            (0x1000, ("1.2.826.0.1.3680043.10.1234.5", b"\0")),
-            (0x1030, (title, b" ")),
-            (0x1031, 7),
-        ]
-    )
+    ours = commands.store_request(1, CTImageStorage, "1.2.826.0.1.3680043.10.1234.5", (title, 7))
     assert ours == pynetdicom_command(request, C_STORE_RQ)
 
 

@@ -3,8 +3,8 @@
 Modules, by job (each imports only those listed before it, and nothing else of simdaemon):
 
 - :mod:`simdaemon.net.commands`: DIMSE command sets encoded by hand for the messages sent per
-  slice (``command_set``, ``send_move_pending``, ``store_response``), and the acceptor's
-  C-STORE-RSPs sent that way (``hand_encode_store_responses``).
+  slice (``command_set``, ``send_move_pending``, ``store_request``, ``store_response``), and
+  the acceptor's C-STORE-RSPs sent that way (``hand_encode_store_responses``).
 - :mod:`simdaemon.net.outgoing`: what each association needs to be quick and reliable
   (``keep_responses``, ``no_delay``, ``quick_ack``, ``quiet_standard_logging``), for services,
   tests and benchmarks, and the AE whose requested associations are event-driven and ask for

@@ -22,6 +22,7 @@ __all__ = [
     "command_set",
     "hand_encode_store_responses",
     "send_move_pending",
+    "store_request",
     "store_response",
 ]
 
@@ -30,6 +31,7 @@ __all__ = [
 CommandValue = int | tuple[str, bytes]
 _UI = b"\0"
 _AE = b" "
+_LO = b" "
 
 
 def command_set(elements: list[tuple[int, CommandValue]]) -> bytes:
@@ -102,7 +104,23 @@ def send_move_pending(
     return True
 
 
-_LO = b" "
+def store_request(
+    message_id: int, sop_class: str, sop_instance: str, originator: tuple[str, int]
+) -> bytes:
+    """A C-STORE-RQ's command set (priority medium, a data set following) for a C-MOVE
+    sub-operation: ``originator`` is the Move Originator's AE title and message ID."""
+    return command_set(
+        [
+            (0x0002, (sop_class, _UI)),
+            (0x0100, 0x0001),  # C-STORE-RQ
+            (0x0110, message_id),
+            (0x0700, 0x0002),  # priority: medium
+            (0x0800, 0x0001),  # a data set follows
+            (0x1000, (sop_instance, _UI)),
+            (0x1030, (originator[0], _AE)),
+            (0x1031, originator[1]),
+        ]
+    )
 
 
 def store_response(primitive: C_STORE) -> bytes | None:

@@ -33,7 +33,7 @@ from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE
 
 from simdaemon.net import outgoing
-from simdaemon.net.commands import command_set
+from simdaemon.net.commands import store_request
 from simdaemon.net.outgoing import WakingDUL
 
 __all__ = ["DirectStore"]
@@ -47,8 +47,6 @@ _PDATA_HEADER = struct.Struct(">BBLLBB")
 _ELEMENT = struct.Struct("<HHI")
 _U16 = struct.Struct("<H")
 _P_DATA_TF = 0x04
-_UI = b"\0"
-_AE = b" "
 #: The largest PDU read from a receiver when its association does not bound it (our maximum
 #: is what we advertised; a C-STORE-RSP is some 100 bytes).
 _READ_LIMIT = 1 << 20
@@ -224,18 +222,7 @@ class DirectStore:
     ) -> int | None:
         """:meth:`store`, but for raising what ``meanwhile`` raised."""
         message_id = next(self._ids) & 0xFFFF
-        command = command_set(
-            [
-                (0x0002, (sop_class, _UI)),
-                (0x0100, 0x0001),  # C-STORE-RQ
-                (0x0110, message_id),
-                (0x0700, 0x0002),  # priority: medium
-                (0x0800, 0x0001),  # a data set follows
-                (0x1000, (sop_instance, _UI)),
-                (0x1030, (originator[0], _AE)),
-                (0x1031, originator[1]),
-            ]
-        )
+        command = store_request(message_id, sop_class, sop_instance, originator)
         maximum = int(self.assoc.dimse.maximum_pdu_size or 0)  # the receiver's
         size = maximum - 6 if maximum else max(len(command), sum(len(p) for p in data), 1)
         buffers = [
