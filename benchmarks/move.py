@@ -72,6 +72,7 @@ from peers import (
     daemon,
     dcmqrscp,
     orthanc,
+    print_rates,
     pynetdicom_receiver,
     storescp,
     write_series,
@@ -245,15 +246,7 @@ def main() -> None:
     )
     print()
     columns = list(movers)
-    print("| receiver | " + " | ".join(f"{c} img/s (CPU ms/slice)" for c in columns) + " |")
-    print("|---|" + "---|" * len(columns))
-    for row in receivers:
-        shown = [
-            f"{cells[row, c].rate(args.slices):.0f} ({cells[row, c].cpu_ms(args.slices):.1f})"
-            for c in columns
-        ]
-        print(f"| {row} | " + " | ".join(shown) + " |")
-    print()
+    print_rates("receiver", list(receivers), columns, cells, args.slices)
 
     def rate(row: str, column: str) -> float:
         return cells[row, column].rate(args.slices)

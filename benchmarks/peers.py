@@ -119,6 +119,16 @@ def wait_echo(process: ServerProcess, peer: Peer, calling_ae: str = PROBE_AE) ->
 
 
 @contextlib.contextmanager
+def serving(name: str, peer: Peer, process: ServerProcess) -> Iterator[Server]:
+    """``process`` as a :class:`Server` once it answers a C-ECHO at ``peer``; stopped after."""
+    try:
+        wait_echo(process, peer)
+        yield Server(name, peer, process)
+    finally:
+        process.stop()
+
+
+@contextlib.contextmanager
 def orthanc(
     folder: Path, title: str, modalities: dict[str, Peer], files: Sequence[Path] = ()
 ) -> Iterator[Server]:
@@ -188,11 +198,8 @@ def dcmqrscp(
         )
         command = [DCMQRSCP, "--config", str(folder / "dcmqrscp.cfg")]
         process = ServerProcess("dcmqrscp", command, folder)
-        try:
-            wait_echo(process, peer)
-            yield Server("dcmqrscp", peer, process)
-        finally:
-            process.stop()
+        with serving("dcmqrscp", peer, process) as server:
+            yield server
 
 
 @contextlib.contextmanager
@@ -226,11 +233,8 @@ def daemon(
             )  # fmt: skip
         command = ["env", f"PYTHONPATH={tree}", *base, "serve", "--config", str(config)]
         process = ServerProcess(label, [*command, "--log-level", "WARNING"], folder)
-        try:
-            wait_echo(process, peer)
-            yield Server(label, peer, process)
-        finally:
-            process.stop()
+        with serving(label, peer, process) as server:
+            yield server
 
 
 @contextlib.contextmanager
@@ -240,11 +244,8 @@ def pynetdicom_receiver(folder: Path, title: str, nodelay: bool) -> Iterator[Ser
         peer = Peer(title, HOST, reserved.port)
         command = [sys.executable, "-c", RECEIVER, str(peer.port), title]
         process = ServerProcess(title, command + (["nodelay"] if nodelay else []), folder)
-        try:
-            wait_echo(process, peer)
-            yield Server(title, peer, process)
-        finally:
-            process.stop()
+        with serving(title, peer, process) as server:
+            yield server
 
 
 @contextlib.contextmanager
@@ -256,11 +257,8 @@ def storescp(folder: Path) -> Iterator[Server]:
         peer = Peer("STORESCP", HOST, reserved.port)
         command = [STORESCP, "-aet", peer.ae_title, "-od", str(received), str(peer.port)]
         process = ServerProcess("storescp", command, folder)
-        try:
-            wait_echo(process, peer)
-            yield Server("storescp", peer, process)
-        finally:
-            process.stop()
+        with serving("storescp", peer, process) as server:
+            yield server
 
 
 @dataclass
@@ -282,3 +280,17 @@ def cpu_model() -> str:
     lines = Path("/proc/cpuinfo").read_text().splitlines()
     return next((line.split(":", 1)[1].strip() for line in lines
                  if line.startswith("model name")), "unknown")  # fmt: skip
+
+
+def print_rates(
+    first: str, rows: Sequence[str], columns: Sequence[str], cells: dict[tuple[str, str], Cell],
+    slices: int,
+) -> None:  # fmt: skip
+    """A Markdown table of img/s (CPU ms per slice), a row per ``rows`` entry; a blank after."""
+    print(f"| {first} | " + " | ".join(f"{c} img/s (CPU ms/slice)" for c in columns) + " |")
+    print("|---|" + "---|" * len(columns))
+    for row in rows:
+        shown = [f"{cells[row, c].rate(slices):.0f} ({cells[row, c].cpu_ms(slices):.1f})"
+                 for c in columns]  # fmt: skip
+        print(f"| {row} | " + " | ".join(shown) + " |")
+    print()

@@ -64,6 +64,7 @@ from peers import (
     cpu_model,
     daemon,
     orthanc,
+    print_rates,
     pynetdicom_receiver,
     storescp,
     write_series,
@@ -220,15 +221,7 @@ def main() -> None:
     )
     print()
     columns = list(targets)
-    print("| sender | " + " | ".join(f"{c} img/s (CPU ms/slice)" for c in columns) + " |")
-    print("|---|" + "---|" * len(columns))
-    for row in senders:
-        shown = [
-            f"{cells[row, c].rate(args.slices):.0f} ({cells[row, c].cpu_ms(args.slices):.1f})"
-            for c in columns
-        ]
-        print(f"| {row} | " + " | ".join(shown) + " |")
-    print()
+    print_rates("sender", list(senders), columns, cells, args.slices)
     for row in senders:
         ours, bare = cells[row, DAEMON].rate(args.slices), cells[row, BARE].rate(args.slices)
         print(f"goal: simdaemon >= 1.0 x bare pynetdicom, {row}: {ours:.0f} vs {bare:.0f} img/s "
