@@ -8,6 +8,7 @@ from typing import Any
 
 from pynetdicom import AE, StoragePresentationContexts, evt
 from pynetdicom.association import Association
+from pynetdicom.pdu_primitives import A_ASSOCIATE
 from pynetdicom.service_class import ServiceClass, StorageServiceClass
 from pynetdicom.sop_class import register_uid, uid_to_service_class
 from pynetdicom.transport import AddressInformation, AssociationSocket, ThreadedAssociationServer
@@ -47,6 +48,26 @@ def _keep_responses(assoc: Association) -> None:
         serve(msg, context_id)
 
     assoc._serve_request = serve_or_put_back  # type: ignore[method-assign]
+
+
+def _recover_rejection(assoc: Association) -> None:
+    """Report an association the daemon rejected as rejected, not aborted.
+
+    pynetdicom 3.0's requestor thread checks that the socket is still connected before it
+    waits for the answer; on a loaded machine its DUL thread may already have read the
+    A-ASSOCIATE-RJ and closed the connection, and the requestor aborts instead, leaving the
+    rejection unread in the DUL's queue. It is taken from there.
+    """
+    if assoc.is_established or assoc.is_rejected:
+        return
+    with assoc.dul.to_user_queue.mutex:
+        waiting = list(assoc.dul.to_user_queue.queue)
+    for primitive in waiting:
+        if isinstance(primitive, A_ASSOCIATE) and primitive.result in (0x01, 0x02):
+            assoc.acceptor.primitive = primitive
+            assoc.is_rejected = True
+            assoc.is_aborted = False
+            return
 
 
 class _RememberingSocket(socket.socket):
@@ -137,6 +158,7 @@ def open_association(
         max_pdu=max_pdu,
         evt_handlers=[(evt.EVT_CONN_OPEN, _no_delay)],
     )
+    _recover_rejection(assoc)
     _keep_responses(assoc)
     errors = [s.tcp.connect_error for s in ae.sockets if s.tcp is not None]
     error = next((e for e in errors if e is not None), None)

@@ -20,7 +20,7 @@ from pynetdicom.sop_class import (
 )
 
 from simdaemon import Daemon
-from simdaemon.net.outgoing import keep_responses, no_delay
+from simdaemon.net.outgoing import keep_responses, no_delay, recover_rejection
 
 
 class Listening(Protocol):
@@ -63,7 +63,7 @@ def associate(
         bind_address=bind_address,
         evt_handlers=[(evt.EVT_CONN_OPEN, no_delay)],
     )
-    return keep_responses(assoc)  # pynetdicom #875: see simdaemon.net.outgoing
+    return keep_responses(recover_rejection(assoc))  # pynetdicom races: simdaemon.net.outgoing
 
 
 def rejection(assoc: Association) -> tuple[int, int, int]:

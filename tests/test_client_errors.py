@@ -26,6 +26,7 @@ from dbdaemon_client import daemon_client as daemon_client_module
 from dbdaemon_client.transport import Opened
 from simdaemon.pytest_plugin import TestDaemon
 from tests.conftest import client_for
+from tests.races import requestor_looks_after_the_answer
 
 
 def client_of(port: int, timeout: float) -> DaemonClient:
@@ -144,3 +145,13 @@ def test_a_rejection_says_what_to_change(simdaemon: TestDaemon) -> None:
 def test_every_error_is_a_client_error() -> None:
     for error in (ConnectionRefused, ConnectionTimeout, Unreachable, AssociationRejected):
         assert issubclass(error, ClientError)
+
+
+def test_a_rejection_read_before_the_requestor_looks_is_still_a_rejection(
+    simdaemon: TestDaemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pynetdicom's requestor aborts when the DUL closed after the A-ASSOCIATE-RJ first."""
+    requestor_looks_after_the_answer(monkeypatch, simdaemon.port)
+    client = client_for(simdaemon, calling="STRANGER")
+    with pytest.raises(AssociationRejected, match="calling AE title not recognized"):
+        client.echo()

@@ -16,6 +16,7 @@ from simdaemon.services import move as move_service
 from tests import known as known_archive
 from tests import objects, scu
 from tests.conftest import CLIENT, MakeDaemon
+from tests.races import requestor_looks_after_the_answer
 from tests.receiver import Receiver
 
 UNIQUE = {
@@ -165,6 +166,25 @@ def test_a_destination_refusing_the_association_is_a702(make_daemon: MakeDaemon)
     detail = daemon.audit.events("move")[-1].detail
     assert "it rejected the association (result 1, source 1, reason 3)" in detail
     assert other.audit.events("associate")[-1].calling_ae == "VMSDBD"
+
+
+def test_a_destination_rejecting_before_the_requestor_looks_is_still_a_rejection(
+    make_daemon: MakeDaemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon's own requestor, in pynetdicom's race on a loaded machine."""
+    other = make_daemon(ae_title="OTHERDB", trusted=[CLIENT])
+    daemon = make_daemon(
+        trusted=[CLIENT, {"ae_title": "OTHERDB", "ip": "127.0.0.1", "port": other.port}]
+    )
+    ds = objects.ct()
+    scu.store(daemon, [ds])
+    requestor_looks_after_the_answer(monkeypatch, other.port)
+    _, final, _ = scu.move(
+        daemon, scu.identifier("IMAGE", SOPInstanceUID=ds.SOPInstanceUID), "OTHERDB"
+    )
+    assert final.Status == 0xA702
+    detail = daemon.audit.events("move")[-1].detail
+    assert "it rejected the association (result 1, source 1, reason 3)" in detail
 
 
 def test_a_destination_rejecting_rt_dose_counts_it_failed(

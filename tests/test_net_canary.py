@@ -219,6 +219,17 @@ UPSTREAM = (
         "check AA-1 still sends the abort it finds there.",
         "8495a4665f7ad3c96c426eb10dfd0ee6864e630d6e17918a3fd3393ec0b1781a",
     ),
+    Upstream(
+        "pynetdicom.acse.ACSE._negotiate_as_requestor",
+        (
+            "simdaemon.net.outgoing.recover_rejection",
+            "dbdaemon_client.transport._recover_rejection",
+        ),
+        "a requestor whose DUL read an A-ASSOCIATE-RJ and closed before the connected check "
+        "aborts and leaves the rejection in to_user_queue: if upstream fixed that race, drop "
+        "both copies; else check the rejection still waits there as an A_ASSOCIATE.",
+        "507959152c5896c634fad04f075f213f281840809017c48844f401c66c410a92",
+    ),
 )
 
 

@@ -142,6 +142,10 @@ Relied on unchanged (ours feeds or copies their behaviour):
   ``is_aborted`` (the daemon's refusals and association faults).
 - ``pynetdicom.fsm.AA_1``: takes the A-ABORT that ``Saboteur.end`` puts at the front of
   ``to_provider_queue``.
+- ``pynetdicom.acse.ACSE._negotiate_as_requestor``: checks the socket is connected only
+  after the DUL thread may have read an A-ASSOCIATE-RJ and closed it, then aborts, leaving
+  the rejection in ``to_user_queue``; ``outgoing.recover_rejection`` (and the client's copy)
+  takes it from there.
 
 From Python's standard library (not in the canary, which follows the pynetdicom pin):
 ``socketserver.BaseServer.serve_forever`` -> ``listener.Listener.serve_until_stopped``: waits

@@ -1,7 +1,8 @@
 """Making pynetdicom associations quick and reliable: the helpers each association needs.
 
 Every association this project opens - the daemon's own to a C-MOVE destination, the tests'
-and the benchmarks' clients - goes through :func:`keep_responses` and :func:`no_delay`; the
+and the benchmarks' clients - goes through :func:`keep_responses` and :func:`no_delay`, and
+those that must tell a rejection from an abort through :func:`recover_rejection`; the
 daemon's acceptor (:mod:`simdaemon.net.acceptor`) applies :func:`no_delay` and
 :func:`quiet_standard_logging` to the associations it serves as well, and asks for
 :func:`quick_ack` whenever data arrived. The daemon's own association to a C-MOVE destination
@@ -31,6 +32,7 @@ from pynetdicom._handlers import (
 from pynetdicom.association import Association
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
+from pynetdicom.pdu_primitives import A_ASSOCIATE
 from pynetdicom.transport import AddressInformation, AssociationSocket
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "no_delay",
     "quick_ack",
     "quiet_standard_logging",
+    "recover_rejection",
 ]
 
 #: The most :meth:`QuickAckSocket.recv` asks the kernel for at once (upstream: 4 KiB).
@@ -79,6 +82,30 @@ def no_delay(event: evt.Event) -> None:
     sock = event.assoc.dul.socket
     if sock is not None and sock.socket is not None:
         sock.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def recover_rejection(assoc: Association) -> Association:
+    """Report an association the peer rejected as rejected, not aborted; return ``assoc``.
+
+    pynetdicom 3.0's requestor thread, once the DUL thread has connected, checks that the
+    socket is still connected before it waits for the answer. On a loaded machine the DUL
+    thread can send the A-ASSOCIATE-RQ, read the peer's A-ASSOCIATE-RJ and close the
+    connection (as PS3.8 has it do) before that check runs; the requestor then finds the
+    socket closed, aborts, and the rejection stays unread in the DUL's queue for the user.
+    One such run in a thousand under load was enough to turn "called AE title not
+    recognized" into "the association was aborted". The rejection is taken from there.
+    """
+    if assoc.is_established or assoc.is_rejected:
+        return assoc
+    with assoc.dul.to_user_queue.mutex:
+        waiting = list(assoc.dul.to_user_queue.queue)
+    for primitive in waiting:
+        if isinstance(primitive, A_ASSOCIATE) and primitive.result in (0x01, 0x02):
+            assoc.acceptor.primitive = primitive
+            assoc.is_rejected = True
+            assoc.is_aborted = False
+            break
+    return assoc
 
 
 def keep_responses(assoc: Association) -> Association:

@@ -53,6 +53,7 @@ from simdaemon.net.outgoing import (
     keep_responses,
     no_delay,
     quiet_standard_logging,
+    recover_rejection,
 )
 from simdaemon.part10 import dataset_offset, split, wrap
 from simdaemon.query import Level, Query, QueryError, compile_query, describe, universal_key
@@ -212,7 +213,7 @@ def _connect(
         ae_title=entity.ae_title,
         evt_handlers=[(evt.EVT_CONN_OPEN, no_delay)],
     )
-    return quiet_standard_logging(keep_responses(store))
+    return quiet_standard_logging(keep_responses(recover_rejection(store)))
 
 
 def _refusal(store: Association) -> str:
