@@ -617,8 +617,11 @@ class Transaction:
 
     def _place_files(self) -> None:
         for staged, final in self._renames:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged, final)
+            try:  # the folder is usually there: a series' second object on
+                os.replace(staged, final)
+            except FileNotFoundError:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staged, final)
 
 
 # --- the archive ---------------------------------------------------------------------------

@@ -13,6 +13,8 @@ query asks for.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from io import BytesIO
 
 from pydicom.datadict import dictionary_VR
@@ -23,7 +25,7 @@ from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_dataset
 from pydicom.uid import UID
 
-__all__ = ["bulk_offset", "read", "summarize", "text_value"]
+__all__ = ["bulk_offset", "read", "summarize", "summarize_filed", "text_value"]
 
 PIXEL_DATA = 0x7FE00010
 _BULK_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN"})
@@ -35,6 +37,10 @@ MAX_VM = 64
 MAX_TEXT = 1024
 #: The bytes in front of Pixel Data are kept whole when there are no more than this.
 MAX_PREFIX = 64 * 1024
+#: Encoded bytes of the objects whose summaries :func:`summarize_filed` remembers, at most.
+MEMO_BUDGET = 16 * 1024 * 1024
+#: Objects larger than this are summarized each time (hashing them would cost more).
+MEMO_MAX_OBJECT = 1024 * 1024
 
 
 def bulk_offset(dataset: Dataset, transfer_syntax: str) -> int | None:
@@ -127,6 +133,60 @@ def summarize(dataset: Dataset, encoded: bytes, offset: int | None, transfer_syn
     out.is_implicit_VR = syntax.is_implicit_VR
     write_dataset(out, _keep(dataset))
     return out.getvalue()
+
+
+class _Memo:
+    """Summaries of recently filed objects, keyed by their exact bytes and transfer syntax.
+
+    The same bytes always summarize alike, and a test suite files the same objects over and
+    over (a synthetic patient per test, from :mod:`simdaemon.patient_cache`): encoding a plan's
+    or a structure set's small elements again is most of such an import. Least recently used
+    entries go first once the keys hold more than ``budget`` bytes.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self._budget = budget
+        self._held = 0
+        self._entries: OrderedDict[tuple[bytes, str], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[bytes, str]) -> bytes | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[bytes, str], summary: bytes) -> None:
+        with self._lock:
+            if key in self._entries:
+                return
+            self._entries[key] = summary
+            self._held += len(key[0])
+            while self._held > self._budget:
+                (old, _), _ = self._entries.popitem(last=False)
+                self._held -= len(old)
+
+
+_MEMO = _Memo(MEMO_BUDGET)
+
+
+def summarize_filed(
+    dataset: Dataset, encoded: bytes, offset: int | None, transfer_syntax: str
+) -> bytes:
+    """:func:`summarize` for an object about to be filed as ``encoded``.
+
+    ``dataset`` must be ``encoded`` as read (the summary then follows from the bytes alone):
+    an object filed before, byte for byte, gets the summary it got then.
+    """
+    if offset is not None and 0 < offset <= MAX_PREFIX or len(encoded) > MEMO_MAX_OBJECT:
+        return summarize(dataset, encoded, offset, transfer_syntax)
+    key = (encoded, transfer_syntax)
+    summary = _MEMO.get(key)
+    if summary is None:
+        summary = summarize(dataset, encoded, offset, transfer_syntax)
+        _MEMO.put(key, summary)
+    return summary
 
 
 def read(attributes: bytes, transfer_syntax: str) -> Dataset:

@@ -34,7 +34,7 @@ from pydicom.uid import UID
 
 from simdaemon import status
 from simdaemon.archive import Archive, NewInstance, NewSeries, NewStudy, Transaction
-from simdaemon.attributes import bulk_offset, summarize, text_value
+from simdaemon.attributes import bulk_offset, summarize_filed, text_value
 from simdaemon.charset import UTF8, Decoded, decode_dataset
 from simdaemon.config import Config, TrustedEntity
 from simdaemon.findings import (
@@ -487,7 +487,7 @@ class Importer:
             transfer_syntax=received.transfer_syntax,
             source_ae=received.calling_ae,
         )
-        attributes = summarize(dataset, encoded, offset, received.transfer_syntax)
+        attributes = summarize_filed(dataset, encoded, offset, received.transfer_syntax)
         staged = self.archive.stage(head, encoded)
         try:
             with self.archive.transaction() as tx:
