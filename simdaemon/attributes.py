@@ -13,11 +13,12 @@ query asks for.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from io import BytesIO
 
-from pydicom.datadict import dictionary_VR
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
@@ -179,7 +180,7 @@ def summarize_filed(
     ``dataset`` must be ``encoded`` as read (the summary then follows from the bytes alone):
     an object filed before, byte for byte, gets the summary it got then.
     """
-    if offset is not None and 0 < offset <= MAX_PREFIX or len(encoded) > MEMO_MAX_OBJECT:
+    if (offset is not None and 0 < offset <= MAX_PREFIX) or len(encoded) > MEMO_MAX_OBJECT:
         return summarize(dataset, encoded, offset, transfer_syntax)
     key = (encoded, transfer_syntax)
     summary = _MEMO.get(key)
@@ -195,9 +196,52 @@ def read(attributes: bytes, transfer_syntax: str) -> Dataset:
     return read_dataset(BytesIO(attributes), syntax.is_implicit_VR, syntax.is_little_endian)
 
 
+#: VRs whose still-encoded values :func:`text_value` reads itself: ASCII, converted by pydicom
+#: without a character set. UI values are stripped one by one, CS values only of the padding
+#: at the end (as pydicom converts them).
+_READ_RAW = frozenset({"UI", "CS"})
+
+
+@functools.lru_cache(maxsize=512)
+def _raw_readable(keyword: str) -> int | None:
+    """The tag of ``keyword`` when its dictionary VR is one :func:`text_value` reads raw."""
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        return None
+    try:
+        return tag if dictionary_VR(tag) in _READ_RAW else None
+    except KeyError:
+        return None
+
+
+def _raw_text(element: RawDataElement, strip: bool) -> str | None:
+    """What :func:`text_value` gives for a still-encoded UI or CS element; None: convert it.
+
+    The same text pydicom's conversion yields, without converting (and validating) the
+    element: reading the UIDs and codes of every object filed was a tenth of an import.
+    """
+    vr = element.VR
+    if vr is not None and vr not in _READ_RAW:
+        return None  # an explicit VR other than the dictionary's (UN, a wrong one): pydicom's
+    text = (element.value or b"").decode("iso8859").rstrip(" \x00")
+    if vr == "UI" or (vr is None and dictionary_VR(element.tag) == "UI"):
+        values = [value.strip() for value in text.split("\\")]
+        return "\\".join(values)
+    if strip and "\\" not in text:
+        return text.strip()
+    return text
+
+
 def text_value(dataset: Dataset, keyword: str, *, strip: bool = True) -> str:
     """An attribute's value as text: "" when absent, multiple values joined by backslashes
     as DICOM encodes them; ``strip`` (the default) removes the padding of a single value."""
+    tag = _raw_readable(keyword)
+    if tag is not None:
+        element = dataset.get_item(tag)
+        if isinstance(element, RawDataElement):
+            text = _raw_text(element, strip)
+            if text is not None:
+                return text
     value = dataset.get(keyword)
     if value is None:
         return ""
