@@ -24,7 +24,8 @@ from typing import Any, Literal
 
 import pytest
 
-from simdaemon.pytest_plugin import Settings, TestDaemon, daemon_lifetime
+from simdaemon.pytest_plugin import Settings
+from simdaemon.testing import TestDaemon, daemon_lifetime
 
 __all__ = ["daemon"]
 

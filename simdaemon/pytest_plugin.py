@@ -63,31 +63,40 @@ from __future__ import annotations
 
 import logging
 import shutil
-import socket
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from simdaemon.audit import SEVERITIES
-from simdaemon.config import Config, from_mapping
-from simdaemon.console.settings import ConsoleSettings
-from simdaemon.importer import Received, received_from
-from simdaemon.patient_cache import encoded_patient
-from simdaemon.server import Daemon
-from simdaemon.synthetic import SyntheticPatient
 
-if TYPE_CHECKING:  # imported when a test asks for daemon_client, never at plugin load
+if TYPE_CHECKING:  # imported when a test first asks for a daemon, never at plugin load
     from dbdaemon_client import DaemonClient
+    from simdaemon.server import Daemon
+    from simdaemon.synthetic import SyntheticPatient
+    from simdaemon.testing import TestDaemon, TestEntity, daemon_lifetime, import_patient
 
 __all__ = ["Settings", "TestDaemon", "TestEntity", "daemon_lifetime", "import_patient"]
 
-TEST_AE_TITLE = "SIMTEST"
 #: ``--simdaemon-strict`` without a level.
 STRICT_DEFAULT = "portability"
-_DAEMONS = pytest.StashKey[list[Daemon]]()
+_DAEMONS = pytest.StashKey[list["Daemon"]]()
+#: What the plugin still offers by name, from :mod:`simdaemon.testing` when first asked for
+#: (PEP 562): loading the plugin imports neither pydicom nor the daemon.
+_FROM_TESTING = frozenset(
+    {"TEST_AE_TITLE", "TestDaemon", "TestEntity", "daemon_lifetime", "import_patient"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_TESTING:
+        return getattr(import_module("simdaemon.testing"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _FOLDERS = pytest.StashKey[list[Path]]()
 _FAILED = pytest.StashKey[bool]()
 
@@ -129,68 +138,6 @@ def _strictness(value: str) -> str:
             + ", ".join(SEVERITIES)
         )
     return level
-
-
-@dataclass
-class TestEntity:
-    """The entity a test calls the daemon as, with the port reserved for its receiver."""
-
-    __test__ = False  # not a test class, whatever pytest's name matching thinks
-
-    ae_title: str
-    host: str
-    port: int
-    _reservation: socket.socket
-
-    def trusted(self) -> dict[str, Any]:
-        """The ``[[trusted]]`` table for this entity."""
-        return {"ae_title": self.ae_title, "ip": self.host, "port": self.port}
-
-    def release(self) -> None:
-        """Give the reserved port back."""
-        self._reservation.close()
-
-
-class TestDaemon(Daemon):
-    """A daemon with the entity its test calls as (``simdaemon.test_entity``)."""
-
-    __test__ = False
-    #: A test's archive goes with its temporary folder: no fsync (a commit still survives a
-    #: crash of the process; see simdaemon.archive). The durability tests use a Daemon.
-    durable_archive = False
-
-    def __init__(
-        self, config: Config, test_entity: TestEntity, console: ConsoleSettings | None = None
-    ) -> None:
-        super().__init__(config, console=console)
-        self.test_entity = test_entity
-
-
-def _reserve(host: str, ae_title: str = TEST_AE_TITLE) -> TestEntity:
-    reservation = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    reservation.bind((host, 0))
-    return TestEntity(ae_title, host, int(reservation.getsockname()[1]), reservation)
-
-
-def _console(options: dict[str, Any], host: str) -> ConsoleSettings | None:
-    """``console=True`` (the HTTP console on ``host`` and an ephemeral port) or settings."""
-    console = options.pop("console", None)
-    if console is True:
-        return ConsoleSettings(host=host)
-    return console or None
-
-
-def _config(options: dict[str, Any], folder: Path, host: str, entity: TestEntity) -> Config:
-    data: dict[str, Any] = {"daemon": {"port": 0, "host": host, "archive": str(folder / "archive")}}
-    data["trusted"] = options.pop("trusted", [entity.trusted()])
-    data["faults"] = options.pop("faults", [])
-    for key, value in options.items():
-        if isinstance(value, dict):
-            data.setdefault(key, {}).update(value)
-        else:
-            data["daemon"][key] = value
-    return from_mapping(data, folder)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -285,9 +232,11 @@ def simdaemon_factory(
     simdaemon_settings: Settings,
 ) -> Iterator[Callable[..., TestDaemon]]:
     """Start configured daemons (see the module docstring); stop them all at teardown."""
+    from simdaemon.testing import make_test_daemon, reserve
+
     started: list[Daemon] = []
     folders: list[Path] = []
-    entity = _reserve(simdaemon_settings.host)
+    entity = reserve(simdaemon_settings.host)
     request.node.stash[_DAEMONS] = started
     request.node.stash[_FOLDERS] = folders
 
@@ -295,10 +244,7 @@ def simdaemon_factory(
         if folder is None:
             folder = tmp_path_factory.mktemp("simdaemon")
             folders.append(folder)  # ours to delete; a folder given by the caller is not
-        options = dict(options)
-        console = _console(options, simdaemon_settings.host)
-        config = _config(options, folder, simdaemon_settings.host, entity)
-        daemon = TestDaemon(config, entity, console).start()
+        daemon = make_test_daemon(options, folder, simdaemon_settings.host, entity).start()
         started.append(daemon)
         return daemon  # type: ignore[return-value]
 
@@ -323,32 +269,12 @@ def simdaemon(
     return simdaemon_factory(**options)
 
 
-def daemon_lifetime(
-    tmp_path_factory: pytest.TempPathFactory, settings: Settings, **options: Any
-) -> Iterator[TestDaemon]:
-    """Start a daemon with its own archive and test entity, yield it, stop it; for fixtures.
-
-    The body of every daemon fixture that is not function-scoped (the session's shared one,
-    and those :func:`simdaemon.factories.daemon` makes); options as for the factory.
-    """
-    entity = _reserve(settings.host)
-    folder = tmp_path_factory.mktemp("simdaemon")
-    options = dict(options)
-    console = _console(options, settings.host)
-    daemon = TestDaemon(_config(options, folder, settings.host, entity), entity, console)
-    daemon.start()
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
-        entity.release()
-    daemon.raise_errors()
-
-
 @pytest.fixture(scope="session")
 def _simdaemon_session(
     tmp_path_factory: pytest.TempPathFactory, simdaemon_settings: Settings
 ) -> Iterator[TestDaemon]:
+    from simdaemon.testing import daemon_lifetime
+
     yield from daemon_lifetime(tmp_path_factory, simdaemon_settings)
 
 
@@ -358,19 +284,6 @@ def simdaemon_shared(request: pytest.FixtureRequest, _simdaemon_session: TestDae
     _simdaemon_session.reset()
     request.node.stash[_DAEMONS] = [_simdaemon_session]
     return _simdaemon_session
-
-
-def import_patient(daemon: Daemon, patient: SyntheticPatient) -> SyntheticPatient:
-    """Store a synthetic patient in ``daemon`` through its import pipeline; return it."""
-    _import_all(daemon, (received_from(d, TEST_AE_TITLE) for d in patient.datasets()))
-    return patient
-
-
-def _import_all(daemon: Daemon, objects: Iterable[Received]) -> None:
-    for received in objects:
-        result = daemon.importer.run(received)
-        if not result.stored:
-            raise RuntimeError(f"synthetic object not imported: {result.detail}")
 
 
 @pytest.fixture
@@ -399,11 +312,14 @@ def synthetic_patient(simdaemon_in_use: TestDaemon) -> Callable[..., SyntheticPa
     """``synthetic_patient(seed=0, **options)``: build a patient, import it into the daemon
     the test uses (``simdaemon``, or ``simdaemon_shared`` when the test asked for that)."""
 
+    from simdaemon.patient_cache import encoded_patient
+    from simdaemon.testing import TEST_AE_TITLE, import_all
+
     def make(seed: int = 0, **options: Any) -> SyntheticPatient:
         # Built and encoded once per process (simdaemon.patient_cache); the test gets its
         # own copy of the data sets.
         encoded = encoded_patient(seed, **options)
-        _import_all(simdaemon_in_use, encoded.received(TEST_AE_TITLE))
+        import_all(simdaemon_in_use, encoded.received(TEST_AE_TITLE))
         return encoded.fresh()
 
     return make

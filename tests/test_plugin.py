@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -210,6 +211,7 @@ def test_the_test_entitys_port_is_reserved_for_its_receiver(pytester: pytest.Pyt
     pytester.makepyfile(
         """
 import socket
+import subprocess
 from pydicom.dataset import Dataset
 from pynetdicom import AE, evt, StoragePresentationContexts
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as MOVE
@@ -409,3 +411,20 @@ def test_the_marker_sets_fail_on(pytester: pytest.Pytester) -> None:
     marked = '@pytest.mark.simdaemon(findings={"fail_on": "portability"})\ndef test_bad_client'
     pytester.makepyfile(refused.replace("def test_bad_client", marked))
     pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
+
+
+def test_loading_the_plugin_imports_neither_pydicom_nor_the_daemon() -> None:
+    """pytest loads the plugin in every run of a project that installs simdaemon, and the
+    xdist controller loads it before any worker starts: the daemon comes with the first
+    fixture that needs it. What the plugin offers by name is still there."""
+    check = (
+        "import sys, simdaemon.pytest_plugin as plugin\n"
+        "heavy = [m for m in ('pydicom', 'pynetdicom', 'simdaemon.server', 'simdaemon.testing')"
+        " if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "from simdaemon.pytest_plugin import TestDaemon, import_patient\n"
+        "assert TestDaemon.__module__ == 'simdaemon.testing' and 'pydicom' in sys.modules\n"
+        "assert callable(import_patient) and plugin.TEST_AE_TITLE == 'SIMTEST'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
