@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +190,23 @@ def console_candidates(args: argparse.Namespace, daemon: Daemon) -> list[Console
         raise ConfigError("--console", args.console or args.console_token, str(error)) from None
 
 
+@contextlib.contextmanager
+def _yielding_to_the_dicom_side() -> Iterator[None]:
+    """Let the daemon's threads take the GIL within 0.5 ms (not 5) while this thread works.
+
+    Starting the console imports FastAPI (~100 ms of pure Python) while the DICOM side is
+    already answering. At the default switch interval every step of an association that
+    waits for the GIL waits up to 5 ms for the import to let go of it, and the first C-ECHO
+    after start took ~50 ms longer than without the console (benchmarks/startup.py).
+    """
+    default = sys.getswitchinterval()
+    sys.setswitchinterval(min(default, 0.0005))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(default)
+
+
 def start_console(args: argparse.Namespace, daemon: Daemon) -> None:
     """Start the console at the first candidate that binds; say where (and its token)."""
     candidates = console_candidates(args, daemon)
@@ -284,7 +301,8 @@ def serve(args: argparse.Namespace) -> int:
         try:
             if not args.no_console:
                 try:
-                    start_console(args, daemon)
+                    with _yielding_to_the_dicom_side():
+                        start_console(args, daemon)
                 except DaemonError as error:
                     print(f"simdaemon: {error}", file=sys.stderr)
                     return EXIT_RUNTIME

@@ -421,3 +421,22 @@ def test_without_a_config_failed_imports_are_parked_in_the_archive(tmp_path: Pat
     )
     assert len(list((tmp_path / "arch" / "failed").glob("*.reason.txt"))) == 1
     assert list(work.iterdir()) == [], "nothing written to the working directory"
+
+
+def test_starting_the_console_lets_the_dicom_side_take_the_gil_quickly() -> None:
+    """While ``serve`` imports the console, the switch interval is 0.5 ms; then it is back,
+    also when the console fails to start."""
+    from simdaemon import cli
+
+    before = sys.getswitchinterval()
+    seen: list[float] = []
+
+    def start_console() -> None:
+        with cli._yielding_to_the_dicom_side():
+            seen.append(sys.getswitchinterval())
+            raise RuntimeError("the console port is taken")
+
+    with pytest.raises(RuntimeError):
+        start_console()
+    assert seen == [pytest.approx(0.0005)]
+    assert sys.getswitchinterval() == before
