@@ -38,7 +38,7 @@ MAX_VM = 64
 MAX_TEXT = 1024
 #: The bytes in front of Pixel Data are kept whole when there are no more than this.
 MAX_PREFIX = 64 * 1024
-#: Encoded bytes of the objects whose summaries :func:`summarize_filed` remembers, at most.
+#: Bytes (objects and their summaries) that :func:`summarize_filed` remembers, at most.
 MEMO_BUDGET = 16 * 1024 * 1024
 #: Objects larger than this are summarized each time (hashing them would cost more).
 MEMO_MAX_OBJECT = 1024 * 1024
@@ -139,10 +139,11 @@ def summarize(dataset: Dataset, encoded: bytes, offset: int | None, transfer_syn
 class _Memo:
     """Summaries of recently filed objects, keyed by their exact bytes and transfer syntax.
 
-    The same bytes always summarize alike, and a test suite files the same objects over and
-    over (a synthetic patient per test, from :mod:`simdaemon.patient_cache`): encoding a plan's
-    or a structure set's small elements again is most of such an import. Least recently used
-    entries go first once the keys hold more than ``budget`` bytes.
+    The same bytes always summarize alike (under the same pydicom settings, which the daemon
+    never changes), and a test suite files the same objects over and over (a synthetic patient
+    per test, from :mod:`simdaemon.patient_cache`): encoding a plan's or a structure set's
+    small elements again is most of such an import. Least recently used entries go first once
+    keys and summaries hold more than ``budget`` bytes.
     """
 
     def __init__(self, budget: int) -> None:
@@ -163,10 +164,10 @@ class _Memo:
             if key in self._entries:
                 return
             self._entries[key] = summary
-            self._held += len(key[0])
+            self._held += len(key[0]) + len(summary)
             while self._held > self._budget:
-                (old, _), _ = self._entries.popitem(last=False)
-                self._held -= len(old)
+                (old, _), dropped = self._entries.popitem(last=False)
+                self._held -= len(old) + len(dropped)
 
 
 _MEMO = _Memo(MEMO_BUDGET)
@@ -177,8 +178,9 @@ def summarize_filed(
 ) -> bytes:
     """:func:`summarize` for an object about to be filed as ``encoded``.
 
-    ``dataset`` must be ``encoded`` as read (the summary then follows from the bytes alone):
-    an object filed before, byte for byte, gets the summary it got then.
+    ``encoded`` must be ``dataset``'s exact encoding (as read from it, or written from it),
+    so the summary follows from the bytes alone: an object filed before, byte for byte, gets
+    the summary it got then.
     """
     if (offset is not None and 0 < offset <= MAX_PREFIX) or len(encoded) > MEMO_MAX_OBJECT:
         return summarize(dataset, encoded, offset, transfer_syntax)

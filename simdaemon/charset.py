@@ -170,8 +170,9 @@ def _walk(
         value: object = (
             (values[0] if len(values) == 1 else values) if values else text.rstrip(" \x00")
         )
-        # pydicom's reading validation would only warn; simdaemon.validation judges the
-        # values, and skipping it halves the cost of decoding an object's text.
+        # pydicom's reading validation only warns (an over-long LO, an odd PN), and the
+        # daemon does not act on those warnings; skipping it halves the cost of decoding
+        # an object's text. What the daemon refuses, simdaemon.validation decides.
         dataset[tag] = DataElement(tag, vr, value, validation_mode=config.IGNORE)
 
 

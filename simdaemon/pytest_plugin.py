@@ -77,9 +77,22 @@ if TYPE_CHECKING:  # imported when a test first asks for a daemon, never at plug
     from dbdaemon_client import DaemonClient
     from simdaemon.server import Daemon
     from simdaemon.synthetic import SyntheticPatient
-    from simdaemon.testing import TestDaemon, TestEntity, daemon_lifetime, import_patient
+    from simdaemon.testing import (
+        TEST_AE_TITLE,
+        TestDaemon,
+        TestEntity,
+        daemon_lifetime,
+        import_patient,
+    )
 
-__all__ = ["Settings", "TestDaemon", "TestEntity", "daemon_lifetime", "import_patient"]
+__all__ = [
+    "TEST_AE_TITLE",
+    "Settings",
+    "TestDaemon",
+    "TestEntity",
+    "daemon_lifetime",
+    "import_patient",
+]
 
 #: ``--simdaemon-strict`` without a level.
 STRICT_DEFAULT = "portability"
@@ -91,10 +104,12 @@ _FROM_TESTING = frozenset(
 )
 
 
-def __getattr__(name: str) -> Any:
-    if name in _FROM_TESTING:
-        return getattr(import_module("simdaemon.testing"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+if not TYPE_CHECKING:  # type checkers see the imports above, with their types
+
+    def __getattr__(name: str) -> Any:
+        if name in _FROM_TESTING:
+            return getattr(import_module("simdaemon.testing"), name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _FOLDERS = pytest.StashKey[list[Path]]()

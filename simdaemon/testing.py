@@ -81,6 +81,7 @@ class TestDaemon(Daemon):
 
 
 def reserve(host: str, ae_title: str = TEST_AE_TITLE) -> TestEntity:
+    """A test entity on ``host`` with a port reserved for its receiver (bound, not listening)."""
     reservation = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     reservation.bind((host, 0))

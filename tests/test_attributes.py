@@ -149,3 +149,29 @@ def test_text_value_reads_ui_and_cs_bytes_as_pydicom_converts_them(
         else:
             reference = str(expected).strip() if strip else str(expected)
         assert attributes.text_value(fast, keyword, strip=strip) == reference, raw
+
+
+def test_the_memo_forgets_the_least_recently_used_beyond_its_budget() -> None:
+    memo = attributes._Memo(budget=100)
+    memo.put((b"a" * 30, "1.2.840.10008.1.2.1"), b"x" * 10)
+    memo.put((b"b" * 30, "1.2.840.10008.1.2.1"), b"y" * 10)
+    assert memo.get((b"a" * 30, "1.2.840.10008.1.2.1")) == b"x" * 10  # now the most recent
+    memo.put((b"c" * 30, "1.2.840.10008.1.2.1"), b"z" * 10)  # 120 bytes held: b goes
+    assert memo.get((b"b" * 30, "1.2.840.10008.1.2.1")) is None
+    assert memo.get((b"a" * 30, "1.2.840.10008.1.2.1")) == b"x" * 10
+    assert memo.get((b"a" * 30, "1.2.840.10008.1.2")) is None, "the syntax is in the key"
+
+
+@pytest.mark.parametrize("kind", ["structure_set", "plan"])
+def test_summarize_filed_gives_what_summarize_gives_each_time(kind: str) -> None:
+    """Filed twice, in each syntax: the remembered summary is the one summarize makes."""
+    dataset = getattr(synthetic_patient(3, slices=2, matrix=16), kind)
+    for syntax in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
+        out = DicomBytesIO()
+        out.is_little_endian, out.is_implicit_VR = True, syntax == ImplicitVRLittleEndian
+        write_dataset(out, dataset)
+        data = out.getvalue()
+        expected = attributes.summarize(as_read(data, out.is_implicit_VR), data, None, syntax)
+        for _ in range(2):
+            read = as_read(data, out.is_implicit_VR)
+            assert attributes.summarize_filed(read, data, None, syntax) == expected

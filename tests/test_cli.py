@@ -423,9 +423,10 @@ def test_without_a_config_failed_imports_are_parked_in_the_archive(tmp_path: Pat
     assert list(work.iterdir()) == [], "nothing written to the working directory"
 
 
-def test_starting_the_console_lets_the_dicom_side_take_the_gil_quickly() -> None:
-    """While ``serve`` imports the console, the switch interval is 0.5 ms; then it is back,
-    also when the console fails to start."""
+def test_yielding_to_the_dicom_side_sets_the_switch_interval_and_restores_it() -> None:
+    """The helper ``serve`` wraps the console's start in: 0.5 ms inside, the interval as it
+    was afterwards, also when the console fails to start. (That ``serve`` uses it, and what
+    it saves, is benchmarks/startup.py's to show.)"""
     from simdaemon import cli
 
     before = sys.getswitchinterval()

@@ -211,7 +211,6 @@ def test_the_test_entitys_port_is_reserved_for_its_receiver(pytester: pytest.Pyt
     pytester.makepyfile(
         """
 import socket
-import subprocess
 from pydicom.dataset import Dataset
 from pynetdicom import AE, evt, StoragePresentationContexts
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as MOVE
