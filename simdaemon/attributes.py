@@ -220,7 +220,8 @@ def _raw_text(element: RawDataElement, strip: bool) -> str | None:
     """What :func:`text_value` gives for a still-encoded UI or CS element; None: convert it.
 
     The same text pydicom's conversion yields, without converting (and validating) the
-    element: reading the UIDs and codes of every object filed was a tenth of an import.
+    element: pydicom validates each UID against a regular expression on the way, and that
+    was half of importing a small object (7% of a CT slice's).
     """
     vr = element.VR
     if vr is not None and vr not in _READ_RAW:

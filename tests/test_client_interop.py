@@ -32,6 +32,7 @@ from dbdaemon_client.results import text
 from simdaemon.synthetic import SyntheticPatient, synthetic_patient
 from tests import qr_servers
 from tests.qr_servers import Peer, QRServer
+from tests.races import requestor_looks_after_the_answer
 from tests.receiver import Receiver, receiving
 
 pytestmark = pytest.mark.slow  # starts dcmqrscp and Orthanc
@@ -255,6 +256,18 @@ def test_a_wrong_called_ae_title_is_rejected(qr_server: QRServer) -> None:
     assert rejected.value.result == 1  # permanent: trying again will not help
     assert f"NOTTHEM at 127.0.0.1:{qr_server.server.port}" in str(rejected.value)
     assert not client.ping()
+
+
+def test_a_rejection_read_before_pynetdicom_looks_is_still_a_rejection(
+    qr_server: QRServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pynetdicom's race (tests/races.py) against each server's own A-ASSOCIATE-RJ."""
+    requestor_looks_after_the_answer(monkeypatch, qr_server.server.port)
+    wrong = dataclasses.replace(entity(qr_server.server), ae_title="NOTTHEM")
+    client = DaemonClient(entity(qr_server.local), wrong, connect_timeout=5)
+    with pytest.raises(AssociationRejected) as rejected:
+        client.echo()
+    assert rejected.value.result == 1
 
 
 def test_a_move_to_an_unknown_destination_is_a_status_error(
