@@ -27,7 +27,7 @@ from pynetdicom.pdu_primitives import P_DATA
 from simdaemon.net import direct
 from simdaemon.net.commands import command_set
 from simdaemon.net.direct import DirectStore
-from simdaemon.net.outgoing import QuickAckAE
+from simdaemon.net.outgoing import QuickAckAE, keep_responses
 
 ECHO = "1.2.840.10008.1.1"
 #: How long a test waits for an association to end; a bound, not a synchronisation.
@@ -95,7 +95,11 @@ def destination() -> Iterator[Callable[..., tuple[Destination, Association]]]:
         ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
         ae.add_requested_context(ECHO)
         ae.add_supported_context(ECHO)
-        assoc = ae.associate("127.0.0.1", int(server.server_address[1]), ae_title="DEST")
+        # As the daemon's own associations (services.move._connect): the loop puts back a
+        # response it took, so a store that handed a surprise to pynetdicom still gets it.
+        assoc = keep_responses(
+            ae.associate("127.0.0.1", int(server.server_address[1]), ae_title="DEST")
+        )
         assert assoc.is_established
         associations.append(assoc)
         return scripted, assoc

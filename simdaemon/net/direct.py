@@ -160,7 +160,13 @@ def _status(command: bytes | bytearray, message_id: int) -> int | None:
 
 
 class DirectStore:
-    """Sends C-STORE requests on ``assoc`` (requested by a QuickAckAE) itself, one at a time."""
+    """Sends C-STORE requests on ``assoc`` (requested by a QuickAckAE) itself, one at a time.
+
+    After a surprise handed to pynetdicom, the response is awaited on the DIMSE queue while
+    the association's own loop may also look there: ``assoc`` must go through
+    :func:`~simdaemon.net.outgoing.keep_responses` (as every association the daemon
+    requests does), or the loop can take the response and drop it.
+    """
 
     def __init__(self, assoc: Association, timeout: float) -> None:
         self.assoc = assoc
