@@ -97,6 +97,9 @@ __all__ = [
 #: ``--simdaemon-strict`` without a level.
 STRICT_DEFAULT = "portability"
 _DAEMONS = pytest.StashKey[list["Daemon"]]()
+_FOLDERS = pytest.StashKey[list[Path]]()
+_FAILED = pytest.StashKey[bool]()
+
 #: What the plugin still offers by name, from :mod:`simdaemon.testing` when first asked for
 #: (PEP 562): loading the plugin imports neither pydicom nor the daemon.
 _FROM_TESTING = frozenset(
@@ -110,10 +113,6 @@ if not TYPE_CHECKING:  # type checkers see the imports above, with their types
         if name in _FROM_TESTING:
             return getattr(import_module("simdaemon.testing"), name)
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-_FOLDERS = pytest.StashKey[list[Path]]()
-_FAILED = pytest.StashKey[bool]()
 
 
 @dataclass(frozen=True)
