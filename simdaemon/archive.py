@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -54,16 +54,20 @@ from pydicom.dataset import Dataset
 from simdaemon.attributes import read as read_attributes
 from simdaemon.audit import AuditEvent
 from simdaemon.config import AuditSettings
-from simdaemon.matching import (
-    Candidates,
-    Demographics,
-    Incoming,
-    StoredInstance,
-    StoredPatient,
-    StoredSeries,
-    StoredStudy,
-)
 from simdaemon.retention import TRIM_EVERY, Coalescer, first_kept, trim_before
+
+if TYPE_CHECKING:
+    # Loaded with the import pipeline (the only maker of a Transaction), not with the
+    # archive: a daemon answering its first C-ECHO has no use for patient matching.
+    from simdaemon.matching import (
+        Candidates,
+        Demographics,
+        Incoming,
+        StoredInstance,
+        StoredPatient,
+        StoredSeries,
+        StoredStudy,
+    )
 
 __all__ = [
     "HIERARCHY",
@@ -482,6 +486,8 @@ class Transaction:
         matching criteria. Read inside the transaction, so no other import can change the
         answer before this one writes.
         """
+        from simdaemon.matching import Candidates
+
         return Candidates(
             patients=self._patients(incoming.demographics, criteria),
             study=self._study(incoming.study_uid),
@@ -493,6 +499,8 @@ class Transaction:
         self, incoming: Demographics, criteria: Sequence[str]
     ) -> tuple[StoredPatient, ...]:
         """Stored patients agreeing on every enabled criterion, plus any with the same ID."""
+        from simdaemon.matching import Demographics, StoredPatient
+
         clauses = [f"{_CRITERION_COLUMNS[c]} = ?" for c in criteria]
         params: list[str] = [incoming.patient_id, *(incoming.key(c) for c in criteria)]
         where = " AND ".join(clauses) or "1"
@@ -532,6 +540,8 @@ class Transaction:
 
     def _study(self, study_uid: str) -> StoredStudy | None:
         """A stored study and the patient it is filed under."""
+        from simdaemon.matching import StoredStudy
+
         row = self._db.execute(
             f"SELECT s.id, s.patient, p.patient_id FROM {joined(1)} WHERE s.study_uid = ?",
             (study_uid,),
@@ -544,6 +554,8 @@ class Transaction:
 
     def _series(self, series_uid: str) -> StoredSeries | None:
         """A stored series and the study it is filed under."""
+        from simdaemon.matching import StoredSeries
+
         row = self._db.execute(
             f"SELECT r.id, r.study, s.study_uid FROM {_join(HIERARCHY[1:3], '')} "
             "WHERE r.series_uid = ?",
@@ -565,6 +577,8 @@ class Transaction:
 
     def _instance(self, sop_instance_uid: str) -> StoredInstance | None:
         """A stored instance and its file."""
+        from simdaemon.matching import StoredInstance
+
         row = self._db.execute(
             "SELECT id, file FROM instances WHERE sop_instance_uid = ?", (sop_instance_uid,)
         ).fetchone()

@@ -19,17 +19,19 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pynetdicom import _config
 
-from simdaemon import completion, investigation, local
 from simdaemon import config as configuration
 from simdaemon.archive import DATABASE, Archive, ArchiveError
 from simdaemon.config import Config, ConfigError
 from simdaemon.console.settings import ConsoleSettings
 from simdaemon.printable import EscapingFormatter, printable
 from simdaemon.server import Daemon, DaemonError
+
+if TYPE_CHECKING:  # the import pipeline and synthetic patients load for the commands using them
+    from simdaemon import local
 
 __all__ = ["main"]
 
@@ -280,6 +282,8 @@ def serve(args: argparse.Namespace) -> int:
         config = build_config(args, demo_archive)
         if demo_archive is not None and not _has_patients(demo_archive):
             # Something to query and move: three synthetic patients.
+            from simdaemon import local
+
             _say(
                 f"seeding {DEMO_PATIENTS} synthetic patients ({DEMO_SLICES} CT slices of "
                 f"{DEMO_MATRIX} x {DEMO_MATRIX} and an RT plan each) into {config.daemon.archive}"
@@ -350,6 +354,8 @@ def _demo_guide(daemon: Daemon, kept: bool) -> str:
 
 def import_command(args: argparse.Namespace) -> int:
     """Import files through the pipeline; print each failure and a summary."""
+    from simdaemon import investigation, local
+
     config = build_config(args, None)
     missing = [path for path in args.paths if not path.exists()]
     if missing:
@@ -387,6 +393,8 @@ def _why_nothing(paths: Sequence[Path], summary: local.ImportSummary) -> str:
 
 def seed_command(args: argparse.Namespace) -> int:
     """Seed synthetic patients; print a summary (and each failure)."""
+    from simdaemon import local
+
     config = build_config(args, None)
     if args.patients < 1 or args.slices < 1 or args.matrix < 8:
         print("simdaemon: --patients and --slices must be 1 or more, --matrix 8 or more",
@@ -434,6 +442,8 @@ def audit_command(args: argparse.Namespace) -> int:
 
 def patients_command(args: argparse.Namespace) -> int:
     """Print the patients the configured archive holds."""
+    from simdaemon import local
+
     config = build_config(args, None)
     if not (config.daemon.archive / "archive.sqlite").exists():
         print(f"simdaemon: no archive at {config.daemon.archive}", file=sys.stderr)
@@ -472,6 +482,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "audit":
             return audit_command(args)
         if args.command == "completion":
+            from simdaemon import completion
+
             print(completion.script(_parser(), args.shell), end="")
             return 0
         return show_config(args)

@@ -30,7 +30,6 @@ from simdaemon.audit import AuditTrail
 from simdaemon.faults import NO_FAULTS, FaultPlan, Faults, Firing, Stopped
 from simdaemon.net.sabotage import fail_association
 from simdaemon.services.context import ServiceContext
-from simdaemon.services.move import decode_identifier
 from simdaemon.services.peer import describe_peer
 
 __all__ = ["Injector", "identifier_facts"]
@@ -151,6 +150,8 @@ class Injector:
             "sop_class_uid": str(request.AffectedSOPClassUID or ""),
         }
         if self.faults.covers("move") or self.faults.covers("suboperation"):
+            from simdaemon.services.move import decode_identifier  # loaded by the move anyway
+
             with contextlib.suppress(Exception):  # a bad identifier is the move's to answer
                 facts.update(identifier_facts(decode_identifier(assoc, request, context_id)))
         return self.plan("move", assoc, facts)

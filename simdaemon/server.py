@@ -43,7 +43,6 @@ from simdaemon.audit import AuditTrail
 from simdaemon.config import Config, TrustedEntity, normalize_ae_title
 from simdaemon.console.settings import ConsoleSettings
 from simdaemon.faults import NO_FAULTS, Faults, Stopped
-from simdaemon.importer import Importer
 from simdaemon.injection import Injector
 from simdaemon.investigation import Investigator
 from simdaemon.net.acceptor import (
@@ -59,18 +58,18 @@ from simdaemon.net.outgoing import no_delay
 from simdaemon.net.sabotage import PduTrap, fail_on_pdu
 from simdaemon.net.sop_classes import register_private_storage, support
 from simdaemon.printable import install as escape_log_records
-from simdaemon.query import Shape
 from simdaemon.reporting import Reporter
+from simdaemon.services import fail_move, handle_find, handle_store, serve_move
 from simdaemon.services.context import ServiceContext, failure, status_answer
 from simdaemon.services.echo import handle_echo
-from simdaemon.services.find import handle_find
-from simdaemon.services.move import fail_move, serve_move
 from simdaemon.services.peer import describe_peer
 from simdaemon.services.sessions import AssociationWatch
-from simdaemon.services.store import handle_store
 
-if TYPE_CHECKING:  # the console (FastAPI) is imported only when a daemon starts one
+if TYPE_CHECKING:
+    # The console (FastAPI) is imported only when a daemon starts one; the import pipeline
+    # (patient matching, validation) on the first import, as the services load on first use.
     from simdaemon.console.app import Console
+    from simdaemon.importer import Importer
 
 __all__ = ["Daemon", "DaemonError"]
 
@@ -326,7 +325,7 @@ class Daemon:
     def archive(self) -> Archive:
         """The archive; opened on first use (start() also checks and repairs it)."""
         with self._lock:
-            return self._open_archive()[0]
+            return self._open_archive()
 
     @property
     def importer(self) -> Importer:
@@ -334,12 +333,18 @@ class Daemon:
         return self._get_importer()
 
     def _get_importer(self) -> Importer:
-        with self._lock:
-            return self._open_archive()[1]
+        """The importer, made on first use: a daemon only queried never loads the pipeline."""
+        from simdaemon.importer import Importer
 
-    def _open_archive(self) -> tuple[Archive, Importer]:
-        """Open the archive and its importer unless open; the caller holds ``_lock``."""
-        if self._archive is None or self._importer is None:
+        with self._lock:
+            archive = self._open_archive()
+            if self._importer is None:
+                self._importer = Importer(self.config, archive, self.investigator)
+            return self._importer
+
+    def _open_archive(self) -> Archive:
+        """Open the archive unless open; the caller holds ``_lock``."""
+        if self._archive is None:
             folder = self.config.daemon.archive
             try:
                 archive = Archive(
@@ -351,9 +356,8 @@ class Daemon:
             except (ArchiveError, OSError) as error:
                 raise DaemonError(f"[daemon] archive = {str(folder)!r}: {error}") from error
             self._archive = archive
-            self._importer = Importer(self.config, archive, self.investigator)
             self.audit.sink = archive.record_audit
-        return self._archive, self._importer
+        return self._archive
 
     def _context(self) -> ServiceContext:
         """What every service is handed: the daemon's parts as they are now."""
@@ -363,7 +367,6 @@ class Daemon:
             entity=self._entity,
             audit=self.audit,
             ae_title=self.ae_title,
-            shape=self._shape(),
             investigator=self.investigator,
             quirks=self.config.quirks,
             limits=self.config.limits,
@@ -401,14 +404,6 @@ class Daemon:
             status=incident.status,
         )
         LOGGER.warning("%s %s: %s", incident.operation, incident.outcome, incident.detail)
-
-    def _shape(self) -> Shape:
-        quirks = self.config.quirks
-        return Shape(
-            course_id_as_study_id=quirks.course_id_as_study_id,
-            aria_series_descriptions=quirks.aria_series_descriptions,
-            series_without_study_keys=quirks.series_without_study_keys,
-        )
 
     def _entity(self, ae_title: str) -> TrustedEntity | None:
         with self._lock:

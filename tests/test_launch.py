@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +57,45 @@ def test_the_library_leaves_numpy_requests_and_tqdm_to_the_user() -> None:
         "and sys.modules[n] is None])"
     )
     assert out == "[]", "importing the library marked an optional module absent"
+
+
+#: What the services load on their first request (simdaemon.services), not at start.
+DEFERRED = (
+    "simdaemon.query",
+    "simdaemon.lookup",
+    "simdaemon.matching",
+    "simdaemon.importer",
+    "simdaemon.services.find",
+    "simdaemon.services.move",
+    "simdaemon.services.store",
+    "simdaemon.synthetic",
+)
+
+
+def test_a_daemon_answers_its_first_echo_without_loading_find_store_or_move_then_serves_them(
+    tmp_path: Path,
+) -> None:
+    out = run(
+        "import sys\nfrom pathlib import Path\n"
+        "from pydicom.dataset import Dataset\n"
+        "from pynetdicom import AE\n"
+        "from simdaemon.config import Config, DaemonSettings, TrustedEntity\n"
+        "from simdaemon.server import Daemon\n"
+        f"deferred = {DEFERRED!r}\n"
+        f"config = Config(daemon=DaemonSettings(port=0, archive=Path({str(tmp_path)!r})),\n"
+        "                trusted=(TrustedEntity('PROBE', '127.0.0.1', 1),))\n"
+        "with Daemon(config) as daemon:\n"
+        "    ae = AE(ae_title='PROBE')\n"
+        "    ae.add_requested_context('1.2.840.10008.1.1')\n"
+        "    study_root = '1.2.840.10008.5.1.4.1.2.2.1'\n"
+        "    ae.add_requested_context(study_root)\n"
+        "    assoc = ae.associate('127.0.0.1', daemon.port, ae_title=daemon.ae_title)\n"
+        "    print(assoc.send_c_echo().Status)\n"
+        "    print(sorted(m for m in deferred if m in sys.modules))\n"
+        "    query = Dataset(); query.QueryRetrieveLevel = 'STUDY'; query.PatientID = 'X'\n"
+        "    print([s.Status for s, _ in assoc.send_c_find(query, study_root)])\n"
+        "    assoc.release()\n"
+        "    print('simdaemon.services.find' in sys.modules, 'simdaemon.query' in sys.modules)\n"
+        "    daemon.raise_errors()\n"
+    )
+    assert out.splitlines() == ["0", "[]", "[0]", "True True"]

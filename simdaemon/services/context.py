@@ -7,9 +7,11 @@ takes what it needs from the context and imports nothing from the daemon or the 
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pydicom.dataset import Dataset
 
@@ -17,10 +19,12 @@ from simdaemon import status
 from simdaemon.archive import Archive, ArchiveError
 from simdaemon.audit import AuditTrail
 from simdaemon.config import Limits, Quirks, TrustedEntity
-from simdaemon.importer import Importer
 from simdaemon.investigation import Investigator
-from simdaemon.query import Shape
 from simdaemon.reporting import Reporter
+
+if TYPE_CHECKING:  # loaded by the services that use them (see simdaemon.services)
+    from simdaemon.importer import Importer
+    from simdaemon.query import Shape
 
 __all__ = ["MAX_COMMENT", "ServiceContext", "failure", "status_answer"]
 
@@ -40,14 +44,27 @@ class ServiceContext:
     audit: AuditTrail
     #: The daemon's own AE title: Retrieve AE Title of C-FIND answers, calling AE of moves.
     ae_title: str
-    #: The ``[quirks]`` response shape of C-FIND answers.
-    shape: Shape
     investigator: Investigator
+    #: ``[quirks]``: the response shape of C-FIND answers, among others.
     quirks: Quirks
     #: ``[limits]``: the query budget a C-FIND runs within, among others.
     limits: Limits
     #: Where findings go (:mod:`simdaemon.reporting`): audit, log, and whether to refuse.
     findings: Reporter
+
+    @functools.cached_property
+    def shape(self) -> Shape:
+        """The ``[quirks]`` response shape of C-FIND and C-MOVE identifiers.
+
+        Made on the first query, not in ``start()``: :mod:`simdaemon.query` loads with it.
+        """
+        from simdaemon.query import Shape
+
+        return Shape(
+            course_id_as_study_id=self.quirks.course_id_as_study_id,
+            aria_series_descriptions=self.quirks.aria_series_descriptions,
+            series_without_study_keys=self.quirks.series_without_study_keys,
+        )
 
 
 def status_answer(code: int, comment: str = "") -> Dataset:

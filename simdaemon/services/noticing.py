@@ -7,13 +7,16 @@ C-MOVE once its identifier is compiled, before any answer is sent.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from pydicom.dataset import Dataset
 
 from simdaemon.findings import Finding, QueryRequest, query_findings
-from simdaemon.query import Query, sent_values
 from simdaemon.services.context import ServiceContext
 from simdaemon.services.peer import Peer
+
+if TYPE_CHECKING:  # the query rules load with the first C-FIND or C-MOVE, not with the watch
+    from simdaemon.query import Query
 
 __all__ = ["check_query", "report_all"]
 
@@ -40,6 +43,8 @@ def check_query(
     would_move: str = "",
 ) -> Finding | None:
     """Run the query rules on a compiled C-FIND/C-MOVE; return a refusing finding, if any."""
+    from simdaemon.query import sent_values
+
     if not context.findings.enabled:
         return None
     request = QueryRequest(
