@@ -99,3 +99,11 @@ def test_a_daemon_answers_its_first_echo_without_loading_find_store_or_move_then
         "    daemon.raise_errors()\n"
     )
     assert out.splitlines() == ["0", "[]", "[0]", "True True"]
+
+
+def test_the_console_loads_neither_the_services_nor_faker_until_a_request_needs_them() -> None:
+    out = run(
+        "import sys\nimport simdaemon.console.app\n"
+        f"print(sorted(m for m in (*{DEFERRED!r}, 'faker') if m in sys.modules))"
+    )
+    assert out == "[]"

@@ -14,8 +14,6 @@ from simdaemon.config import ConfigError, render
 from simdaemon.console.configuration import as_mapping, merged
 from simdaemon.console.control import Control
 from simdaemon.console.errors import ApiError
-from simdaemon.importer import received_from
-from simdaemon.synthetic import synthetic_patient
 
 __all__ = ["SeedRequest", "router"]
 
@@ -94,6 +92,11 @@ def router(control: Control) -> APIRouter:
 
     @api.post("/seed", summary="Import synthetic RT patients through the import rules")
     def post_seed(request: SeedRequest) -> dict[str, Any]:
+        # Loaded here, not with the console: a console started beside a daemon answering its
+        # first C-ECHO imports only what its pages need (see simdaemon.services).
+        from simdaemon.importer import received_from
+        from simdaemon.synthetic import synthetic_patient
+
         seeded = []
         for number in range(request.patients):
             patient = synthetic_patient(

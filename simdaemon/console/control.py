@@ -6,14 +6,16 @@ console depending on the server module would be an import cycle.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from simdaemon.archive import Archive
 from simdaemon.audit import AuditTrail
 from simdaemon.config import Config, TrustedEntity
 from simdaemon.faults import Faults
-from simdaemon.importer import Importer
 from simdaemon.investigation import Investigator
+
+if TYPE_CHECKING:  # the import pipeline loads with the first import, not with the console
+    from simdaemon.importer import Importer
 
 __all__ = ["Control"]
 
