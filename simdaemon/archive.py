@@ -659,18 +659,29 @@ class _Tracer:
             self._file.close()
 
 
-#: Empty files made ready in ``files/.incoming`` before they are needed (:class:`_Ready`).
+#: Files made ready in ``files/.incoming`` before they are needed (:class:`_Ready`).
 READY = ".ready"
+#: The most zero bytes a file made ready holds: a large object overwrites what there is and
+#: writes the rest as usual, and four files ready never hold more than 16 MiB between them.
+PREFILL_LIMIT = 4 * 1024 * 1024
 
 
 class _Ready:
-    """Empty files in ``files/.incoming``, created ahead of need by a helper thread.
+    """Files in ``files/.incoming``, created and filled ahead of need by a helper thread.
 
-    Creating a file is the dearest step of filing an object on an ordinary disk: 0.5 ms on
-    ext4 here, more than writing its 512 KiB into a file that exists. The helper creates the
-    next few while the daemon waits for the next object, so an import only writes and renames.
+    Creating a file is a dear step of filing an object on an ordinary disk: 0.5 ms on ext4
+    here. Dearer still, on a virtual machine, is the page cache the object's bytes go into:
+    a guest page the host has not backed yet (a fresh machine's, or one the balloon driver
+    gave back) costs ~9 us on first touch, 1.2 ms for a 512 KiB CT slice, against 0.13 ms
+    into pages already the guest's (``benchmarks/store.py``). So the helper creates the next
+    few files while the daemon waits for the next object, and writes into each as many zero
+    bytes as the last object staged had (up to :data:`PREFILL_LIMIT`), the way databases
+    zero-fill their next log segment: an import then overwrites pages that exist, truncates
+    the file to its own length and renames it. A series of slices of one size pays the
+    allocation on the helper's thread, beside the network, not between request and answer.
+
     They are named ``*.ready``: :meth:`Archive.check` does not count them as unfinished
-    imports, and :meth:`Archive.repair` at start removes those a stopped process left (empty,
+    imports, and :meth:`Archive.repair` at start removes those a stopped process left (zeros,
     or an import it never acknowledged).
     """
 
@@ -682,6 +693,8 @@ class _Ready:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        #: How many zero bytes the next files made ready hold: the last object's size.
+        self.prefill = 0
 
     @property
     def idle(self) -> bool:
@@ -710,7 +723,12 @@ class _Ready:
             while len(self._files) < self._keep and not self._closed:
                 path = self._folder / f"{uuid.uuid4().hex}{READY}"
                 try:
-                    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+                    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                    try:
+                        if self.prefill:
+                            os.write(handle, bytes(self.prefill))
+                    finally:
+                        os.close(handle)
                 except OSError:  # disk full, folder gone: imports create their own
                     break
                 self._files.append(path)
@@ -843,14 +861,17 @@ class Archive:
     def stage(self, *chunks: bytes) -> Path:
         """Write an object's bytes under ``files/.incoming`` and return the staged path.
 
-        Into an empty file made ready beforehand when there is one (:class:`_Ready`).
+        Into a file made ready beforehand when there is one (:class:`_Ready`), overwriting
+        its zeros and cut to the object's length.
         """
+        self._ready.prefill = min(sum(map(len, chunks)), PREFILL_LIMIT)  # for the next ones
         ready = self._ready.take()
         if ready is not None:
             try:
                 with ready.open("r+b") as handle:
                     for chunk in chunks:
                         handle.write(chunk)
+                    handle.truncate()
                 return ready
             except FileNotFoundError:  # removed under us (a repair): create one after all
                 pass

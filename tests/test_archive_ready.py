@@ -6,7 +6,7 @@ import threading
 import time
 from pathlib import Path
 
-from simdaemon.archive import READY, Archive
+from simdaemon.archive import PREFILL_LIMIT, READY, Archive
 
 
 def ready_files(archive: Archive) -> list[Path]:
@@ -40,6 +40,45 @@ def test_staging_uses_a_ready_file_and_the_check_does_not_count_them(tmp_path: P
         assert found.partial_files == ()
         assert found.ok
     assert ready_files(archive) == []  # removed at close
+
+
+def wait_for_prefilled(archive: Archive, size: int) -> bool:
+    """Whether two files holding ``size`` zero bytes were made ready within 10 s."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if sum(p.stat().st_size == size for p in ready_files(archive)) >= 2:
+            return True
+        threading.Event().wait(0.005)  # polling a state with a deadline, not a fixed sleep
+    return False
+
+
+def test_files_are_made_ready_holding_as_many_zeros_as_the_last_object(tmp_path: Path) -> None:
+    # The pages an object is written into exist before it comes (a VM's dearest step).
+    with Archive(tmp_path / "a") as archive:
+        archive.stage(b"x" * 1000).unlink()
+        assert wait_for_prefilled(archive, 1000)
+        prefilled = [p for p in ready_files(archive) if p.stat().st_size == 1000]
+        assert prefilled[0].read_bytes() == bytes(1000)
+
+
+def test_an_object_shorter_or_longer_than_the_zeros_is_staged_exactly(tmp_path: Path) -> None:
+    with Archive(tmp_path / "a") as archive:
+        archive.stage(b"x" * 1000).unlink()
+        assert wait_for_prefilled(archive, 1000)
+        shorter = archive.stage(b"abc", b"de")  # into 1000 zeros: cut to its length
+        assert shorter.suffix == READY
+        assert shorter.read_bytes() == b"abcde"
+        archive.stage(b"y" * 1000).unlink()
+        assert wait_for_prefilled(archive, 1000)
+        longer = archive.stage(b"z" * 3000)
+        assert longer.suffix == READY
+        assert longer.read_bytes() == b"z" * 3000
+
+
+def test_the_zeros_stop_at_the_limit_for_a_large_object(tmp_path: Path) -> None:
+    with Archive(tmp_path / "a") as archive:
+        archive.stage(bytes(PREFILL_LIMIT + 4096)).unlink()
+        assert wait_for_prefilled(archive, PREFILL_LIMIT)
 
 
 def test_a_ready_file_removed_under_the_archive_is_replaced_by_a_new_one(
