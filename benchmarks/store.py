@@ -19,8 +19,9 @@ new study, series and instance UIDs, written before the round, so every round st
 
 * ``simdaemon``: ``python -m simdaemon serve`` from this tree, its archive in a temporary
   folder on the ordinary disk (``/tmp`` here), with its default durability (each object's
-  file and rows committed, fsync'd, before the answer). After the round the archive must
-  hold every slice of every round.
+  file in place and its rows committed before the answer; SQLite in WAL mode with
+  ``synchronous = NORMAL``, which survives a crash of the process and fsyncs at checkpoints,
+  not per object). After the round the archive must hold every slice of every round.
 * ``bare pynetdicom``: ``AE().add_supported_context(CTImageStorage)`` and a C-STORE handler
   answering 0x0000 without decoding or storing anything, nothing else set: the floor that
   pynetdicom's network layer costs.
