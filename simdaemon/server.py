@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
 from pynetdicom.association import Association
-from pynetdicom.dimse_primitives import C_MOVE
+from pynetdicom.dimse_primitives import C_FIND, C_MOVE
 
 from simdaemon.access import (
     ABSTRACT_SYNTAXES,
@@ -389,7 +389,13 @@ class Daemon:
             return
         except Exception as error:  # noqa: BLE001 - kept for raise_errors; the peer is answered
             self._keep_error(error)
-            fail_move(assoc, request, context_id)
+            try:
+                fail_move(assoc, request, context_id)
+            except Exception as answering:  # noqa: BLE001 - e.g. the move module cannot load
+                # Not even the failure can be answered: abort, so the requester is not left
+                # waiting for its DIMSE timeout.
+                self._keep_error(answering)
+                assoc.abort()
 
     def _report_incident(self, incident: Incident) -> None:
         """Record a refusal at the network level (limits, bad titles, wrong context)."""
@@ -516,7 +522,9 @@ class Daemon:
             try:
                 answer = handler(event)
             except Exception as error:  # noqa: BLE001 - kept for raise_errors; the peer is answered
-                return self._failed(event, error)
+                failed = self._failed(event, error)
+                # A C-FIND is answered by a stream of (status, identifier) pairs, even to fail.
+                return iter([(failed, None)]) if isinstance(event.request, C_FIND) else failed
             if isinstance(answer, Iterator):
                 return self._answering_stream(event, answer)
             return answer

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 from pynetdicom import evt
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove
 
 import simdaemon.server
 from simdaemon import Config, Daemon, DaemonError
 from simdaemon.config import DaemonSettings
+from tests import scu
 from tests.conftest import MakeDaemon
 from tests.scu import associate
 
@@ -83,4 +85,44 @@ def test_handler_exceptions_are_kept_and_re_raised(
     with pytest.raises(DaemonError, match="bug in a handler") as raised:
         daemon.raise_errors()
     assert isinstance(raised.value.__cause__, ZeroDivisionError)
+    daemon.errors.clear()  # handled here; the fixture would otherwise fail the test
+
+
+def test_a_find_handler_failing_before_it_streams_is_answered_with_a_comment(
+    make_daemon: MakeDaemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As when the C-FIND module cannot be loaded on its first request (simdaemon.services).
+    def broken(event: evt.Event, *_: object) -> object:
+        raise ImportError("no module named simdaemon.services.find")
+
+    monkeypatch.setattr(simdaemon.server, "handle_find", broken)
+    daemon = make_daemon()
+    found, final = scu.find(daemon, scu.identifier("STUDY", PatientID="X"))
+    assert found == []
+    assert scu.status_of(final) == (0xC000, "the daemon failed (ImportError); see its log")
+    with pytest.raises(DaemonError, match="no module named"):
+        daemon.raise_errors()
+    daemon.errors.clear()  # handled here; the fixture would otherwise fail the test
+
+
+def test_a_move_whose_failure_answer_fails_too_is_aborted_not_left_waiting(
+    make_daemon: MakeDaemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: object) -> None:
+        raise ImportError("no module named simdaemon.services.move")
+
+    monkeypatch.setattr(simdaemon.server, "serve_move", broken)
+    monkeypatch.setattr(simdaemon.server, "fail_move", broken)
+    daemon = make_daemon()
+    assoc = associate(daemon, contexts=[(StudyRootQueryRetrieveInformationModelMove, None)])
+    assoc.dimse_timeout = 10  # the peer would wait this long if the move were left unanswered
+    query = scu.identifier("STUDY", StudyInstanceUID="1.2.3")
+    answers = list(
+        assoc.send_c_move(query, "SIMCLIENT", StudyRootQueryRetrieveInformationModelMove)
+    )
+    assert [status for status, _ in answers if "Status" in status] == []
+    assoc.join(5)  # the requestor's thread records the A-ABORT as it ends
+    assert assoc.is_aborted
+    with pytest.raises(DaemonError, match="no module named"):
+        daemon.raise_errors()
     daemon.errors.clear()  # handled here; the fixture would otherwise fail the test
