@@ -4,8 +4,8 @@ Layout of an archive folder::
 
     archive.sqlite      patients, studies (courses), series, instances, review tasks, audit
     files/<study>/<series>/<instance>.dcm    one Part-10 file per instance, named by UIDs
-    files/.incoming/    objects being written, and empty files made ready for the next ones
-                        (``*.ready``); never referenced by a row
+    files/.incoming/    objects being written, and files made ready for the next ones
+                        (``*.ready``, zeros); never referenced by a row
     orphans/            files found without a row at start-up, kept for re-import
     sqltrace.log        every SQL statement, when [investigation] sql_trace is on
 
@@ -666,6 +666,11 @@ READY = ".ready"
 PREFILL_LIMIT = 4 * 1024 * 1024
 
 
+def _write_zeros(handle: int, count: int) -> None:
+    """Write ``count`` zero bytes to the open file ``handle``."""
+    os.write(handle, bytes(count))
+
+
 class _Ready:
     """Files in ``files/.incoming``, created and filled ahead of need by a helper thread.
 
@@ -702,7 +707,7 @@ class _Ready:
         return self._thread is None
 
     def take(self) -> Path | None:
-        """An empty file ready to write (``None``: none yet; create one), and ask for more."""
+        """A file ready to overwrite (``None``: none yet; create one), and ask for more."""
         try:
             path: Path | None = self._files.popleft()
         except IndexError:
@@ -724,13 +729,16 @@ class _Ready:
                 path = self._folder / f"{uuid.uuid4().hex}{READY}"
                 try:
                     handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                    try:
-                        if self.prefill:
-                            os.write(handle, bytes(self.prefill))
-                    finally:
-                        os.close(handle)
                 except OSError:  # disk full, folder gone: imports create their own
                     break
+                try:
+                    if self.prefill:
+                        _write_zeros(handle, self.prefill)
+                except OSError:  # disk full: not left behind, where nothing would remove it
+                    path.unlink(missing_ok=True)
+                    break
+                finally:
+                    os.close(handle)
                 self._files.append(path)
 
     def close(self) -> None:

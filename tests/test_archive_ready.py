@@ -6,7 +6,10 @@ import threading
 import time
 from pathlib import Path
 
-from simdaemon.archive import PREFILL_LIMIT, READY, Archive
+import pytest
+
+import simdaemon.archive
+from simdaemon.archive import PREFILL_LIMIT, READY, Archive, _Ready
 
 
 def ready_files(archive: Archive) -> list[Path]:
@@ -79,6 +82,25 @@ def test_the_zeros_stop_at_the_limit_for_a_large_object(tmp_path: Path) -> None:
     with Archive(tmp_path / "a") as archive:
         archive.stage(bytes(PREFILL_LIMIT + 4096)).unlink()
         assert wait_for_prefilled(archive, PREFILL_LIMIT)
+
+
+def test_a_file_the_disk_had_no_room_to_fill_is_not_left_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ready = _Ready(tmp_path)
+    ready.prefill = 4096
+    attempted = threading.Event()
+
+    def disk_full(handle: int, count: int) -> None:
+        ready._closed = True  # one attempt: the helper's loop ends after it
+        attempted.set()
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(simdaemon.archive, "_write_zeros", disk_full)
+    ready.take()  # starts the helper, which creates a file and fails to fill it
+    assert attempted.wait(10)
+    ready.close()  # joins the helper
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_ready_file_removed_under_the_archive_is_replaced_by_a_new_one(

@@ -76,7 +76,7 @@ def test_a_daemon_answers_its_first_echo_without_loading_find_store_or_move_then
     tmp_path: Path,
 ) -> None:
     out = run(
-        "import sys\nfrom pathlib import Path\n"
+        "import sys\nfrom pathlib import Path\nimport simdaemon.cli, simdaemon.launch\n"
         "from pydicom.dataset import Dataset\n"
         "from pynetdicom import AE\n"
         "from simdaemon.config import Config, DaemonSettings, TrustedEntity\n"
@@ -96,9 +96,11 @@ def test_a_daemon_answers_its_first_echo_without_loading_find_store_or_move_then
         "    print([s.Status for s, _ in assoc.send_c_find(query, study_root)])\n"
         "    assoc.release()\n"
         "    print('simdaemon.services.find' in sys.modules, 'simdaemon.query' in sys.modules)\n"
+        "    print([m for m in ('simdaemon.importer', 'simdaemon.matching') if m in sys.modules])\n"
         "    daemon.raise_errors()\n"
     )
-    assert out.splitlines() == ["0", "[]", "[0]", "True True"]
+    # a daemon only queried never loads the import pipeline
+    assert out.splitlines() == ["0", "[]", "[0]", "True True", "[]"]
 
 
 def test_the_console_loads_neither_the_services_nor_faker_until_a_request_needs_them() -> None:
