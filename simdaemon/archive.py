@@ -664,6 +664,9 @@ READY = ".ready"
 #: The most zero bytes a file made ready holds: a large object overwrites what there is and
 #: writes the rest as usual, and four files ready never hold more than 16 MiB between them.
 PREFILL_LIMIT = 4 * 1024 * 1024
+#: After an object smaller than this the next files made ready stay empty: its few pages
+#: cost less than cutting a longer file back to its length would.
+PREFILL_MIN = 64 * 1024
 
 
 def _write_zeros(handle: int, count: int) -> None:
@@ -680,10 +683,11 @@ class _Ready:
     gave back) costs ~9 us on first touch, 1.2 ms for a 512 KiB CT slice, against 0.13 ms
     into pages already the guest's (``benchmarks/store.py``). So the helper creates the next
     few files while the daemon waits for the next object, and writes into each as many zero
-    bytes as the last object staged had (up to :data:`PREFILL_LIMIT`), the way databases
-    zero-fill their next log segment: an import then overwrites pages that exist, truncates
-    the file to its own length and renames it. A series of slices of one size pays the
-    allocation on the helper's thread, beside the network, not between request and answer.
+    bytes as the last object staged had (from :data:`PREFILL_MIN` up to
+    :data:`PREFILL_LIMIT`), the way databases zero-fill their next log segment: an import
+    then overwrites pages that exist, cuts the file to its own length if it is shorter, and
+    renames it. A series of slices of one size pays the allocation on the helper's thread,
+    beside the network, not between request and answer.
 
     They are named ``*.ready``: :meth:`Archive.check` does not count them as unfinished
     imports, and :meth:`Archive.repair` at start removes those a stopped process left (zeros,
@@ -693,7 +697,8 @@ class _Ready:
     def __init__(self, folder: Path, keep: int = 4) -> None:
         self._folder = folder
         self._keep = keep
-        self._files: collections.deque[Path] = collections.deque()
+        #: Each file made ready, with the zero bytes it holds.
+        self._files: collections.deque[tuple[Path, int]] = collections.deque()
         self._wanted = threading.Event()
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -706,12 +711,12 @@ class _Ready:
         """Whether the helper has not started (its files, if any, are a stopped process's)."""
         return self._thread is None
 
-    def take(self) -> Path | None:
-        """A file ready to overwrite (``None``: none yet; create one), and ask for more."""
+    def take(self) -> tuple[Path, int] | None:
+        """A file ready to overwrite and its length (``None``: none yet), and ask for more."""
         try:
-            path: Path | None = self._files.popleft()
+            ready: tuple[Path, int] | None = self._files.popleft()
         except IndexError:
-            path = None
+            ready = None
         with self._lock:
             if self._thread is None and not self._closed:
                 self._thread = threading.Thread(
@@ -719,7 +724,7 @@ class _Ready:
                 )
                 self._thread.start()
         self._wanted.set()
-        return path
+        return ready
 
     def _fill(self) -> None:
         while not self._closed:
@@ -727,19 +732,20 @@ class _Ready:
             self._wanted.clear()
             while len(self._files) < self._keep and not self._closed:
                 path = self._folder / f"{uuid.uuid4().hex}{READY}"
+                size = self.prefill
                 try:
                     handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
                 except OSError:  # disk full, folder gone: imports create their own
                     break
                 try:
-                    if self.prefill:
-                        _write_zeros(handle, self.prefill)
+                    if size:
+                        _write_zeros(handle, size)
                 except OSError:  # disk full: not left behind, where nothing would remove it
                     path.unlink(missing_ok=True)
                     break
                 finally:
                     os.close(handle)
-                self._files.append(path)
+                self._files.append((path, size))
 
     def close(self) -> None:
         """Stop the helper and remove the files it made ready; idempotent."""
@@ -748,7 +754,7 @@ class _Ready:
         if self._thread is not None:
             self._thread.join(5)
         while self._files:
-            self._files.popleft().unlink(missing_ok=True)
+            self._files.popleft()[0].unlink(missing_ok=True)
 
 
 class Archive:
@@ -872,15 +878,18 @@ class Archive:
         Into a file made ready beforehand when there is one (:class:`_Ready`), overwriting
         its zeros and cut to the object's length.
         """
-        self._ready.prefill = min(sum(map(len, chunks)), PREFILL_LIMIT)  # for the next ones
+        length = sum(map(len, chunks))
+        self._ready.prefill = min(length, PREFILL_LIMIT) if length >= PREFILL_MIN else 0
         ready = self._ready.take()
         if ready is not None:
+            path, zeros = ready
             try:
-                with ready.open("r+b") as handle:
+                with path.open("r+b") as handle:
                     for chunk in chunks:
                         handle.write(chunk)
-                    handle.truncate()
-                return ready
+                    if zeros > length:
+                        handle.truncate()
+                return path
             except FileNotFoundError:  # removed under us (a repair): create one after all
                 pass
         staged = self.incoming / f"{uuid.uuid4().hex}.part"

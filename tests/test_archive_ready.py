@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import simdaemon.archive
-from simdaemon.archive import PREFILL_LIMIT, READY, Archive, _Ready
+from simdaemon.archive import PREFILL_LIMIT, PREFILL_MIN, READY, Archive, _Ready
 
 
 def ready_files(archive: Archive) -> list[Path]:
@@ -57,25 +57,34 @@ def wait_for_prefilled(archive: Archive, size: int) -> bool:
 
 def test_files_are_made_ready_holding_as_many_zeros_as_the_last_object(tmp_path: Path) -> None:
     # The pages an object is written into exist before it comes (a VM's dearest step).
+    size = PREFILL_MIN + 1000
     with Archive(tmp_path / "a") as archive:
-        archive.stage(b"x" * 1000).unlink()
-        assert wait_for_prefilled(archive, 1000)
-        prefilled = [p for p in ready_files(archive) if p.stat().st_size == 1000]
-        assert prefilled[0].read_bytes() == bytes(1000)
+        archive.stage(b"x" * size).unlink()
+        assert wait_for_prefilled(archive, size)
+        prefilled = [p for p in ready_files(archive) if p.stat().st_size == size]
+        assert prefilled[0].read_bytes() == bytes(size)
+
+
+def test_after_a_small_object_the_files_made_ready_stay_empty(tmp_path: Path) -> None:
+    with Archive(tmp_path / "a") as archive:
+        archive.stage(b"x" * (PREFILL_MIN - 1)).unlink()
+        assert wait_for_ready(archive)
+        assert {p.stat().st_size for p in ready_files(archive)} == {0}
 
 
 def test_an_object_shorter_or_longer_than_the_zeros_is_staged_exactly(tmp_path: Path) -> None:
+    size = PREFILL_MIN + 1000
     with Archive(tmp_path / "a") as archive:
-        archive.stage(b"x" * 1000).unlink()
-        assert wait_for_prefilled(archive, 1000)
-        shorter = archive.stage(b"abc", b"de")  # into 1000 zeros: cut to its length
+        archive.stage(b"x" * size).unlink()
+        assert wait_for_prefilled(archive, size)
+        shorter = archive.stage(b"abc", b"de")  # into zeros: cut to its length
         assert shorter.suffix == READY
         assert shorter.read_bytes() == b"abcde"
-        archive.stage(b"y" * 1000).unlink()
-        assert wait_for_prefilled(archive, 1000)
-        longer = archive.stage(b"z" * 3000)
+        archive.stage(b"y" * size).unlink()
+        assert wait_for_prefilled(archive, size)
+        longer = archive.stage(b"z" * (size + 3000))
         assert longer.suffix == READY
-        assert longer.read_bytes() == b"z" * 3000
+        assert longer.read_bytes() == b"z" * (size + 3000)
 
 
 def test_the_zeros_stop_at_the_limit_for_a_large_object(tmp_path: Path) -> None:
