@@ -27,6 +27,7 @@ from pydicom.tag import BaseTag
 
 __all__ = [
     "TEXT_VRS",
+    "VALUE_WIDTHS",
     "Decoded",
     "decode_dataset",
     "decode_text",
@@ -41,7 +42,7 @@ __all__ = [
 TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})
 #: Bytes per value of the binary value representations: a length that is not a multiple
 #: means the object was encoded wrongly (and the elements after it are misread).
-_WIDTHS = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "AT": 4, "UV": 8, "SV": 8,
+VALUE_WIDTHS = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "AT": 4, "UV": 8, "SV": 8,
            "OW": 2, "OF": 4, "OD": 8, "OL": 4, "OV": 8}  # fmt: skip
 _MULTI_VALUED = frozenset({"SH", "LO", "UC", "PN"})
 _ASCII_TERMS = frozenset({"", "ISO_IR 6", "ISO 2022 IR 6"})
@@ -130,7 +131,7 @@ def value_representation(element: RawDataElement | DataElement) -> str:
 
 def _check_width(element: RawDataElement | DataElement, vr: str) -> None:
     """Raise when a binary value's length does not fit its value representation."""
-    width = _WIDTHS.get(vr)
+    width = VALUE_WIDTHS.get(vr)
     if width is None or not isinstance(element, RawDataElement):
         return
     length = element.length
@@ -142,9 +143,15 @@ def _check_width(element: RawDataElement | DataElement, vr: str) -> None:
 
 
 def _walk(
-    dataset: Dataset, terms: Sequence[str], bad: list[str], path: str, wide: list[str]
+    dataset: Dataset,
+    terms: Sequence[str],
+    bad: list[str],
+    path: str,
+    wide: list[str],
+    *,
+    deep: bool = True,
 ) -> None:
-    """Decode every text value of ``dataset`` in place, items included."""
+    """Decode every text value of ``dataset`` in place; its items' too when ``deep``."""
     for tag in list(dataset.keys()):
         tag = BaseTag(tag)
         if tag == 0x00080005:
@@ -154,8 +161,9 @@ def _walk(
             continue
         vr = value_representation(element)
         if vr == "SQ":
-            for number, item in enumerate(dataset[tag].value):
-                _walk(item, terms, bad, f"{path}{tag}[{number}].", wide)
+            if deep:
+                for number, item in enumerate(dataset[tag].value):
+                    _walk(item, terms, bad, f"{path}{tag}[{number}].", wide)
             continue
         if vr not in TEXT_VRS or not isinstance(element, RawDataElement):
             _check_width(element, vr)
@@ -176,12 +184,22 @@ def _walk(
         dataset[tag] = DataElement(tag, vr, value, validation_mode=config.IGNORE)
 
 
-def decode_dataset(dataset: Dataset, import_charset: str, override: bool) -> Decoded:
+def decode_dataset(
+    dataset: Dataset, import_charset: str, override: bool, *, plain_items: bool = False
+) -> Decoded:
     """Decode all text of a freshly read dataset to Unicode, in place.
 
     Binary values are checked against the width of their value representation on the way,
     so a wrongly encoded object fails here, during the import's validation; converting
     every element to find out would cost more than the rest of the import together.
+
+    ``plain_items`` says the encoded object's sequence items hold only ASCII text without
+    escape sequences and binary values of whole widths (:attr:`simdaemon.wellformed.Scan.
+    plain_items`). When the character set applied also reads ASCII as ASCII, the items are
+    left as read: decoding them would change nothing and find nothing, and parsing a plan's
+    or a structure set's items costs more than the rest of its import. pydicom converts an
+    item's element when something asks for it (in the same character set), and an object
+    written again in UTF-8 writes that ASCII unchanged.
     """
     declared = _declared(dataset)
     terms = effective_charset(declared, import_charset, override)
@@ -190,7 +208,8 @@ def decode_dataset(dataset: Dataset, import_charset: str, override: bool) -> Dec
         terms = tuple(term for term in terms if term in python_encoding) or ("ISO_IR 6",)
     bad: list[str] = []
     wide: list[str] = []
-    _walk(dataset, terms, bad, "", wide)
+    deep = not (plain_items and not unknown and set(terms) <= _ASCII_SUPERSETS)
+    _walk(dataset, terms, bad, "", wide, deep=deep)
     return Decoded(
         charset=terms,
         declared=declared,

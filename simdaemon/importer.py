@@ -60,7 +60,7 @@ from simdaemon.part10 import header, split, wrap
 from simdaemon.printable import CONTROL
 from simdaemon.reporting import refusal_comment
 from simdaemon.validation import is_valid_uid, validate
-from simdaemon.wellformed import check
+from simdaemon.wellformed import scan
 
 __all__ = ["ImportResult", "Importer", "Received", "received_from"]
 
@@ -377,7 +377,8 @@ class Importer:
         Return the data set, how its text decoded and where its Pixel Data starts.
         """
         syntax = UID(received.transfer_syntax)
-        malformed = check(received.dataset, received.transfer_syntax)
+        scanned = scan(received.dataset, received.transfer_syntax)
+        malformed = scanned.problem
         if malformed is not None:
             raise _Failed(
                 status.INVALID_OBJECT, malformed.rule, _comment(malformed.comment), malformed.detail
@@ -388,7 +389,12 @@ class Importer:
             )
             _check_lengths(dataset)
             offset = bulk_offset(dataset, received.transfer_syntax)
-            decoded = decode_dataset(dataset, source.import_charset, source.override_import_charset)
+            decoded = decode_dataset(
+                dataset,
+                source.import_charset,
+                source.override_import_charset,
+                plain_items=scanned.plain_items,
+            )
         except Exception as error:  # noqa: BLE001 - any parse error is the peer's bad data
             reason = f"{type(error).__name__}: {error}"
             raise _Failed(

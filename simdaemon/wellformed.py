@@ -12,19 +12,28 @@ data set and every sequence item; a VR from the standard's list (Explicit VR); l
 fit inside what holds them; undefined lengths only for sequences (and their items), each
 ended by its delimiter. Little endian only: the daemon accepts no other transfer syntax.
 It keeps an explicit stack rather than recursing, so no nesting depth can exhaust it.
+
+The same pass notes whether the object's sequence items are *plain* (:class:`Scan`): every
+text value in them US-ASCII without an escape sequence, every binary value a whole number of
+its VR's width. Such items read alike in every character set whose first 128 codes are
+ASCII, so the import decodes the object's top-level text only
+(:func:`simdaemon.charset.decode_dataset`) and leaves its items, most of a plan's or a
+structure set's elements, as they arrived.
 """
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass, field
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.uid import UID
 
+from simdaemon.charset import TEXT_VRS, VALUE_WIDTHS
 from simdaemon.validation import Problem
 
-__all__ = ["VRS", "check", "element_name"]
+__all__ = ["VRS", "Scan", "check", "element_name", "scan"]
 
 #: The value representations of PS3.5 table 6.2-1.
 VRS = frozenset(
@@ -42,6 +51,7 @@ _PIXEL_DATA = 0x7FE00010
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _TAG = struct.Struct("<HH")
+_ESCAPE = b"\x1b"
 
 
 def _say(template: str, tag: int) -> str:
@@ -75,21 +85,43 @@ class _Level:
     seen: set[int] = field(default_factory=set)
 
 
+@dataclass(frozen=True)
+class Scan:
+    """What walking an encoded data set found."""
+
+    #: Why it is not well-formed; ``None`` when it is.
+    problem: Problem | None
+    #: In every sequence item (at any depth), every text value
+    #: (:data:`~simdaemon.charset.TEXT_VRS`) is US-ASCII without ESC and every binary
+    #: value's length is a multiple of its VR's width (:data:`~simdaemon.charset.VALUE_WIDTHS`).
+    #: ``False`` when not, or not known (the walk stopped at a problem). The top-level
+    #: elements do not count: the import decodes and checks those in any case.
+    plain_items: bool
+
+
 def check(data: bytes, transfer_syntax: str) -> Problem | None:
     """Return why ``data`` is not a well-formed data set in ``transfer_syntax``, or ``None``."""
+    return scan(data, transfer_syntax).problem
+
+
+def scan(data: bytes, transfer_syntax: str) -> Scan:
+    """Check that ``data`` is well-formed in ``transfer_syntax``; say if its items are plain."""
     syntax = UID(transfer_syntax)
     if not syntax.is_little_endian or syntax.is_deflated or syntax.is_compressed:
-        return Problem(
-            "transfer-syntax",
-            f"transfer syntax {transfer_syntax} is not supported",
-            f"the data set is in {syntax.name}; only Implicit and Explicit VR Little Endian "
-            "are accepted",
+        return Scan(
+            Problem(
+                "transfer-syntax",
+                f"transfer syntax {transfer_syntax} is not supported",
+                f"the data set is in {syntax.name}; only Implicit and Explicit VR Little "
+                "Endian are accepted",
+            ),
+            plain_items=False,
         )
     try:
-        _walk(data, bool(syntax.is_implicit_VR))
+        plain_items = _walk(data, bool(syntax.is_implicit_VR))
     except _Malformed as malformed:
-        return malformed.problem
-    return None
+        return Scan(malformed.problem, plain_items=False)
+    return Scan(None, plain_items=plain_items)
 
 
 def _is_sequence(tag: int, vr: str | None) -> bool:
@@ -102,11 +134,15 @@ def _is_sequence(tag: int, vr: str | None) -> bool:
         return False
 
 
-def _walk(data: bytes, implicit: bool) -> None:
-    """Raise :class:`_Malformed` at the first element that breaks the encoding rules."""
+def _walk(data: bytes, implicit: bool) -> bool:
+    """Raise :class:`_Malformed` at the first element that breaks the encoding rules.
+
+    Return whether the data set's items are plain (:attr:`Scan.plain_items`).
+    """
     size = len(data)
     stack = [_Level(end=size, items=False, implicit=implicit)]
     pos = 0
+    plain = [True]
     while stack:
         level = stack[-1]
         if level.end is not None and pos >= level.end:
@@ -120,7 +156,8 @@ def _walk(data: bytes, implicit: bool) -> None:
         if level.items:
             pos = _item(data, pos, tag, limit, level, stack)
         else:
-            pos = _element(data, pos, tag, limit, level, stack)
+            pos = _element(data, pos, tag, limit, level, stack, plain)
+    return plain[0]
 
 
 def _unterminated(level: _Level, pos: int, limit: int, size: int) -> None:
@@ -208,9 +245,19 @@ def _header(data: bytes, pos: int, tag: int, level: _Level) -> tuple[str | None,
 
 
 def _element(
-    data: bytes, pos: int, tag: int, limit: int, level: _Level, stack: list[_Level]
+    data: bytes,
+    pos: int,
+    tag: int,
+    limit: int,
+    level: _Level,
+    stack: list[_Level],
+    plain: list[bool],
 ) -> int:
-    """Check one element of a data set (pushing a sequence's items); return the next position."""
+    """Check one element of a data set (pushing a sequence's items); return the next position.
+
+    ``plain[0]`` turns ``False`` at the first value in an item that is not plain
+    (:attr:`Scan.plain_items`).
+    """
     if tag == _ITEM_END and level.end is None:
         stack.pop()
         return pos + 8
@@ -263,7 +310,27 @@ def _element(
     if _is_sequence(tag, vr):
         stack.append(_Level(end=start + length, items=True, implicit=level.implicit, owner=tag))
         return start
+    if plain[0] and level.owner:
+        plain[0] = _plain(data, start, length, vr if vr is not None else _dictionary_vr(tag))
     return start + length
+
+
+def _plain(data: bytes, start: int, length: int, vr: str) -> bool:
+    """Whether one value is plain: ASCII text without ESC, or binary of a whole width."""
+    if vr in TEXT_VRS:
+        value = data[start : start + length]
+        return value.isascii() and _ESCAPE not in value
+    width = VALUE_WIDTHS.get(vr)
+    return width is None or length % width == 0
+
+
+@functools.lru_cache(maxsize=4096)
+def _dictionary_vr(tag: int) -> str:
+    """An Implicit VR element's VR as the dictionary has it (``UN`` when it does not)."""
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return "UN"
 
 
 def _private_unknown(tag: int) -> bool:

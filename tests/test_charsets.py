@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian
 
 from simdaemon.charset import decode_text, effective_charset
+from simdaemon.importer import Received
 from tests import objects, scu
+from tests.adversarial.malformed import explicit, splice
 from tests.conftest import CLIENT, MakeDaemon
 
 LATIN1_NAME = "Müller^Jürgen".encode("latin-1")
@@ -104,6 +110,74 @@ def test_a_correctly_declared_charset_is_filed_as_received(make_daemon: MakeDaem
     stored = daemon.archive.read(ds.SOPInstanceUID)
     assert stored.SpecificCharacterSet == "ISO_IR 126"
     assert str(stored.PatientName) == "Διονυσίου^Ελένη"
+
+
+def _requested(ds: Dataset, description: bytes) -> Dataset:
+    """``ds`` with a Request Attributes Sequence item whose LO holds ``description``."""
+    item = Dataset()
+    item.add_new(0x00321060, "LO", description)  # Requested Procedure Description
+    item.add_new(0x00401001, "SH", b"RP-1")  # Requested Procedure ID
+    ds.add_new(0x00400275, "SQ", [item])
+    return ds
+
+
+def _requested_text(daemon_read: Dataset) -> str:
+    return str(daemon_read.RequestAttributesSequence[0].RequestedProcedureDescription)
+
+
+@pytest.mark.parametrize(
+    ("item_text", "expected"),
+    [("Behandlung für Müller".encode("latin-1"), "Behandlung für Müller"),
+     (b"Prostate plan", "Prostate plan")],
+    ids=["latin-1 item", "ascii item"],
+)  # fmt: skip
+def test_items_are_read_in_the_import_charset_when_the_object_is_stored_in_utf8(
+    make_daemon: MakeDaemon, item_text: bytes, expected: str
+) -> None:
+    """The object names no character set and its name needs ISO_IR 100: it is filed in UTF-8,
+    its items' text with it, whether that text needed decoding (Latin-1) or not (ASCII)."""
+    daemon = make_daemon(trusted=[_entity(import_charset="ISO_IR 100")])
+    ds = _requested(_latin1_object(declared=None), item_text)
+    (answer,) = scu.store(daemon, [ds])
+    assert scu.status_of(answer) == (0x0000, "")
+    stored = daemon.archive.read(ds.SOPInstanceUID)
+    assert stored.SpecificCharacterSet == "ISO_IR 192"
+    assert str(stored.PatientName) == "Müller^Jürgen"
+    assert _requested_text(stored) == expected
+    assert stored.RequestAttributesSequence[0].RequestedProcedureID == "RP-1"
+
+
+def test_text_not_valid_in_an_item_is_replaced_with_b000_naming_where(
+    make_daemon: MakeDaemon,
+) -> None:
+    daemon = make_daemon()
+    ds = _requested(objects.ct(SpecificCharacterSet="ISO_IR 192"), "für".encode("latin-1"))
+    (answer,) = scu.store(daemon, [ds])
+    assert scu.status_of(answer) == (0xB000, "text not valid in ISO_IR 192 replaced")
+    (event,) = daemon.audit.events("store")
+    assert "text in (0040,0275)[0].(0032,1060) is not valid ISO_IR 192" in event.detail
+    assert _requested_text(daemon.archive.read(ds.SOPInstanceUID)) == "f\ufffdr"
+
+
+@pytest.mark.parametrize("where", ["top level", "item"])
+def test_a_binary_value_of_a_broken_width_is_refused_in_an_item_as_at_the_top(
+    make_daemon: MakeDaemon, where: str
+) -> None:
+    """A UL of 6 bytes is misencoded wherever it is; the walk into items must still see it."""
+    daemon = make_daemon()
+    element = explicit(0x300A0111, "UL", b"\x01\x02\x03\x04\x05\x06")
+    plan = objects.rt_plan()
+    if where == "item":
+        item = b"".join([explicit(0x00321060, "LO", b"Prostate"), element])
+        body = struct.pack("<HHI", 0xFFFE, 0xE000, len(item)) + item
+        data = splice(plan, struct.pack("<HH2sHI", 0x0040, 0x0275, b"SQ", 0, len(body)) + body,
+                      at=0x00400275)  # fmt: skip
+    else:
+        data = splice(plan, element, at=0x300A0111)
+    result = daemon.importer.run(Received(data, ExplicitVRLittleEndian, "SIMCLIENT"))
+    assert (result.status, result.rule) == (0xA900, "parse")
+    assert "element (300A,0111) has VR UL but a length of 6 bytes" in result.detail
+    assert daemon.archive.patients() == []
 
 
 def test_iso_ir_6_is_strict_ascii_unlike_pydicoms_default() -> None:

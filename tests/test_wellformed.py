@@ -10,7 +10,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from simdaemon.charset import decode_text
 from simdaemon.validation import is_valid_uid, validate
-from simdaemon.wellformed import check
+from simdaemon.wellformed import check, scan
 from tests import objects
 from tests.adversarial.malformed import encode, explicit, implicit, splice
 
@@ -40,6 +40,51 @@ def test_defined_and_undefined_length_sequences_both_walk() -> None:
     problem = check(undefined[:-8], ExplicitVRLittleEndian)  # no sequence delimiter
     assert problem is not None
     assert problem.comment == "(0008,1140) ReferencedImageSequence is not terminated"
+
+
+def _sequence(*elements: bytes) -> bytes:
+    """A Request Attributes Sequence (0040,0275) of one item holding ``elements``."""
+    item = b"".join(elements)
+    body = struct.pack("<HHI", 0xFFFE, 0xE000, len(item)) + item
+    return struct.pack("<HH2sHI", 0x0040, 0x0275, b"SQ", 0, len(body)) + body
+
+
+@pytest.mark.parametrize(
+    ("element", "plain"),
+    [
+        (explicit(0x00321060, "LO", b"Prostate plan"), True),
+        (explicit(0x00321060, "LO", "für".encode("latin-1")), False),
+        (explicit(0x00321060, "LO", b"\x1b$B"), False),  # an ISO 2022 escape
+        (explicit(0x00321060, "UN", "für".encode("latin-1")), True),  # not text: not decoded
+        (explicit(0x00280010, "US", b"\x01\x02"), True),
+        (explicit(0x00280010, "US", b"\x01\x02\x03\x04\x05\x06"), True),
+        (explicit(0x00280010, "UL", b"\x01\x02\x03\x04\x05\x06"), False),  # 6 % 4
+    ],
+)
+def test_scan_says_whether_sequence_items_need_decoding(element: bytes, plain: bool) -> None:
+    """Only what is in items counts: the import decodes the top level in any case."""
+    ds = objects.rt_plan()
+    ds.add_new(0x00081030, "LO", "Behandlung für Müller".encode("latin-1"))  # top level
+    data = splice(ds, _sequence(element), at=0x00400275)
+    found = scan(data, ExplicitVRLittleEndian)
+    assert (found.problem, found.plain_items) == (None, plain)
+
+
+def test_scan_reads_implicit_vr_items_by_the_dictionary() -> None:
+    def item_holding(value: bytes) -> bytes:
+        item = implicit(0x00321060, value)  # Requested Procedure Description, LO
+        body = struct.pack("<HHI", 0xFFFE, 0xE000, len(item)) + item
+        return struct.pack("<HHI", 0x0040, 0x0275, len(body)) + body
+
+    for value, plain in ((b"Prostate", True), ("für".encode("latin-1"), False)):
+        data = splice(objects.rt_plan(), item_holding(value), at=0x00400275, implicit=True)
+        assert scan(data, ImplicitVRLittleEndian).plain_items is plain
+
+
+def test_a_malformed_object_is_never_called_plain() -> None:
+    found = scan(_sequence(explicit(0x00321060, "LO", b"ok"))[:-4], ExplicitVRLittleEndian)
+    assert found.problem is not None
+    assert not found.plain_items
 
 
 def _ct() -> Dataset:
