@@ -14,6 +14,7 @@ query asks for.
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from collections import OrderedDict
 from io import BytesIO
@@ -198,10 +199,13 @@ def read(attributes: bytes, transfer_syntax: str) -> Dataset:
     return read_dataset(BytesIO(attributes), syntax.is_implicit_VR, syntax.is_little_endian)
 
 
-#: VRs whose still-encoded values :func:`text_value` reads itself: ASCII, converted by pydicom
-#: without a character set. UI values are stripped one by one, CS values only of the padding
-#: at the end (as pydicom converts them).
-_READ_RAW = frozenset({"UI", "CS"})
+#: VRs whose still-encoded values :func:`text_value` reads itself: the default repertoire,
+#: converted by pydicom without a character set. UI values are stripped one by one; CS, DA,
+#: TM, DT and AS values only of the padding at the end (as pydicom converts them); IS values
+#: only when they are one plain integer of at most 12 characters, the VR's limit (pydicom's
+#: reading of anything else is intricate: a longer one may come back as ``1e+23``).
+_READ_RAW = frozenset({"UI", "CS", "DA", "TM", "DT", "AS", "IS"})
+_PLAIN_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 @functools.lru_cache(maxsize=512)
@@ -217,19 +221,24 @@ def _raw_readable(keyword: str) -> int | None:
 
 
 def _raw_text(element: RawDataElement, strip: bool) -> str | None:
-    """What :func:`text_value` gives for a still-encoded UI or CS element; None: convert it.
+    """What :func:`text_value` gives for a still-encoded element of a :data:`_READ_RAW` VR;
+    None: convert it.
 
     The same text pydicom's conversion yields, without converting (and validating) the
     element: pydicom validates each UID against a regular expression on the way, and that
-    was half of importing a small object (7% of a CT slice's).
+    was half of importing a small object (7% of a CT slice's); dates, times and instance
+    numbers cost as much again.
     """
-    vr = element.VR
-    if vr is not None and vr not in _READ_RAW:
+    explicit = element.VR
+    if explicit is not None and explicit not in _READ_RAW:
         return None  # an explicit VR other than the dictionary's (UN, a wrong one): pydicom's
+    vr = explicit if explicit is not None else dictionary_VR(element.tag)
     text = (element.value or b"").decode("iso8859").rstrip(" \x00")
-    if vr == "UI" or (vr is None and dictionary_VR(element.tag) == "UI"):
+    if vr == "UI":
         values = [value.strip() for value in text.split("\\")]
         return "\\".join(values)
+    if vr == "IS":
+        return text if len(text) <= 12 and _PLAIN_INTEGER.fullmatch(text) else None
     if strip and "\\" not in text:
         return text.strip()
     return text

@@ -9,6 +9,7 @@ has, in both transfer syntaxes.
 
 from __future__ import annotations
 
+import random
 import struct
 import warnings
 from io import BytesIO
@@ -118,8 +119,16 @@ def encoded_element(tag: int, vr: str, value: bytes, implicit: bool) -> bytes:
 RAW_TEXTS = [
     b"", b"1.2.3", b"1.2.3\0", b"1.2.840.10008.5.1.4.1.1.2 ", b" 1.2.3 \0", b"1.2.3\\1.2.4\0",
     b"1.2.3 \\ 1.2.4", b"CT", b" CT ", b"ORIGINAL\\PRIMARY\\AXIAL ", b"A\\ B ", b"\0", b"\\",
-    b"caf\xe9", b"x\x00y ",
+    b"caf\xe9", b"x\x00y ", b"20261202", b"101530.25 ", b"1\\2", b"+12", b"-0", b"012", b" 12",
+    b"1 \\ 2 ", b"\t7", b"1.0", b"045Y", b"2026120210\\20261203",
+    b"999999999999", b"-99999999999", b"99999999999999999999999",
 ]  # fmt: skip
+#: More values for the VRs read raw: random strings of digits, signs, padding, separators.
+_PIECES = [b" ", b"\\", b"1", b"0", b"9", b".", b"+", b"-", b"e", b"\x00", b":", b"\t", b"\xe9"]
+FUZZED = [
+    b"".join(random.Random(n).choices(_PIECES, k=random.Random(-n).randint(0, 11)))
+    for n in range(400)
+]
 
 
 @pytest.mark.parametrize("implicit", [True, False], ids=["implicit", "explicit"])
@@ -127,28 +136,32 @@ RAW_TEXTS = [
 @pytest.mark.parametrize(
     ("keyword", "vr"),
     [("SOPInstanceUID", "UI"), ("Modality", "CS"), ("ImageType", "CS"),
-     ("SOPInstanceUID", "CS"), ("Modality", "UI"), ("Modality", "LO")],
+     ("SOPInstanceUID", "CS"), ("Modality", "UI"), ("Modality", "LO"), ("ContentDate", "DA"),
+     ("ContentTime", "TM"), ("AcquisitionDateTime", "DT"), ("PatientAge", "AS"),
+     ("InstanceNumber", "IS"), ("SeriesNumber", "IS"), ("ContentDate", "IS"),
+     ("InstanceNumber", "DA")],
 )  # fmt: skip
-def test_text_value_reads_ui_and_cs_bytes_as_pydicom_converts_them(
+def test_text_value_reads_raw_bytes_as_pydicom_converts_them(
     keyword: str, vr: str, strip: bool, implicit: bool
 ) -> None:
-    """The raw read gives pydicom's text for every padding, null and backslash case; an
-    explicit VR other than UI or CS (a wrong one) goes through pydicom's conversion."""
+    """The raw read gives pydicom's text for every padding, null, sign and backslash case;
+    an explicit VR it does not read (a wrong one) goes through pydicom's conversion."""
     tag = Tag(keyword)
-    for raw in RAW_TEXTS:
+    for raw in RAW_TEXTS + FUZZED:
         data = encoded_element(tag, vr, raw + b" " * (len(raw) % 2), implicit)
         fast = read_dataset(BytesIO(data), implicit, True)
         converted = read_dataset(BytesIO(data), implicit, True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom warns on the invalid values, rightly
             expected = converted.get(keyword)
+            found = attributes.text_value(fast, keyword, strip=strip)  # may convert, too
         if expected is None:
             reference = ""
         elif isinstance(expected, (list, tuple)) or type(expected).__name__ == "MultiValue":
             reference = "\\".join(str(v) for v in expected)
         else:
             reference = str(expected).strip() if strip else str(expected)
-        assert attributes.text_value(fast, keyword, strip=strip) == reference, raw
+        assert found == reference, raw
 
 
 def test_the_memo_forgets_the_least_recently_used_beyond_its_budget() -> None:
