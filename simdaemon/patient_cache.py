@@ -8,14 +8,19 @@ as encoded data sets, keyed by seed and options:
 
 - the import sends the kept bytes as they are (nothing is encoded again);
 - the test gets data sets decoded from those bytes, its own copy: a test that changes one
-  changes nothing another test sees.
+  changes nothing another test sees. Each object is read once with ``dcmread``, its elements
+  left encoded, and each test gets a copy of that reading (:class:`_Reading`): the elements
+  are converted in the copy when the test first uses them, as in a data set ``dcmread`` has
+  just returned, without parsing the bytes again for every test.
 
-The cache holds at most :data:`BUDGET_BYTES` of encoded data sets (least recently used
-dropped first); a patient larger than that on its own is built each time, as without a cache.
+The cache holds at most :data:`BUDGET_BYTES` of encoded data sets and readings (least
+recently used dropped first); a patient larger than that on its own is built each time, as
+without a cache.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import threading
 from collections import OrderedDict
@@ -24,7 +29,8 @@ from io import BytesIO
 from typing import Any
 
 from pydicom import dcmread
-from pydicom.dataset import Dataset
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 
 from simdaemon.importer import Received, received_from
 from simdaemon.synthetic import SyntheticPatient, synthetic_patient
@@ -36,11 +42,50 @@ BUDGET_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
+class _Reading:
+    """One object as ``dcmread`` reads it from its Part-10 file, kept only to be copied.
+
+    ``dcmread`` leaves elements encoded (:class:`~pydicom.dataelem.RawDataElement`, immutable)
+    until they are used; this reading is never used, only copied, so a copy converts its own
+    elements and shares nothing a test could change. The few elements ``dcmread`` converts
+    itself (the character set, the transfer syntax) are copied deep.
+    """
+
+    file: bytes
+    dataset: FileDataset
+
+    @classmethod
+    def of(cls, received: Received) -> _Reading:
+        """Read ``received`` as a test would from its file."""
+        file = received.as_file()
+        return cls(file, dcmread(BytesIO(file)))
+
+    def copy(self) -> FileDataset:
+        """A data set equal to ``dcmread`` of the file, and the caller's own."""
+        source = self.dataset
+        implicit, little = source.original_encoding
+        meta = FileMetaDataset(_own(source.file_meta))
+        dataset = FileDataset(
+            BytesIO(self.file), _own(source), source.preamble, meta, bool(implicit), bool(little)
+        )
+        dataset.set_original_encoding(implicit, little, copy.copy(source.original_character_set))
+        return dataset
+
+
+def _own(dataset: Dataset) -> dict[Any, Any]:
+    """``dataset``'s elements for another data set: encoded ones shared, converted ones copied."""
+    return {
+        tag: element if isinstance(element, RawDataElement) else copy.deepcopy(element)
+        for tag, element in dataset.items()
+    }
+
+
+@dataclass(frozen=True)
 class EncodedPatient:
     """One synthetic patient's objects as encoded, in ``datasets()`` order.
 
-    Only the encoded objects are kept; ``template`` holds the patient's scalar fields with no
-    data sets, so the budget counts what the cache holds.
+    Only the encoded objects and their readings are kept; ``template`` holds the patient's
+    scalar fields with no data sets, so the budget counts what the cache holds.
     """
 
     template: SyntheticPatient
@@ -48,6 +93,8 @@ class EncodedPatient:
     objects: tuple[Received, ...]
     cts: int
     rt_images: int
+    #: Each object read from its file, in the same order: what :meth:`fresh` copies.
+    readings: tuple[_Reading, ...]
 
     @classmethod
     def of(cls, patient: SyntheticPatient) -> EncodedPatient:
@@ -58,20 +105,23 @@ class EncodedPatient:
             patient, ct=[], structure_set=empty, plan=empty, dose=empty, rt_images=[],
             registration=empty, files=[],
         )  # fmt: skip
-        return cls(template, objects, len(patient.ct), len(patient.rt_images))
+        readings = tuple(_Reading.of(o) for o in objects)
+        return cls(template, objects, len(patient.ct), len(patient.rt_images), readings)
 
     @property
     def size(self) -> int:
-        """Bytes the encoded data sets take."""
-        return sum(len(o.dataset) for o in self.objects)
+        """Bytes the encoded data sets take, counted three times: the data set, its file and
+        the reading's values (an upper bound: values shorter than the file)."""
+        return 3 * sum(len(o.dataset) for o in self.objects)
 
     def received(self, calling_ae: str) -> list[Received]:
         """Each object as if it had arrived from ``calling_ae``, its bytes as kept."""
         return [dataclasses.replace(o, calling_ae=calling_ae) for o in self.objects]
 
     def fresh(self) -> SyntheticPatient:
-        """A copy of the patient whose data sets are decoded from the kept bytes."""
-        decoded: list[Dataset] = [dcmread(BytesIO(o.as_file())) for o in self.objects]
+        """A copy of the patient whose data sets are those ``dcmread`` gives for the kept
+        bytes, each the caller's own."""
+        decoded: list[Dataset] = [reading.copy() for reading in self.readings]
         cts, images = self.cts, self.rt_images
         structure_set, plan, dose = decoded[cts : cts + 3]
         return dataclasses.replace(

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from io import BytesIO
+from typing import Any
 
 import pytest
+from pydicom import dcmread
+from pydicom.dataset import Dataset
 
 from simdaemon import patient_cache
 from simdaemon.importer import received_from
@@ -43,6 +47,58 @@ def test_each_copy_is_the_patient_and_its_own() -> None:
     first.plan.RTPlanLabel = "CHANGED"
     assert second.plan.RTPlanLabel == built.plan.RTPlanLabel
     assert cached.fresh().plan.RTPlanLabel == built.plan.RTPlanLabel
+
+
+def converted(dataset: Dataset) -> list[tuple[Any, ...]]:
+    """Every element of ``dataset``, nested ones too, converted: tag, VR and value."""
+    found: list[tuple[Any, ...]] = []
+    for element in dataset:
+        if element.VR == "SQ":
+            found.append((element.tag, "SQ", [converted(item) for item in element.value]))
+        else:
+            found.append((element.tag, element.VR, element.value))
+    return found
+
+
+@pytest.mark.parametrize("locale", ["en_US", "el_GR", "ja_JP"])
+def test_a_copy_is_what_dcmread_gives_for_the_kept_bytes(locale: str) -> None:
+    """The copies skip parsing the bytes again: each must still be the data set ``dcmread``
+    reads from the object's file, in every element, encoding and meta field."""
+    cached = EncodedPatient.of(synthetic_patient(17, locale=locale, **SMALL))
+    copies = cached.fresh().datasets()
+    for copy, received in zip(copies, cached.objects, strict=True):
+        read = dcmread(BytesIO(received.as_file()))
+        assert converted(copy) == converted(read)
+        assert converted(copy.file_meta) == converted(read.file_meta)
+        assert copy.preamble == read.preamble
+        assert copy.original_encoding == read.original_encoding
+        assert copy.original_character_set == read.original_character_set
+        assert (copy.filename, type(copy.buffer)) == (read.filename, type(read.buffer))
+
+
+def test_changes_to_a_copy_reach_no_other_copy() -> None:
+    """Nested items, the character set and the meta information are each copy's own, even
+    when the first copy changes them before any other copy has converted them."""
+    cached = EncodedPatient.of(synthetic_patient(18, locale="ru_RU", **SMALL))
+    first = cached.fresh()
+    first.structure_set.StructureSetROISequence[0].ROIName = "CHANGED"
+    first.plan.BeamSequence[0].ControlPointSequence[0].GantryAngle = 123.0
+    first.plan["SpecificCharacterSet"].value = "ISO_IR 192"  # the element itself, in place
+    first.plan.file_meta["TransferSyntaxUID"].value = "1.2.840.10008.1.2.2"
+    first.plan.original_character_set.append("changed")
+    second = cached.fresh()
+    built = synthetic_patient(18, locale="ru_RU", **SMALL)
+    assert second.structure_set.StructureSetROISequence[0].ROIName == (
+        built.structure_set.StructureSetROISequence[0].ROIName
+    )
+    assert second.plan.BeamSequence[0].ControlPointSequence[0].GantryAngle == (
+        built.plan.BeamSequence[0].ControlPointSequence[0].GantryAngle
+    )
+    assert second.plan.SpecificCharacterSet == "ISO_IR 144"
+    assert second.plan.file_meta.TransferSyntaxUID != "1.2.840.10008.1.2.2"
+    assert "changed" not in second.plan.original_character_set
+    plan = cached.objects[SMALL["slices"] + 1]
+    assert converted(second.plan) == converted(dcmread(BytesIO(plan.as_file())))
 
 
 def test_the_cache_keeps_within_its_budget(monkeypatch: pytest.MonkeyPatch) -> None:
