@@ -14,6 +14,7 @@ its text is ASCII; ``export_dataset`` re-encodes a read data set for the export 
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -95,8 +96,7 @@ def decode_text(raw: bytes, terms: Sequence[str]) -> tuple[str, bool]:
     """
     single = len(terms) <= 1 and _ESCAPE not in raw
     if single:
-        term = terms[0] if terms else ""
-        codec = "ascii" if term in _ASCII_TERMS else convert_encodings([term])[0]
+        codec = _codec(terms[0] if terms else "")
         try:
             return raw.decode(codec), True
         except (UnicodeDecodeError, LookupError):
@@ -105,6 +105,12 @@ def decode_text(raw: bytes, terms: Sequence[str]) -> tuple[str, bool]:
     if "\x1b" in text:
         text = text.replace("\x1b", "\ufffd")
     return text, "\ufffd" not in text
+
+
+@functools.lru_cache(maxsize=64)
+def _codec(term: str) -> str:
+    """The Python codec for one Specific Character Set term (ISO_IR 6: strict US-ASCII)."""
+    return "ascii" if term in _ASCII_TERMS else convert_encodings([term])[0]
 
 
 def _declared(dataset: Dataset) -> tuple[str, ...]:
@@ -152,12 +158,9 @@ def _walk(
     deep: bool = True,
 ) -> None:
     """Decode every text value of ``dataset`` in place; its items' too when ``deep``."""
-    for tag in list(dataset.keys()):
-        tag = BaseTag(tag)
-        if tag == 0x00080005:
-            continue
-        element = dataset.get_item(tag)
-        if element is None:
+    # items() gives the elements as stored, without converting them (unlike iterating).
+    for tag, element in list(dataset.items()):
+        if tag == 0x00080005 or element is None:
             continue
         vr = value_representation(element)
         if vr == "SQ":
