@@ -183,7 +183,8 @@ def _walk(
         )
         # pydicom's reading validation only warns (an over-long LO, an odd PN), and the
         # daemon does not act on those warnings; skipping it halves the cost of decoding
-        # an object's text. What the daemon refuses, simdaemon.validation decides.
+        # an object's text. What the daemon refuses, simdaemon.validation decides. (Items
+        # left as read, when plain, are validated by pydicom when something converts them.)
         dataset[tag] = DataElement(tag, vr, value, validation_mode=config.IGNORE)
 
 
@@ -201,8 +202,11 @@ def decode_dataset(
     plain_items`). When the character set applied also reads ASCII as ASCII, the items are
     left as read: decoding them would change nothing and find nothing, and parsing a plan's
     or a structure set's items costs more than the rest of its import. pydicom converts an
-    item's element when something asks for it (in the same character set), and an object
-    written again in UTF-8 writes that ASCII unchanged.
+    item's element when something asks for it, in the character set it read the object
+    with (the declared one, which may differ from ``terms`` under ``import_charset``: for
+    ASCII text that reads the same), with its own reading validation (so an over-long value
+    there may warn, as it does not at the top level). An object written again in UTF-8
+    keeps such items' bytes as received, padding included: the values read the same.
     """
     declared = _declared(dataset)
     terms = effective_charset(declared, import_charset, override)

@@ -94,8 +94,9 @@ class Scan:
     #: In every sequence item (at any depth), every text value
     #: (:data:`~simdaemon.charset.TEXT_VRS`) is US-ASCII without ESC and every binary
     #: value's length is a multiple of its VR's width (:data:`~simdaemon.charset.VALUE_WIDTHS`).
-    #: ``False`` when not, or not known (the walk stopped at a problem). The top-level
-    #: elements do not count: the import decodes and checks those in any case.
+    #: ``False`` when not, or not known (the walk stopped at a problem, or a UN of undefined
+    #: length that pydicom may read otherwise than this walk). The top-level elements do not
+    #: count: the import decodes and checks those in any case.
     plain_items: bool
 
 
@@ -297,6 +298,10 @@ def _element(
     if length == _UNDEFINED:
         if vr == "UN" or _is_sequence(tag, vr) or (vr is None and _private_unknown(tag)):
             implicit = True if vr == "UN" else level.implicit  # UN: CP-246, Implicit VR inside
+            if vr == "UN":
+                # pydicom reads inside such a UN as Explicit VR when the bytes look like it,
+                # so this walk and its reading may part: the import must parse it early.
+                plain[0] = False
             stack.append(_Level(end=None, items=True, implicit=implicit, owner=tag))
             return start
         raise _Malformed(

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import struct
+from io import BytesIO
 
 import pytest
 from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.filereader import read_dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
-from simdaemon.charset import decode_text, effective_charset
+from simdaemon.charset import decode_dataset, decode_text, effective_charset
 from simdaemon.importer import Received
 from tests import objects, scu
-from tests.adversarial.malformed import explicit, splice
+from tests.adversarial.malformed import encode, explicit, splice
 from tests.conftest import CLIENT, MakeDaemon
 
 LATIN1_NAME = "Müller^Jürgen".encode("latin-1")
@@ -178,6 +181,46 @@ def test_a_binary_value_of_a_broken_width_is_refused_in_an_item_as_at_the_top(
     assert (result.status, result.rule) == (0xA900, "parse")
     assert "element (300A,0111) has VR UL but a length of 6 bytes" in result.detail
     assert daemon.archive.patients() == []
+
+
+def test_an_item_pydicom_cannot_parse_is_refused_as_unparsable_not_as_a_full_disk(
+    make_daemon: MakeDaemon,
+) -> None:
+    """A UN of undefined length whose Implicit VR content reads, to pydicom, as a broken
+    Explicit VR element (a length whose bytes spell "LO"): refused 0xA900 "parse" while the
+    import reads the object, never 0xA700 (a write failure, which tells the peer to retry)."""
+    daemon = make_daemon()
+    # (0008,1150) whose 4-byte length, 0x4F4C, reads as the letters of an Explicit VR "LO"
+    inner = struct.pack("<HHI", 0x0008, 0x1150, 0x4F4C) + bytes(0x4F4C)
+    un = (
+        struct.pack("<HH2sHI", 0x0008, 0x1140, b"UN", 0, 0xFFFFFFFF)
+        + struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF) + inner
+        + struct.pack("<HHI", 0xFFFE, 0xE00D, 0) + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+    )  # fmt: skip
+    item = un + explicit(0x00321060, "LO", b"Prostate")
+    body = struct.pack("<HHI", 0xFFFE, 0xE000, len(item)) + item
+    sequence = struct.pack("<HH2sHI", 0x0040, 0x0275, b"SQ", 0, len(body)) + body
+    data = splice(objects.rt_plan(), sequence, at=0x00400275)
+    result = daemon.importer.run(Received(data, ExplicitVRLittleEndian, "SIMCLIENT"))
+    assert (result.status, result.rule) == (0xA900, "parse")
+    assert daemon.archive.patients() == []
+
+
+def test_plain_items_stay_encoded_only_where_that_changes_nothing() -> None:
+    """The fast path is taken (the sequence is left as read) for ASCII items in a character
+    set that writes ASCII as ASCII; not for ISO 2022 ones, nor when items are not plain."""
+    data = encode(_requested(objects.rt_plan(), b"Prostate plan"))
+
+    def sequence_after(declared: str, plain_items: bool) -> object:
+        ds = read_dataset(BytesIO(data), False, True)
+        ds.SpecificCharacterSet = declared
+        decode_dataset(ds, "ISO_IR 6", False, plain_items=plain_items)
+        return ds.get_item(0x00400275)
+
+    assert isinstance(sequence_after("ISO_IR 100", True), RawDataElement)
+    assert isinstance(sequence_after("ISO_IR 192", True), RawDataElement)
+    assert not isinstance(sequence_after("ISO_IR 100", False), RawDataElement)
+    assert not isinstance(sequence_after("ISO 2022 IR 87", True), RawDataElement)
 
 
 def test_iso_ir_6_is_strict_ascii_unlike_pydicoms_default() -> None:

@@ -70,6 +70,26 @@ def test_scan_says_whether_sequence_items_need_decoding(element: bytes, plain: b
     assert (found.problem, found.plain_items) == (None, plain)
 
 
+def _undefined_un(inner: bytes) -> bytes:
+    """(0008,1140) as UN of undefined length (CP-246): one item holding ``inner``."""
+    return (
+        struct.pack("<HH2sHI", 0x0008, 0x1140, b"UN", 0, 0xFFFFFFFF)
+        + struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF)
+        + inner
+        + struct.pack("<HHI", 0xFFFE, 0xE00D, 0)
+        + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+    )
+
+
+def test_a_un_of_undefined_length_in_an_item_is_never_plain() -> None:
+    """pydicom reads inside it as Explicit VR when the bytes look so, which this walk does
+    not: the import must parse such an item while it can still refuse the object."""
+    inner = implicit(0x00081150, CT.encode() + b"\0")
+    data = splice(objects.rt_plan(), _sequence(_undefined_un(inner)), at=0x00400275)
+    found = scan(data, ExplicitVRLittleEndian)
+    assert (found.problem, found.plain_items) == (None, False)
+
+
 def test_scan_reads_implicit_vr_items_by_the_dictionary() -> None:
     def item_holding(value: bytes) -> bytes:
         item = implicit(0x00321060, value)  # Requested Procedure Description, LO
