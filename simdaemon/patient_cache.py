@@ -24,7 +24,7 @@ import copy
 import dataclasses
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any
 
@@ -52,7 +52,8 @@ class _Reading:
     """
 
     file: bytes
-    dataset: FileDataset
+    #: Never compared or printed: both would convert (use) its elements.
+    dataset: FileDataset = field(repr=False, compare=False)
 
     @classmethod
     def of(cls, received: Received) -> _Reading:
@@ -60,16 +61,41 @@ class _Reading:
         file = received.as_file()
         return cls(file, dcmread(BytesIO(file)))
 
+    @property
+    def size(self) -> int:
+        """About the bytes held: the file, the values read from it (no more than the file)
+        and :data:`ELEMENT_BYTES` for each element read, in items too."""
+        return 2 * len(self.file) + ELEMENT_BYTES * _count(self.dataset)
+
     def copy(self) -> FileDataset:
         """A data set equal to ``dcmread`` of the file, and the caller's own."""
         source = self.dataset
         implicit, little = source.original_encoding
         meta = FileMetaDataset(_own(source.file_meta))
+        meta_implicit, meta_little = source.file_meta.original_encoding
+        meta.set_original_encoding(
+            meta_implicit, meta_little, source.file_meta.original_character_set
+        )
         dataset = FileDataset(
             BytesIO(self.file), _own(source), source.preamble, meta, bool(implicit), bool(little)
         )
         dataset.set_original_encoding(implicit, little, copy.copy(source.original_character_set))
         return dataset
+
+
+#: What one element read costs in memory besides its value (the element, its tag, the
+#: dictionary entry): about 350 bytes measured with pydicom 3.0, rounded up.
+ELEMENT_BYTES = 512
+
+
+def _count(dataset: Dataset) -> int:
+    """The elements of ``dataset``, in the items read so far too, without converting any."""
+    total = 0
+    for element in dataset.values():
+        total += 1
+        if not isinstance(element, RawDataElement) and element.VR == "SQ":
+            total += sum(_count(item) for item in element.value)
+    return total
 
 
 def _own(dataset: Dataset) -> dict[Any, Any]:
@@ -94,7 +120,7 @@ class EncodedPatient:
     cts: int
     rt_images: int
     #: Each object read from its file, in the same order: what :meth:`fresh` copies.
-    readings: tuple[_Reading, ...]
+    readings: tuple[_Reading, ...] = field(repr=False, compare=False)
 
     @classmethod
     def of(cls, patient: SyntheticPatient) -> EncodedPatient:
@@ -110,9 +136,8 @@ class EncodedPatient:
 
     @property
     def size(self) -> int:
-        """Bytes the encoded data sets take, counted three times: the data set, its file and
-        the reading's values (an upper bound: values shorter than the file)."""
-        return 3 * sum(len(o.dataset) for o in self.objects)
+        """About the bytes held: the encoded data sets and their readings."""
+        return sum(len(o.dataset) for o in self.objects) + sum(r.size for r in self.readings)
 
     def received(self, calling_ae: str) -> list[Received]:
         """Each object as if it had arrived from ``calling_ae``, its bytes as kept."""

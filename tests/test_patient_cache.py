@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 from simdaemon import patient_cache
@@ -71,6 +72,8 @@ def test_a_copy_is_what_dcmread_gives_for_the_kept_bytes(locale: str) -> None:
         assert converted(copy) == converted(read)
         assert converted(copy.file_meta) == converted(read.file_meta)
         assert copy.preamble == read.preamble
+        assert copy.file_meta.original_encoding == read.file_meta.original_encoding
+        assert copy.file_meta.original_character_set == read.file_meta.original_character_set
         assert copy.original_encoding == read.original_encoding
         assert copy.original_character_set == read.original_character_set
         assert (copy.filename, type(copy.buffer)) == (read.filename, type(read.buffer))
@@ -99,6 +102,31 @@ def test_changes_to_a_copy_reach_no_other_copy() -> None:
     assert "changed" not in second.plan.original_character_set
     plan = cached.objects[SMALL["slices"] + 1]
     assert converted(second.plan) == converted(dcmread(BytesIO(plan.as_file())))
+
+
+def test_printing_or_comparing_a_cached_patient_leaves_its_readings_unused() -> None:
+    """pytest prints and compares what an assertion names; converting the readings' elements
+    then would make every later copy deep-copy them."""
+    cached = EncodedPatient.of(synthetic_patient(19, **SMALL))
+
+    def still_encoded() -> list[int]:
+        return [
+            sum(isinstance(e, RawDataElement) for e in r.dataset.values()) for r in cached.readings
+        ]
+
+    before = still_encoded()
+    assert repr(cached)
+    assert str(cached)
+    assert cached == EncodedPatient.of(synthetic_patient(19, **SMALL))
+    assert still_encoded() == before
+
+
+def test_the_budget_counts_the_readings_elements() -> None:
+    """A patient of many small objects holds far more than its bytes: each element read."""
+    cached = EncodedPatient.of(synthetic_patient(20, **SMALL))
+    encoded = sum(len(o.dataset) for o in cached.objects)
+    elements = sum(len(r.dataset) for r in cached.readings)
+    assert cached.size >= 3 * encoded + patient_cache.ELEMENT_BYTES * elements
 
 
 def test_the_cache_keeps_within_its_budget(monkeypatch: pytest.MonkeyPatch) -> None:
