@@ -130,3 +130,37 @@ def test_a_stopped_processs_ready_files_are_removed_at_the_next_start(tmp_path: 
     with Archive(tmp_path / "a") as archive:
         archive.repair()  # as Daemon.start does
         assert ready_files(archive) == []
+
+
+@pytest.mark.parametrize("at_most", [1, 7, 4096])
+def test_staging_writes_every_byte_when_the_file_takes_them_in_pieces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at_most: int
+) -> None:
+    """``writev`` may take fewer bytes than it was given (a signal, a full disk on the way):
+    the rest is written, from where it stopped, into a ready file and a new one alike."""
+    real = simdaemon.archive.os.writev
+    calls = []
+
+    def partial(handle: int, buffers: list[memoryview]) -> int:
+        calls.append(handle)
+        assert len(calls) < 100_000, "the staging loop does not advance"
+        first = memoryview(buffers[0])[:at_most]  # at most a piece of the first buffer
+        return real(handle, [first])
+
+    monkeypatch.setattr(simdaemon.archive.os, "writev", partial)
+    head, body = b"DICM" * 33, bytes(range(256)) * 40
+    with Archive(tmp_path / "a") as archive:
+        first = archive.stage(head, body)  # nothing ready yet: a file of its own
+        assert first.read_bytes() == head + body
+        assert wait_for_ready(archive)
+        second = archive.stage(head, b"", body)  # into a ready file
+        assert second.read_bytes() == head + body
+
+
+def test_staging_refuses_a_file_that_takes_no_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that takes nothing and reports no error must not loop for ever."""
+    monkeypatch.setattr(simdaemon.archive.os, "writev", lambda handle, buffers: 0)
+    with Archive(tmp_path / "a") as archive, pytest.raises(OSError, match="none of the bytes"):
+        archive.stage(b"abc")
