@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
+import os
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+import simdaemon.archive
 from simdaemon.archive import (
     SCHEMA_VERSION,
     Archive,
@@ -17,6 +21,7 @@ from simdaemon.archive import (
     NewStudy,
     Transaction,
 )
+from simdaemon.audit import AuditEvent
 from simdaemon.matching import (
     Demographics,
     Incoming,
@@ -39,6 +44,57 @@ def test_a_new_archive_has_the_current_schema_in_wal_mode_with_foreign_keys(
     assert tables == {"patients", "studies", "series", "instances", "review_tasks", "audit"}
     assert {"patients_patient_id", "patients_name", "series_modality", "studies_date"} <= indexes
     assert (tmp_path / "a" / "files").is_dir()
+
+
+def test_a_per_test_archive_starts_with_the_database_a_durable_one_creates(
+    tmp_path: Path,
+) -> None:
+    """A non-durable archive's database is copied from bytes made once per process: it must
+    be the very schema, version and settings the statements give a durable one."""
+
+    def state(archive: Archive) -> tuple[object, ...]:
+        with archive.reading() as db:
+            master = sorted(db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master"))
+            pragmas = [
+                db.execute(f"PRAGMA {name}").fetchone()[0]
+                for name in ("user_version", "journal_mode", "foreign_keys", "page_size")
+            ]
+        return master, pragmas
+
+    with Archive(tmp_path / "d") as durable, Archive(tmp_path / "t", durable=False) as quick:
+        assert state(quick) == state(durable)
+        assert quick.patients() == []
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_reopening_keeps_the_data_and_refuses_a_foreign_database_alike(
+    tmp_path: Path, durable: bool
+) -> None:
+    """The copied database is written only where there is none."""
+    with Archive(tmp_path / "a", durable=durable) as archive:
+        archive.record_audit(
+            AuditEvent(datetime.now(UTC), "echo", "A", "B", "127.0.0.1:1", "answered", "kept")
+        )
+    with Archive(tmp_path / "a", durable=durable) as archive, archive.reading() as db:
+        assert db.execute("SELECT detail FROM audit").fetchall() == [("kept",)]
+    (tmp_path / "b").mkdir()
+    with sqlite3.connect(tmp_path / "b" / "archive.sqlite") as db:
+        db.execute("CREATE TABLE other (x)")
+    with pytest.raises(ArchiveError, match="not a simdaemon archive"):
+        Archive(tmp_path / "b", durable=durable)
+
+
+def test_a_database_the_disk_could_not_take_is_a_clear_error_and_leaves_no_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(handle: int, chunks: list[bytes]) -> None:
+        os.write(handle, chunks[0][:4096])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(simdaemon.archive, "_write_all", full)
+    with pytest.raises(ArchiveError, match=r"cannot create the archive database .*No space left"):
+        Archive(tmp_path / "a", durable=False)
+    assert not (tmp_path / "a" / "archive.sqlite").exists()
 
 
 def test_reopening_keeps_the_data(tmp_path: Path) -> None:
