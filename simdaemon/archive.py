@@ -688,13 +688,24 @@ def _write_all(handle: int, chunks: Sequence[bytes]) -> None:
             views[0] = views[0][written:]
 
 
+def _add_functions(connection: sqlite3.Connection) -> None:
+    """The SQL functions the schema and the queries use."""
+    # PN matching is case-insensitive beyond ASCII, which SQLite's lower() is not.
+    connection.create_function("casefold", 1, _casefold, deterministic=True)
+
+
+def _create_schema(connection: sqlite3.Connection) -> None:
+    """Create the current schema in an empty database, in one transaction."""
+    connection.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+
+
 @lru_cache(maxsize=1)
 def _new_database() -> bytes:
     """An empty archive's database file, its schema created, as bytes (once per process)."""
     db = sqlite3.connect(":memory:")
     try:
-        db.create_function("casefold", 1, _casefold, deterministic=True)
-        db.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+        _add_functions(db)
+        _create_schema(db)
         return db.serialize()
     finally:
         db.close()
@@ -862,8 +873,7 @@ class Archive:
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute(f"PRAGMA synchronous = {'NORMAL' if self.durable else 'OFF'}")
         connection.execute("PRAGMA foreign_keys = ON")
-        # PN matching is case-insensitive beyond ASCII, which SQLite's lower() is not.
-        connection.create_function("casefold", 1, _casefold, deterministic=True)
+        _add_functions(connection)
         if readonly:
             connection.execute("PRAGMA query_only = ON")
         if self._tracer is not None:
@@ -888,9 +898,7 @@ class Archive:
                         f"{self.folder / DATABASE} is an SQLite database but not a simdaemon "
                         "archive; point [daemon] archive at an empty or simdaemon folder"
                     )
-                db.executescript(
-                    f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-                )
+                _create_schema(db)
                 return
             while version < SCHEMA_VERSION:
                 db.executescript(
