@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import socket
 import subprocess
 import sys
@@ -10,8 +12,27 @@ from pathlib import Path
 
 import pytest
 
+import simdaemon
+
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.slow  # runs pytest in pytest (pytester, subprocesses)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _every_module_imported() -> None:
+    """Import every simdaemon module before pytester runs pytest in this process.
+
+    After each in-process run pytester restores ``sys.modules``, dropping the modules first
+    imported during the run; the next run imports them again as new module objects, while
+    modules imported earlier still hold the old ones. A C-FIND query parsed with one
+    generation's classes then reached the other's ``match`` and was answered 0xC000, in
+    whichever test ran after another that had first loaded the query modules. With every
+    module imported first, no run drops any.
+    """
+    for module in pkgutil.walk_packages(simdaemon.__path__, "simdaemon."):
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
+
 
 ECHO = """
 from pynetdicom import AE
