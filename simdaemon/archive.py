@@ -1194,10 +1194,22 @@ class Archive:
 
     # --- consistency -----------------------------------------------------------------------
 
-    def check(self) -> Consistency:
-        """Compare rows with files: report rows without files and files without rows."""
-        with self.reading() as db:
-            referenced = {row[0] for row in db.execute("SELECT file FROM instances")}
+    def check(self, *, at_start: bool = False) -> Consistency:
+        """Compare rows with files: report rows without files and files without rows.
+
+        ``at_start``: read the rows on the writer's connection, holding the write lock, as a
+        daemon does before it serves (nothing else reads or writes yet). A daemon then opens
+        its first read-only connection, about a millisecond on a disk, only when something
+        queries it: a test's daemon that is never queried never does. While serving, a check
+        reads on a connection of its own, so imports go on during it.
+        """
+        if at_start:
+            with self._write_lock:
+                rows = self._writer.execute("SELECT file FROM instances").fetchall()
+        else:
+            with self.reading() as db:
+                rows = db.execute("SELECT file FROM instances").fetchall()
+        referenced = {row[0] for row in rows}
         on_disk: set[str] = set()
         partial: list[Path] = []
         for directory, subdirs, names in os.walk(self.files):

@@ -174,7 +174,7 @@ class Daemon:
         self._stopping.clear()
         settings = self.config.daemon
         archive = self.archive
-        self.consistency = archive.repair()
+        self.consistency = archive.repair(archive.check(at_start=True))
         if self.consistency.ok:
             LOGGER.info(self.consistency.describe())
         else:
