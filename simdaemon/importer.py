@@ -1,12 +1,13 @@
 """The import pipeline of SPEC section 5, shared by C-STORE and ``simdaemon import``.
 
 Steps, in order: check the encoding on the raw bytes (:mod:`simdaemon.wellformed`), parse
-and validate (0xA900), decode text in the import character set
-(warning 0xB000 when text had to be replaced), place it (:func:`simdaemon.matching.place`:
-match the patient, attach or create, or fail 0xC001/0xC002/0xC003; handle a duplicate SOP
-Instance UID, 0xC004, overwrite or ignore; keep studies with their patient, series with their
-study), apply the image options (review task, CT user origin), persist. Any failure parks the object
-as received in the failed-import folder with a reason file, and the answer carries a short
+(from what that check found, :mod:`simdaemon.reading`) and validate (0xA900), decode text in
+the import character set (warning 0xB000 when text had to be replaced), place it
+(:func:`simdaemon.matching.place`: match the patient, attach or create, or fail
+0xC001/0xC002/0xC003; handle a duplicate SOP Instance UID, 0xC004, overwrite or ignore; keep
+studies with their patient, series with their study), apply the image options (review task,
+CT user origin), persist. Any failure parks the object as received in the failed-import
+folder with a reason file, and the answer carries a short
 Error Comment; the audit trail and the reason file carry the whole explanation.
 
 Nothing here knows about associations: :class:`Received` is bytes plus who sent them, so a
@@ -20,14 +21,12 @@ import logging
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from io import BytesIO
 from pathlib import Path
 from typing import TypedDict
 
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
-from pydicom.filereader import read_dataset
 from pydicom.filewriter import dcmwrite, write_dataset
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
@@ -58,6 +57,7 @@ from simdaemon.matching import (
 )
 from simdaemon.part10 import header, split, wrap
 from simdaemon.printable import CONTROL
+from simdaemon.reading import read_scanned
 from simdaemon.reporting import refusal_comment
 from simdaemon.validation import is_valid_uid, validate
 from simdaemon.wellformed import scan
@@ -384,9 +384,8 @@ class Importer:
                 status.INVALID_OBJECT, malformed.rule, _comment(malformed.comment), malformed.detail
             )
         try:
-            dataset = read_dataset(
-                BytesIO(received.dataset), syntax.is_implicit_VR, syntax.is_little_endian
-            )
+            # The scan found every top-level element: built from it, as pydicom reads it.
+            dataset = read_scanned(received.dataset, scanned, bool(syntax.is_implicit_VR))
             _check_lengths(dataset)
             offset = bulk_offset(dataset, received.transfer_syntax)
             decoded = decode_dataset(

@@ -80,9 +80,15 @@ class _Level:
     end: int | None  # where it ends; None: at its delimiter
     items: bool  # the items of a sequence, not the elements of a data set
     implicit: bool
-    owner: int = 0  # the sequence (or element) holding it; 0 for the data set itself
+    #: The sequence (or element) holding it; ``None`` for the data set itself (a tag may be 0).
+    owner: int | None = None
     last: int = -1
     seen: set[int] = field(default_factory=set)
+
+
+#: A top-level element as the walk found it: tag, VR (``None``: Implicit VR), value length
+#: (``0xFFFFFFFF``: undefined) and the offset of its value.
+TopLevel = tuple[int, str | None, int, int]
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,10 @@ class Scan:
     #: length that pydicom may read otherwise than this walk). The top-level elements do not
     #: count: the import decodes and checks those in any case.
     plain_items: bool
+    #: Each top-level element's tag, VR (``None``: Implicit VR), value length and where its
+    #: value starts, in order; empty when the walk stopped at a problem. What
+    #: :func:`simdaemon.reading.read_scanned` builds pydicom's reading from.
+    elements: tuple[TopLevel, ...] = ()
 
 
 def check(data: bytes, transfer_syntax: str) -> Problem | None:
@@ -118,11 +128,12 @@ def scan(data: bytes, transfer_syntax: str) -> Scan:
             ),
             plain_items=False,
         )
+    elements: list[TopLevel] = []
     try:
-        plain_items = _walk(data, bool(syntax.is_implicit_VR))
+        plain_items = _walk(data, bool(syntax.is_implicit_VR), elements)
     except _Malformed as malformed:
         return Scan(malformed.problem, plain_items=False)
-    return Scan(None, plain_items=plain_items)
+    return Scan(None, plain_items=plain_items, elements=tuple(elements))
 
 
 def _is_sequence(tag: int, vr: str | None) -> bool:
@@ -135,10 +146,11 @@ def _is_sequence(tag: int, vr: str | None) -> bool:
         return False
 
 
-def _walk(data: bytes, implicit: bool) -> bool:
+def _walk(data: bytes, implicit: bool, elements: list[TopLevel]) -> bool:
     """Raise :class:`_Malformed` at the first element that breaks the encoding rules.
 
-    Return whether the data set's items are plain (:attr:`Scan.plain_items`).
+    Return whether the data set's items are plain (:attr:`Scan.plain_items`); append each
+    top-level element to ``elements`` (:attr:`Scan.elements`).
     """
     size = len(data)
     stack = [_Level(end=size, items=False, implicit=implicit)]
@@ -157,18 +169,18 @@ def _walk(data: bytes, implicit: bool) -> bool:
         if level.items:
             pos = _item(data, pos, tag, limit, level, stack)
         else:
-            pos = _element(data, pos, tag, limit, level, stack, plain)
+            pos = _element(data, pos, tag, limit, level, stack, plain, elements)
     return plain[0]
 
 
 def _unterminated(level: _Level, pos: int, limit: int, size: int) -> None:
     """Raise for a data set, item or sequence whose bytes stop short."""
-    where = element_name(level.owner) if level.owner else "the data set"
+    where = element_name(level.owner) if level.owner is not None else "the data set"
     if level.end is None:
         raise _Malformed(
             "truncated",
             _say("{} is not terminated", level.owner)
-            if level.owner
+            if level.owner is not None
             else "the data set is not terminated",
             f"{where} has undefined length, but the data set ends ({size} bytes) before its "
             "delimitation item",
@@ -183,14 +195,15 @@ def _unterminated(level: _Level, pos: int, limit: int, size: int) -> None:
 
 def _item(data: bytes, pos: int, tag: int, limit: int, level: _Level, stack: list[_Level]) -> int:
     """Step over one item of a sequence (pushing its data set); return the next position."""
-    owner = element_name(level.owner)
+    sequence = level.owner if level.owner is not None else 0  # always set on a sequence's level
+    owner = element_name(sequence)
     if tag == _SEQUENCE_END and level.end is None:
         stack.pop()
         return pos + 8
     if tag != _ITEM:
         raise _Malformed(
             "sequence-structure",
-            _say(f"{{}} where an item of {element_name(level.owner, keyword=False)} must be", tag),
+            _say(f"{{}} where an item of {element_name(sequence, keyword=False)} must be", tag),
             f"sequence {owner} holds element {element_name(tag)} where an item (FFFE,E000) or, "
             "for an undefined length, its delimitation item must be",
         )
@@ -202,7 +215,7 @@ def _item(data: bytes, pos: int, tag: int, limit: int, level: _Level, stack: lis
     if start + length > limit:
         raise _Malformed(
             "truncated",
-            _say("an item of {} is truncated", level.owner),
+            _say("an item of {} is truncated", sequence),
             f"an item of sequence {owner} declares {length} bytes but only "
             f"{max(limit - start, 0)} remain in what holds it",
         )
@@ -253,11 +266,12 @@ def _element(
     level: _Level,
     stack: list[_Level],
     plain: list[bool],
+    elements: list[TopLevel],
 ) -> int:
     """Check one element of a data set (pushing a sequence's items); return the next position.
 
     ``plain[0]`` turns ``False`` at the first value in an item that is not plain
-    (:attr:`Scan.plain_items`).
+    (:attr:`Scan.plain_items`); a top-level element is appended to ``elements``.
     """
     if tag == _ITEM_END and level.end is None:
         stack.pop()
@@ -268,9 +282,13 @@ def _element(
             _say("misplaced item tag {}", tag),
             f"element {element_name(tag)} is an item or delimitation tag, found among the "
             "elements of "
-            + (f"an item of {element_name(level.owner)}" if level.owner else "the data set"),
+            + (
+                f"an item of {element_name(level.owner)}"
+                if level.owner is not None
+                else "the data set"
+            ),
         )
-    if tag >> 16 == 0x0002 and not level.owner:
+    if tag >> 16 == 0x0002 and level.owner is None:
         raise _Malformed(
             "group-0002",
             _say("group 0002 element {} in the data set", tag),
@@ -282,7 +300,11 @@ def _element(
             "duplicate-element",
             _say("duplicate element {}", tag),
             f"element {element_name(tag)} occurs twice in "
-            + (f"an item of {element_name(level.owner)}" if level.owner else "the data set"),
+            + (
+                f"an item of {element_name(level.owner)}"
+                if level.owner is not None
+                else "the data set"
+            ),
         )
     if tag < level.last:
         raise _Malformed(
@@ -295,6 +317,8 @@ def _element(
     level.last = tag
     vr, length, header = _header(data, pos, tag, level)
     start = pos + header
+    if level.owner is None:
+        elements.append((tag, vr, length, start))
     if length == _UNDEFINED:
         if vr == "UN" or _is_sequence(tag, vr) or (vr is None and _private_unknown(tag)):
             implicit = True if vr == "UN" else level.implicit  # UN: CP-246, Implicit VR inside
@@ -315,7 +339,7 @@ def _element(
     if _is_sequence(tag, vr):
         stack.append(_Level(end=start + length, items=True, implicit=level.implicit, owner=tag))
         return start
-    if plain[0] and level.owner:
+    if plain[0] and level.owner is not None:
         plain[0] = _plain(data, start, length, vr if vr is not None else _dictionary_vr(tag))
     return start + length
 
@@ -368,5 +392,5 @@ def _overrun(
         if tag != _PIXEL_DATA
         else f"{comment}: {held} of {length} bytes",
         f"{comment}: it declares {length} bytes but {held} arrived"
-        + (f" within its item of {element_name(level.owner)}" if level.owner else ""),
+        + (f" within its item of {element_name(level.owner)}" if level.owner is not None else ""),
     )

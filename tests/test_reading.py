@@ -1,0 +1,235 @@
+"""The import's reading of a data set equals pydicom's ``read_dataset``, element by element.
+
+:func:`simdaemon.reading.read_scanned` builds the data set from the well-formedness scan
+instead of reading the bytes again; every later step of the import reads what it returns,
+so it must be what pydicom returns for the same bytes: the same element objects (encoded
+elements as the same ``RawDataElement`` tuples, sequences of undefined length parsed the
+same way), the same encodings, and the same values once converted.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+import warnings
+from io import BytesIO
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.filereader import read_dataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from simdaemon.importer import received_from
+from simdaemon.reading import read_scanned
+from simdaemon.synthetic import synthetic_patient
+from simdaemon.wellformed import scan
+from tests import objects
+from tests.adversarial.malformed import encode, explicit, implicit, splice
+
+SYNTAX = {False: ExplicitVRLittleEndian, True: ImplicitVRLittleEndian}
+
+
+def _shape(element: RawDataElement | DataElement) -> Any:
+    """What an element is before conversion, items included (comparable with ``==``)."""
+    if isinstance(element, RawDataElement):
+        return ("raw", *element)
+    items = [_encoded(item) for item in element.value] if element.VR == "SQ" else element.value
+    return (
+        "element",
+        element.tag,
+        element.VR,
+        element.file_tell,
+        element.is_undefined_length,
+        items,
+    )
+
+
+def _encoded(dataset: Dataset) -> Any:
+    """A data set as read: its elements' shapes and the encodings it records."""
+    return (
+        [(tag, _shape(element)) for tag, element in dataset._dict.items()],
+        dataset.original_encoding,
+        dataset.original_character_set,
+        dataset._parent_encoding,
+    )
+
+
+def _converted(dataset: Dataset) -> list[tuple[Any, ...]]:
+    """Every element converted, items included: tag, VR and value as a test sees them."""
+    out: list[tuple[Any, ...]] = []
+    for element in dataset.iterall():
+        value = element.value
+        if element.VR == "SQ":
+            value = len(value)
+        out.append((element.tag, element.VR, str(value)))
+    return out
+
+
+def assert_same_reading(data: bytes, implicit_vr: bool) -> None:
+    """``read_scanned`` of ``data`` is ``read_dataset``'s reading, before and after use."""
+    scanned = scan(data, SYNTAX[implicit_vr])
+    assert scanned.problem is None, scanned.problem
+    with warnings.catch_warnings(record=True) as theirs:
+        warnings.simplefilter("always")
+        expected = read_dataset(BytesIO(data), implicit_vr, True)
+    with warnings.catch_warnings(record=True) as ours:
+        warnings.simplefilter("always")
+        got = read_scanned(data, scanned, implicit_vr)
+    assert _said(ours) == _said(theirs)
+    assert _encoded(got) == _encoded(expected)
+    theirs_values, theirs_warnings = _converting(expected)
+    ours_values, ours_warnings = _converting(got)
+    assert ours_values == theirs_values
+    assert ours_warnings == theirs_warnings
+
+
+def _said(caught: list[warnings.WarningMessage]) -> list[str]:
+    """What pydicom warned, leaving out a ResourceWarning (another test's socket collected
+    meanwhile)."""
+    return [str(w.message) for w in caught if not issubclass(w.category, ResourceWarning)]
+
+
+def _converting(dataset: Dataset) -> tuple[Any, list[str]]:
+    """:func:`_converted`, or the type of what it raised; and the warnings it gave."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result: Any = _converted(dataset)
+        except Exception as error:  # noqa: BLE001 - both readings must fail alike
+            result = type(error)
+    return result, _said(caught)
+
+
+def _undefined_sequence(tag: int, *items: bytes, vr: bytes = b"SQ") -> bytes:
+    """An Explicit VR element of undefined length holding ``items`` of undefined length."""
+    body = b"".join(
+        struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF)
+        + item
+        + struct.pack("<HHI", 0xFFFE, 0xE00D, 0)
+        for item in items
+    )
+    head = struct.pack("<HH2sHI", tag >> 16, tag & 0xFFFF, vr, 0, 0xFFFFFFFF)
+    return head + body + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+
+
+@pytest.mark.parametrize("implicit_vr", [False, True])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: objects.ct(size=16),
+        objects.rt_struct,
+        lambda: objects.rt_plan(beams=3),
+        lambda: objects.rt_dose("1.2.3"),
+        objects.rt_image,
+        objects.registration,
+    ],
+    ids=["ct", "struct", "plan", "dose", "rt-image", "registration"],
+)
+def test_the_test_objects_read_alike(make: Any, implicit_vr: bool) -> None:
+    assert_same_reading(encode(make(), implicit=implicit_vr), implicit_vr)
+
+
+@pytest.mark.parametrize("locale", ["en_US", "de_DE", "el_GR", "ja_JP", "ru_RU"])
+def test_synthetic_patients_read_alike_in_their_character_sets(locale: str) -> None:
+    for dataset in synthetic_patient(5, slices=2, matrix=8, locale=locale).datasets():
+        assert_same_reading(received_from(dataset, "").dataset, False)
+
+
+def test_a_top_level_sequence_of_undefined_length_is_parsed_in_the_declared_charset() -> None:
+    """pydicom parses it at once, with the character set read so far: so does the reading."""
+    ds = objects.ct()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    name = explicit(0x00081030, "LO", "Müller".encode("latin-1"))  # Study Description
+    sequence = _undefined_sequence(0x00081140, explicit(0x00081150, "UI", b"1.2.3\0"), name)
+    assert_same_reading(splice(ds, sequence, at=0x00081140), False)
+
+
+def test_empty_values_read_alike() -> None:
+    ds = objects.ct()
+    ds.add_new(0x00081030, "LO", "")
+    ds.add_new(0x00181030, "LO", None)
+    ds.add_new(0x00280034, "IS", None)
+    ds.add_new(0x00081140, "SQ", [])
+    ds.add_new(0x00091010, "OB", b"")
+    ds.SpecificCharacterSet = ""
+    for implicit_vr in (False, True):
+        assert_same_reading(encode(ds, implicit=implicit_vr), implicit_vr)
+
+
+@pytest.mark.parametrize("charset", ["", "ISO_IR 192", "\\ISO 2022 IR 87", "ISO_IR 100\\ISO_IR 6"])
+def test_character_set_terms_read_alike(charset: str) -> None:
+    ds = objects.ct()
+    ds.SpecificCharacterSet = charset.split("\\") if "\\" in charset else charset
+    assert_same_reading(encode(ds), False)
+
+
+def test_what_pydicom_reads_otherwise_is_left_to_pydicom() -> None:
+    """A UN of undefined length (read as a sequence), and Implicit VR whose first element
+    looks Explicit (pydicom switches, with a warning): the same reading, pydicom's."""
+    item = implicit(0x00081150, b"1.2.3\0")  # Implicit VR inside, as CP-246 has it
+    un = _undefined_sequence(0x00081140, item, vr=b"UN")
+    assert_same_reading(splice(objects.ct(), un, at=0x00081140), False)
+    first = implicit(0x00080008, b"A" * 0x4141)  # its length's low bytes read "AA"
+    rest = encode(objects.ct(), implicit=True)
+    data = first + rest[rest.index(struct.pack("<HH", 0x0008, 0x0016)) :]
+    assert_same_reading(data, True)
+
+
+def test_a_scan_that_found_a_problem_is_refused() -> None:
+    data = encode(objects.ct())[:-3]
+    scanned = scan(data, ExplicitVRLittleEndian)
+    assert scanned.problem is not None
+    with pytest.raises(ValueError, match="well-formed"):
+        read_scanned(data, scanned, False)
+
+
+def _well_formed_mutants() -> st.SearchStrategy[tuple[bytes, bool]]:
+    """Test objects with random bytes changed, kept when the scan still finds them well-formed."""
+    bases = [
+        (encode(make(), implicit=implicit_vr), implicit_vr)
+        for make in (objects.ct, objects.rt_struct, lambda: objects.rt_plan(beams=2))
+        for implicit_vr in (False, True)
+    ]
+
+    @st.composite
+    def mutant(draw: st.DrawFn) -> tuple[bytes, bool]:
+        data, implicit_vr = bases[draw(st.integers(0, len(bases) - 1))]
+        rng = random.Random(draw(st.integers(0, 2**32 - 1)))
+        changed = bytearray(data)
+        for _ in range(draw(st.integers(1, 4))):
+            changed[rng.randrange(len(changed))] = rng.randrange(256)
+        return bytes(changed), implicit_vr
+
+    return mutant()
+
+
+@settings(
+    max_examples=300,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
+)
+@given(case=_well_formed_mutants())
+def test_mutated_objects_the_scan_accepts_read_alike(case: tuple[bytes, bool]) -> None:
+    data, implicit_vr = case
+    scanned = scan(data, SYNTAX[implicit_vr])
+    if scanned.problem is not None:
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            read_dataset(BytesIO(data), implicit_vr, True)
+            expected_error = None
+    except Exception as error:  # noqa: BLE001 - whatever pydicom raises, ours must too
+        expected_error = type(error)
+    if expected_error is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(expected_error):
+                read_scanned(data, scanned, implicit_vr)
+        return
+    assert_same_reading(data, implicit_vr)
