@@ -90,6 +90,19 @@ def test_a_un_of_undefined_length_in_an_item_is_never_plain() -> None:
     assert (found.problem, found.plain_items) == (None, False)
 
 
+def test_items_of_a_sequence_tagged_0000_0000_are_items() -> None:
+    """Tag 0 is a tag like any other: its items' elements are neither top-level elements
+    nor exempt from the plain check."""
+    item = explicit(0x00321060, "LO", "für".encode("latin-1"))
+    body = struct.pack("<HHI", 0xFFFE, 0xE000, len(item)) + item
+    sequence = struct.pack("<HH2sHI", 0, 0, b"SQ", 0, len(body)) + body
+    found = scan(sequence + encode(objects.ct()), ExplicitVRLittleEndian)
+    assert (found.problem, found.plain_items) == (None, False)
+    tags = [element[0] for element in found.elements]
+    assert tags[0] == 0
+    assert 0x00321060 not in tags
+
+
 def test_scan_reads_implicit_vr_items_by_the_dictionary() -> None:
     def item_holding(value: bytes) -> bytes:
         item = implicit(0x00321060, value)  # Requested Procedure Description, LO
