@@ -89,6 +89,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from machine import Probe
+
 FRESH_TARGET_MS = 10.0
 #: A synthetic patient in a test, through the fixture: its call less the baseline's.
 PATIENT_TARGET_MS = 20.0
@@ -456,6 +458,7 @@ def main() -> None:
     if importlib.util.find_spec("xdist") is None:
         parser.error("pytest-xdist is not installed: pip install -e '.[test]'")
     started = time.perf_counter()
+    probe = Probe.start()
 
     with tempfile.TemporaryDirectory(prefix="simdaemon-fixtures-") as name:
         folder = Path(name)
@@ -543,7 +546,7 @@ def main() -> None:
             )
         )
 
-    print(f"CPUs: {cpu_counts()}")
+    print(f"CPUs: {cpu_counts()}; {probe.describe()}")
     print(
         f"Python {sys.version.split()[0]}, pytest {version('pytest')}, "
         f"pytest-xdist {version('pytest-xdist')}, pynetdicom {version('pynetdicom')}"

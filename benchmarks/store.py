@@ -55,6 +55,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 # peers.py sits next to this script, and a script's folder is first on sys.path.
+from machine import Probe
 from peers import (
     HOST,
     SIZE,
@@ -184,6 +185,7 @@ def main() -> None:
     tree = Path(simdaemon.__file__).resolve().parent.parent
     senders = {STORESCU_ROW: send_storescu, PYNETDICOM_ROW: send_pynetdicom}
     load_before = os.getloadavg()
+    probe = Probe.start()
     cells: dict[tuple[str, str], Cell] = {}
     with tempfile.TemporaryDirectory(prefix="simdaemon-store-bench-") as temp:
         folder = Path(temp)
@@ -220,6 +222,7 @@ def main() -> None:
         f"association; {args.rounds} rounds, medians; {os.cpu_count()} CPUs ({model}); load "
         f"average {load_before[0]:.2f} before, {load_after[0]:.2f} after"
     )
+    print(probe.describe())
     print()
     columns = list(targets)
     print_rates("sender", list(senders), columns, cells, args.slices)
