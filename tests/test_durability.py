@@ -117,6 +117,7 @@ def test_check_and_repair_report_and_fix_inconsistencies(tmp_path: Path) -> None
     assert found.partial_files == (partial,)
     assert not found.ok
     assert "1 instance row(s) without a file" in found.describe()
+    assert archive.check(at_start=True) == found  # the start's reading, on the writer
 
     archive.repair(found)
     after = archive.check()
@@ -127,6 +128,29 @@ def test_check_and_repair_report_and_fix_inconsistencies(tmp_path: Path) -> None
     assert not partial.exists()
     assert [p.read_bytes() for p in (archive.folder / "orphans").iterdir()] == [b"orphan"]
     archive.close()
+
+
+def test_a_daemon_starting_on_an_inconsistent_archive_repairs_it(tmp_path: Path) -> None:
+    """What start() finds and repairs, reading the rows on the writer's connection."""
+    config = load(_config_file(tmp_path))
+    daemon = Daemon(config).start()
+    ds = objects.ct()
+    scu.store(daemon, [ds])
+    daemon.stop()
+    with Archive(tmp_path / "archive") as archive:
+        stray = archive.files / "1.2.3" / "4.5" / "6.7.dcm"
+        stray.parent.mkdir(parents=True)
+        stray.write_bytes(b"orphan")
+        (archive.incoming / "deadbeef.part").write_bytes(b"half")
+    daemon = Daemon(config).start()
+    try:
+        assert daemon.consistency is not None
+        assert daemon.consistency.orphan_files == (stray,)
+        assert len(daemon.consistency.partial_files) == 1
+        assert daemon.archive.check().ok
+        assert daemon.archive.instance(ds.SOPInstanceUID) is not None
+    finally:
+        daemon.stop()
 
 
 def _config_file(folder: Path) -> Path:
