@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import struct
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.uid import UID
@@ -33,7 +34,7 @@ from pydicom.uid import UID
 from simdaemon.charset import TEXT_VRS, VALUE_WIDTHS
 from simdaemon.validation import Problem
 
-__all__ = ["VRS", "Scan", "check", "element_name", "scan"]
+__all__ = ["UNDEFINED_LENGTH", "VRS", "Scan", "TopLevel", "check", "element_name", "scan"]
 
 #: The value representations of PS3.5 table 6.2-1.
 VRS = frozenset(
@@ -43,7 +44,8 @@ VRS = frozenset(
 )  # fmt: skip
 #: Explicit VRs with two reserved bytes and a 32-bit length (PS3.5 table 7.1-1).
 _LONG = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
-_UNDEFINED = 0xFFFFFFFF
+#: The value length of an element or item that ends at a delimitation item.
+UNDEFINED_LENGTH = 0xFFFFFFFF
 _ITEM = 0xFFFEE000
 _ITEM_END = 0xFFFEE00D
 _SEQUENCE_END = 0xFFFEE0DD
@@ -86,9 +88,18 @@ class _Level:
     seen: set[int] = field(default_factory=set)
 
 
-#: A top-level element as the walk found it: tag, VR (``None``: Implicit VR), value length
-#: (``0xFFFFFFFF``: undefined) and the offset of its value.
-TopLevel = tuple[int, str | None, int, int]
+class TopLevel(NamedTuple):
+    """A top-level element as the walk found it."""
+
+    tag: int
+    #: ``None``: Implicit VR.
+    vr: str | None
+    #: The value's length; :data:`UNDEFINED_LENGTH` for a sequence ended by its delimiter.
+    length: int
+    #: Where the element's tag starts.
+    header: int
+    #: Where its value starts.
+    value: int
 
 
 @dataclass(frozen=True)
@@ -104,8 +115,7 @@ class Scan:
     #: length that pydicom may read otherwise than this walk). The top-level elements do not
     #: count: the import decodes and checks those in any case.
     plain_items: bool
-    #: Each top-level element's tag, VR (``None``: Implicit VR), value length and where its
-    #: value starts, in order; empty when the walk stopped at a problem. What
+    #: Each top-level element, in order; empty when the walk stopped at a problem. What
     #: :func:`simdaemon.reading.read_scanned` builds pydicom's reading from.
     elements: tuple[TopLevel, ...] = ()
 
@@ -209,7 +219,7 @@ def _item(data: bytes, pos: int, tag: int, limit: int, level: _Level, stack: lis
         )
     (length,) = _U32.unpack_from(data, pos + 4)
     start = pos + 8
-    if length == _UNDEFINED:
+    if length == UNDEFINED_LENGTH:
         stack.append(_Level(end=None, items=False, implicit=level.implicit, owner=level.owner))
         return start
     if start + length > limit:
@@ -318,8 +328,8 @@ def _element(
     vr, length, header = _header(data, pos, tag, level)
     start = pos + header
     if level.owner is None:
-        elements.append((tag, vr, length, start))
-    if length == _UNDEFINED:
+        elements.append(TopLevel(tag, vr, length, pos, start))
+    if length == UNDEFINED_LENGTH:
         if vr == "UN" or _is_sequence(tag, vr) or (vr is None and _private_unknown(tag)):
             implicit = True if vr == "UN" else level.implicit  # UN: CP-246, Implicit VR inside
             if vr == "UN":

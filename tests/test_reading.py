@@ -23,6 +23,7 @@ from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from simdaemon import reading
 from simdaemon.importer import received_from
 from simdaemon.reading import read_scanned
 from simdaemon.synthetic import synthetic_patient
@@ -167,16 +168,92 @@ def test_character_set_terms_read_alike(charset: str) -> None:
     assert_same_reading(encode(ds), False)
 
 
-def test_what_pydicom_reads_otherwise_is_left_to_pydicom() -> None:
-    """A UN of undefined length (read as a sequence), and Implicit VR whose first element
-    looks Explicit (pydicom switches, with a warning): the same reading, pydicom's."""
+def test_a_un_of_undefined_length_is_read_by_pydicom() -> None:
+    """pydicom reads it as a sequence, looking inside: the same reading, pydicom's, warning
+    once for an unknown character set term, not again for a start made before it."""
     item = implicit(0x00081150, b"1.2.3\0")  # Implicit VR inside, as CP-246 has it
     un = _undefined_sequence(0x00081140, item, vr=b"UN")
     assert_same_reading(splice(objects.ct(), un, at=0x00081140), False)
+    charset = explicit(0x00080005, "CS", b"ISO_IR 999")
+    sequence = _undefined_sequence(0x00081032, explicit(0x00080100, "SH", b"X"))
+    later_un = _undefined_sequence(0x00291010, implicit(0x00100010, b"AB"), vr=b"UN")
+    assert_same_reading(charset + sequence + later_un, False)
+
+
+def test_implicit_vr_that_looks_explicit_is_read_by_pydicom() -> None:
+    """pydicom switches to Explicit VR, with a warning: the same reading, pydicom's."""
     first = implicit(0x00080008, b"A" * 0x4141)  # its length's low bytes read "AA"
     rest = encode(objects.ct(), implicit=True)
     data = first + rest[rest.index(struct.pack("<HH", 0x0008, 0x0016)) :]
     assert_same_reading(data, True)
+
+
+def test_a_character_set_of_undefined_length_fails_as_in_pydicom() -> None:
+    data = _undefined_sequence(0x00080005) + explicit(0x00100020, "LO", b"ID")
+    scanned = scan(data, ExplicitVRLittleEndian)
+    assert scanned.problem is None
+    with pytest.raises(Exception) as theirs:  # noqa: PT011 - whatever pydicom raises
+        read_dataset(BytesIO(data), False, True)
+    with pytest.raises(theirs.type):
+        read_scanned(data, scanned, False)
+
+
+def _desynchronizing() -> bytes:
+    """A top-level sequence of undefined length whose items pydicom ends elsewhere.
+
+    Its item holds a UN of undefined length; inside it, by the scan's Implicit VR reading,
+    one element whose length's bytes read "OB\\0\\0". pydicom reads that as an Explicit
+    VR OB with a 4-byte length, closes both sequences early and finds a Patient ID "EVIL" at
+    the top level; the scan skips the value and finds "GOOD" after the delimiters.
+    """
+    end_item, end_sequence = (
+        struct.pack("<HHI", 0xFFFE, 0xE00D, 0),
+        struct.pack("<HHI", 0xFFFE, 0xE0DD, 0),
+    )
+    closing = end_item + end_sequence + end_item + end_sequence
+    length = 0x424F  # little endian "OB\0\0"
+    filler = b"\0" * 8
+    hidden = filler + closing + explicit(0x00100020, "LO", b"EVIL")
+    after = closing + explicit(0x00100020, "LO", b"GOOD")
+    swallowed = length - 4 - len(hidden) - 12 + len(after)  # pydicom's OB takes the rest
+    value = struct.pack("<I", len(filler)) + hidden
+    value += struct.pack("<HH2sHI", 0x0099, 0x1000, b"OB", 0, swallowed)
+    value += b"\0" * (length - len(value))
+    element = struct.pack("<HHI", 0x0010, 0x0010, length) + value  # odd: not padded
+    un_item = struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF) + element
+    un = struct.pack("<HH2sHI", 0x0040, 0xA730, b"UN", 0, 0xFFFFFFFF) + un_item
+    item = struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF) + un
+    top = struct.pack("<HH2sHI", 0x0008, 0x1140, b"SQ", 0, 0xFFFFFFFF) + item
+    return explicit(0x00080016, "UI", b"1.2\0") + top + after
+
+
+def test_a_sequence_pydicom_ends_elsewhere_than_the_scan_is_read_by_pydicom() -> None:
+    """Else the index would say one Patient ID and every later reading of the file another."""
+    data = _desynchronizing()
+    scanned = scan(data, ExplicitVRLittleEndian)
+    assert scanned.problem is None
+    assert [e.tag for e in scanned.elements][-1] == 0x00100020  # the scan's "GOOD"
+    assert_same_reading(data, False)
+    assert read_scanned(data, scanned, False).PatientID == "EVIL"  # as pydicom reads it
+
+
+def test_sequences_of_undefined_length_are_read_without_a_second_walk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fast path is the one taken for what pydicom writes and peers send."""
+    monkeypatch.setattr(reading, "_pydicom", _not_called)
+    inner = _undefined_sequence(0x00081199, explicit(0x00081150, "UI", b"1.2.3\0"))
+    sequence = _undefined_sequence(0x00081140, explicit(0x00081150, "UI", b"1.2\0") + inner)
+    data = splice(objects.ct(), sequence, at=0x00081140)
+    got = read_scanned(data, scan(data, ExplicitVRLittleEndian), False)
+    item = got.ReferencedImageSequence[0]
+    assert item.ReferencedSOPSequence[0].ReferencedSOPClassUID == "1.2.3"
+    assert_same_reading(data, False)
+
+
+def _not_called(data: bytes, implicit: bool) -> Dataset:
+    """Stands in for ``reading._pydicom`` where it must not be called."""
+    raise AssertionError("pydicom was asked to read the data set again")
 
 
 def test_a_scan_that_found_a_problem_is_refused() -> None:
@@ -194,6 +271,9 @@ def _well_formed_mutants() -> st.SearchStrategy[tuple[bytes, bool]]:
         for make in (objects.ct, objects.rt_struct, lambda: objects.rt_plan(beams=2))
         for implicit_vr in (False, True)
     ]
+    referenced = explicit(0x00081150, "UI", b"1.2.3\0") + explicit(0x00081030, "LO", b"Text")
+    sequence = _undefined_sequence(0x00081140, referenced, referenced)
+    bases.append((splice(objects.ct(), sequence, at=0x00081140), False))  # read_sequence
 
     @st.composite
     def mutant(draw: st.DrawFn) -> tuple[bytes, bool]:
