@@ -183,6 +183,11 @@ def _walk(data: bytes, implicit: bool, elements: list[TopLevel]) -> bool:
     return plain[0]
 
 
+def _holder(level: _Level) -> str:
+    """What holds the elements of ``level``, in words: the data set or an item of a sequence."""
+    return "the data set" if level.owner is None else f"an item of {element_name(level.owner)}"
+
+
 def _unterminated(level: _Level, pos: int, limit: int, size: int) -> None:
     """Raise for a data set, item or sequence whose bytes stop short."""
     where = element_name(level.owner) if level.owner is not None else "the data set"
@@ -291,12 +296,7 @@ def _element(
             "sequence-structure",
             _say("misplaced item tag {}", tag),
             f"element {element_name(tag)} is an item or delimitation tag, found among the "
-            "elements of "
-            + (
-                f"an item of {element_name(level.owner)}"
-                if level.owner is not None
-                else "the data set"
-            ),
+            "elements of " + _holder(level),
         )
     if tag >> 16 == 0x0002 and level.owner is None:
         raise _Malformed(
@@ -309,12 +309,7 @@ def _element(
         raise _Malformed(
             "duplicate-element",
             _say("duplicate element {}", tag),
-            f"element {element_name(tag)} occurs twice in "
-            + (
-                f"an item of {element_name(level.owner)}"
-                if level.owner is not None
-                else "the data set"
-            ),
+            f"element {element_name(tag)} occurs twice in " + _holder(level),
         )
     if tag < level.last:
         raise _Malformed(
