@@ -75,6 +75,7 @@ def read_scanned(data: bytes, scanned: Scan, implicit: bool) -> Dataset:
     # What pydicom's element generator reads later sequences with.
     encoding: str | MutableSequence[str] = default_encoding
     for index, (tag, vr, length, _, start) in enumerate(found):
+        key = BaseTag(tag)
         if length == UNDEFINED_LENGTH:  # an Explicit VR sequence (_left_to_pydicom)
             source = BytesIO(data)
             source.seek(start)
@@ -82,9 +83,7 @@ def read_scanned(data: bytes, scanned: Scan, implicit: bool) -> Dataset:
             after = found[index + 1].header if index + 1 < len(found) else len(data)
             if source.tell() != after:  # pydicom's items end elsewhere than the scan's
                 return _pydicom(data, implicit)
-            elements[BaseTag(tag)] = DataElement(
-                BaseTag(tag), "SQ", sequence, start, is_undefined_length=True
-            )
+            elements[key] = DataElement(key, "SQ", sequence, start, is_undefined_length=True)
             continue
         value = (
             data[start : start + length]
@@ -93,9 +92,7 @@ def read_scanned(data: bytes, scanned: Scan, implicit: bool) -> Dataset:
         )
         if tag == _CHARSET:
             encoding = convert_encodings(convert_string(value or b"", True))
-        elements[BaseTag(tag)] = RawDataElement(
-            BaseTag(tag), vr, length, value, start, implicit, True
-        )
+        elements[key] = RawDataElement(key, vr, length, value, start, implicit, True)
     dataset = Dataset(elements, parent_encoding=default_encoding)
     charset = elements.get(BaseTag(_CHARSET))
     if isinstance(charset, RawDataElement):  # as read_dataset takes it, converted
