@@ -60,13 +60,13 @@ def _encoded(dataset: Dataset) -> Any:
 
 
 def _converted(dataset: Dataset) -> list[tuple[Any, ...]]:
-    """Every element converted, items included: tag, VR and value as a test sees them."""
+    """Every element converted, items included: tag, VR, the value's type and the value."""
     out: list[tuple[Any, ...]] = []
     for element in dataset.iterall():
         value = element.value
         if element.VR == "SQ":
             value = len(value)
-        out.append((element.tag, element.VR, str(value)))
+        out.append((element.tag, element.VR, type(value).__name__, str(value)))
     return out
 
 
