@@ -154,9 +154,12 @@ def test_config_written_through_the_api_equals_config_check(
 ) -> None:
     """The same TOML, once through `simdaemon config --check` and once through PUT."""
     current = simdaemon.config
+    # port = 0: without it the daemon restarts on the default 51402, which another test or
+    # process may hold (a fixed port is what made this test fail once under xdist).
     text = f"""
 [daemon]
 ae_title = "ARIA15"
+port = 0
 archive = {json.dumps(current.daemon.archive.as_posix())}
 max_associations = 4
 
