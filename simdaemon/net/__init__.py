@@ -102,7 +102,12 @@ Extended (ours calls upstream, then adds):
 - ``pynetdicom.dul.DULServiceProvider.__init__``: replaces ``to_user_queue`` with a queue that
   wakes the association loop; adds the wake-up socket pair, ``ending`` and the ``saboteur``
   (``outgoing.WakingDUL``: the queue and the socket pair).
-- ``pynetdicom.dul.DULServiceProvider.send_pdu``: marks ``ending`` for a primitive that ends the
+- ``pynetdicom.dul.DULServiceProvider.send_pdu``: a P-DATA from a thread other than the DUL's
+  (acceptor only) is sent at once by that thread when the association is in Sta6 with no
+  event and no primitive waiting: it queues it and runs the state machine's Evt9 (DT-1)
+  itself, under a lock the DUL loop holds for each of its turns (EVT_PDU_SENT and
+  EVT_FSM_TRANSITION then fire on that thread); otherwise, and for every other primitive,
+  upstream's. It marks ``ending`` for a primitive that ends the
   association (A-ABORT, A-P-ABORT, ``EndAsFault``, A-RELEASE response, A-ASSOCIATE reject),
   then wakes the DUL loop (``outgoing.WakingDUL``: wakes it if it waits; its ``send_pdus``
   calls upstream's for each fragment of a message, then wakes it once).

@@ -1,0 +1,97 @@
+"""Responses the association thread sends itself keep their place behind queued ones.
+
+A P-DATA the daemon answers with is sent from the thread that made it when the DUL reactor
+has nothing queued before it (``EventDrivenDUL._send_now``); otherwise it is queued for the
+reactor. Either way the peer reads the responses in the order they were made.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import pytest
+from pynetdicom.dul import DULServiceProvider
+from pynetdicom.pdu_primitives import P_DATA
+
+import simdaemon.server
+from simdaemon.net.commands import command_set
+from tests.adversarial import pdus
+from tests.conftest import CLIENT, MakeDaemon
+
+VERIFICATION = "1.2.840.10008.1.1"
+
+
+def echo_response(replied: int) -> bytes:
+    """A C-ECHO-RSP command set (success) answering message ``replied``."""
+    return command_set(
+        [
+            (0x0002, (VERIFICATION, b"\0")),
+            (0x0100, 0x8030),  # C-ECHO-RSP
+            (0x0120, replied),
+            (0x0800, 0x0101),
+            (0x0900, 0x0000),
+        ]
+    )
+
+
+def answered(body: bytes) -> int:
+    """The Message ID Being Responded To (0000,0120) of a P-DATA-TF holding one command."""
+    command = body[6:]  # item length (4), context ID (1), message control header (1)
+    at = 0
+    while at < len(command):
+        group, element, length = struct.unpack_from("<HHI", command, at)
+        if (group, element) == (0x0000, 0x0120):
+            return int(struct.unpack_from("<H", command, at + 8)[0])
+        at += 8 + length
+    raise AssertionError(f"no (0000,0120) in {command!r}")
+
+
+def pdata(context_id: int, command: bytes) -> P_DATA:
+    primitive = P_DATA()
+    primitive.presentation_data_value_list.append((context_id, b"\x03" + command))
+    return primitive
+
+
+def test_a_response_never_overtakes_one_queued_before_it(
+    make_daemon: MakeDaemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answer = simdaemon.server.handle_echo
+
+    def echo_after_two_more(event: Any, context: Any, plan: Any) -> Any:
+        dul = event.assoc.dul
+        context_id = event.context.context_id
+        with dul._machine:  # between two turns of the reactor, which is then asleep
+            DULServiceProvider.send_pdu(dul, pdata(context_id, echo_response(101)))
+        # Queued, not yet sent: this one must go behind it, not straight to the socket.
+        dul.send_pdu(pdata(context_id, echo_response(102)))
+        return answer(event, context, plan)
+
+    monkeypatch.setattr(simdaemon.server, "handle_echo", echo_after_two_more)
+    daemon = make_daemon(trusted=[CLIENT])
+    raw = pdus.connect(daemon.address)
+    try:
+        raw.sendall(pdus.associate_rq(CLIENT["ae_title"], daemon.ae_title))
+        accepted = pdus.read_pdu(raw)
+        assert accepted is not None
+        assert accepted[0] == pdus.ASSOCIATE_AC
+        request = command_set(
+            [
+                (0x0002, (VERIFICATION, b"\0")),
+                (0x0100, 0x0030),  # C-ECHO-RQ
+                (0x0110, 7),
+                (0x0800, 0x0101),
+            ]
+        )
+        value = b"\x01\x03" + request  # context 1, last command fragment
+        raw.sendall(pdus.header(pdus.P_DATA, 4 + len(value)) + struct.pack(">L", len(value)))
+        raw.sendall(value)
+        order = []
+        for _ in range(3):
+            received = pdus.read_pdu(raw)
+            assert received is not None
+            assert received[0] == pdus.P_DATA
+            order.append(answered(received[1]))
+    finally:
+        raw.close()
+    assert order == [101, 102, 7]
