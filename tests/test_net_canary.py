@@ -110,7 +110,8 @@ UPSTREAM = (
             "simdaemon.net.acceptor.EventDrivenDUL.send_pdu",
             "simdaemon.net.outgoing.WakingDUL.send_pdu",
         ),
-        "ours marks the association as ending, calls it, then wakes the DUL loop: check "
+        "ours sends a small P-DATA itself when nothing waits (EventDrivenDUL._send_now), else "
+        "marks the association as ending, calls it, then wakes the DUL loop: check "
         "primitives still go through to_provider_queue.",
         "7cbce5da8594124e9e70c790a68df640d21df11af4220783e752bc607de8dde6",
     ),
@@ -170,9 +171,13 @@ UPSTREAM = (
     ),
     Upstream(
         "pynetdicom.fsm.DT_1",
-        ("simdaemon.net.direct.DirectStore.store",),
+        (
+            "simdaemon.net.direct.DirectStore.store",
+            "simdaemon.net.acceptor.EventDrivenDUL._send_now",
+        ),
         "a DirectStore sends P-DATA on the lent socket without the state machine, which stays "
-        "in Sta6: check DT-1 still only sends the PDU and stays in Sta6.",
+        "in Sta6, and _send_now runs DT-1 on the association thread: check DT-1 still only "
+        "takes the front of to_provider_queue, sends the PDU and stays in Sta6.",
         "82e5c5d4114534fa9ac86124c7c7ef11ff2b98bc73069372cbe413af9df19081",
     ),
     # Relied on unchanged.
@@ -187,13 +192,28 @@ UPSTREAM = (
     Upstream(
         "pynetdicom.dul.DULServiceProvider._is_transport_event",
         (
-            "simdaemon.net.acceptor.EventDrivenDUL.run_reactor",
+            "simdaemon.net.acceptor.EventDrivenDUL._turn",
             "simdaemon.net.outgoing.WakingDUL._is_transport_event",
         ),
         "ours calls it on every turn that finds the event queue empty, even right after "
         "queuing a primitive's event, and WakingDUL skips it while the socket is lent: check "
         "it still reads at most one PDU and is safe then.",
         "8725ed03bb8fbdefef249d5d9888c120e6277d7b6aa2c4f537e23027186e1253",
+    ),
+    Upstream(
+        "pynetdicom.transport.AssociationSocket.send",
+        ("simdaemon.net.acceptor.EventDrivenDUL._send_now",),
+        "_send_now sends on the association thread and counts on a failed send queuing Evt17 "
+        "for the reactor, not raising: check it still catches the error and queues Evt17.",
+        "1ea8158c0b51facac667a0340b93f495b947fdc4f55663946fb30d456c804e09",
+    ),
+    Upstream(
+        "pynetdicom.fsm.StateMachine.do_action",
+        ("simdaemon.net.acceptor.EventDrivenDUL._send_now",),
+        "_send_now runs Evt9 from the association thread under the lock the reactor holds for "
+        "its turns: check the action still only runs the transition's function, fires "
+        "EVT_FSM_TRANSITION and sets the state, with no thread of its own.",
+        "9a883f44c7f31641b7847b97b51a72abdd31a3c8a9d31031cae7f7d929383dd9",
     ),
     Upstream(
         "pynetdicom.dul.DULServiceProvider.receive_pdu",

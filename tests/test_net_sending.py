@@ -7,6 +7,7 @@ reactor. Either way the peer reads the responses in the order they were made.
 
 from __future__ import annotations
 
+import socket
 import struct
 from typing import Any
 
@@ -15,7 +16,9 @@ from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu_primitives import P_DATA
 
 import simdaemon.server
+from simdaemon.net.acceptor import EventDrivenDUL
 from simdaemon.net.commands import command_set
+from tests import scu
 from tests.adversarial import pdus
 from tests.conftest import CLIENT, MakeDaemon
 
@@ -95,3 +98,75 @@ def test_a_response_never_overtakes_one_queued_before_it(
     finally:
         raw.close()
     assert order == [101, 102, 7]
+
+
+def associate_and_echo(daemon: Any) -> socket.socket:
+    """A raw connection, associated as CLIENT, that has sent C-ECHO-RQ 7."""
+    raw = pdus.connect(daemon.address)
+    raw.sendall(pdus.associate_rq(CLIENT["ae_title"], daemon.ae_title))
+    accepted = pdus.read_pdu(raw)
+    assert accepted is not None
+    assert accepted[0] == pdus.ASSOCIATE_AC
+    request = command_set(
+        [
+            (0x0002, (VERIFICATION, b"\0")),
+            (0x0100, 0x0030),  # C-ECHO-RQ
+            (0x0110, 7),
+            (0x0800, 0x0101),
+        ]
+    )
+    value = b"\x01\x03" + request  # context 1, last command fragment
+    raw.sendall(pdus.header(pdus.P_DATA, 4 + len(value)) + struct.pack(">L", len(value)) + value)
+    return raw
+
+
+def test_answers_leave_from_the_thread_that_made_them(
+    make_daemon: MakeDaemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent_now: list[bool] = []
+    send_now = EventDrivenDUL._send_now
+
+    def recording(self: EventDrivenDUL, primitive: P_DATA) -> bool:
+        sent = send_now(self, primitive)
+        sent_now.append(sent)
+        return sent
+
+    monkeypatch.setattr(EventDrivenDUL, "_send_now", recording)
+    daemon = make_daemon(trusted=[CLIENT])
+    assoc = scu.associate(daemon)
+    try:
+        statuses = [assoc.send_c_echo().Status for _ in range(20)]
+    finally:
+        assoc.release()
+    assert statuses == [0x0000] * 20
+    assert len(sent_now) == 20
+    # Queued when the reactor's turn outlasts SEND_NOW_WAIT_S (a loaded machine): not all.
+    assert sent_now.count(True) >= 10
+
+
+def test_an_answer_to_a_connection_gone_ends_the_association_and_the_daemon_serves_on(
+    make_daemon: MakeDaemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answer = simdaemon.server.handle_echo
+    broken: list[int] = []
+
+    def echo_on_a_broken_connection(event: Any, context: Any, plan: Any) -> Any:
+        if not broken:  # the first answer's send fails: nothing can be written any more
+            broken.append(event.request.MessageID)  # first: the peer sees the end at once
+            event.assoc.dul.socket.socket.shutdown(socket.SHUT_WR)
+        return answer(event, context, plan)
+
+    monkeypatch.setattr(simdaemon.server, "handle_echo", echo_on_a_broken_connection)
+    daemon = make_daemon(trusted=[CLIENT])
+    raw = associate_and_echo(daemon)
+    try:
+        assert pdus.read_pdu(raw) is None  # closed, no answer
+    finally:
+        raw.close()
+    assert broken == [7]
+    assoc = scu.associate(daemon)
+    try:
+        assert assoc.send_c_echo().Status == 0x0000
+    finally:
+        assoc.release()
+    daemon.raise_errors()

@@ -102,11 +102,13 @@ Extended (ours calls upstream, then adds):
 - ``pynetdicom.dul.DULServiceProvider.__init__``: replaces ``to_user_queue`` with a queue that
   wakes the association loop; adds the wake-up socket pair, ``ending`` and the ``saboteur``
   (``outgoing.WakingDUL``: the queue and the socket pair).
-- ``pynetdicom.dul.DULServiceProvider.send_pdu``: a P-DATA from a thread other than the DUL's
-  (acceptor only) is sent at once by that thread when the association is in Sta6 with no
-  event and no primitive waiting: it queues it and runs the state machine's Evt9 (DT-1)
-  itself, under a lock the DUL loop holds for each of its turns (EVT_PDU_SENT and
-  EVT_FSM_TRANSITION then fire on that thread); otherwise, and for every other primitive,
+- ``pynetdicom.dul.DULServiceProvider.send_pdu``: a P-DATA of at most ``SEND_NOW_MAX`` bytes
+  from a thread other than the DUL's (acceptor only) is sent at once by that thread
+  (``EventDrivenDUL._send_now``) when the association is in Sta6, no event and no primitive
+  waits, the DUL loop is between turns (the lock it holds for each is free) and the socket is
+  writable: it queues it and runs the state machine's Evt9 (DT-1) itself, under that lock
+  (EVT_PDU_SENT, EVT_DATA_SENT and EVT_FSM_TRANSITION then fire on that thread); an exception
+  there aborts the association as on the DUL loop. Otherwise, and for every other primitive,
   upstream's. It marks ``ending`` for a primitive that ends the
   association (A-ABORT, A-P-ABORT, ``EndAsFault``, A-RELEASE response, A-ASSOCIATE reject),
   then wakes the DUL loop (``outgoing.WakingDUL``: wakes it if it waits; its ``send_pdus``
@@ -140,6 +142,10 @@ Relied on unchanged (ours feeds or copies their behaviour):
   once per process and copies the contexts it stored into each daemon's AE.
 - ``pynetdicom.dul.DULServiceProvider._is_transport_event``: called on every turn that finds
   the event queue empty, even when a primitive's event was just queued.
+- ``pynetdicom.transport.AssociationSocket.send``: a failed send queues Evt17 instead of
+  raising, so ``EventDrivenDUL._send_now`` leaves a lost connection to the DUL loop.
+- ``pynetdicom.fsm.StateMachine.do_action``: runs an action on the calling thread, so
+  ``_send_now`` can run Evt9 under the DUL loop's lock.
 - ``pynetdicom.dul.DULServiceProvider.receive_pdu``: passes on the ``None`` that
   ``give_up_waiting_for_request`` queues.
 - ``pynetdicom.association.Association.run_reactor``: an acceptor ends its thread on ``None``

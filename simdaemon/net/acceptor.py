@@ -69,6 +69,11 @@ MAX_WAIT_S = 0.05
 PRE_REQUEST_MAX_WAIT_S = 1.0
 
 
+#: Largest P-DATA (its values' bytes) a thread other than the reactor sends itself; a larger
+#: one is queued for the reactor (see :meth:`EventDrivenDUL._send_now`).
+SEND_NOW_MAX = 64 * 1024
+#: Longest that thread waits for the reactor to finish its turn before queueing instead.
+SEND_NOW_WAIT_S = 0.001
 #: Most bytes read from a socket at once; a PDU's buffer grows by what actually arrived.
 READ_CHUNK = 256 * 1024
 #: ``recv`` without blocking where the platform has it; elsewhere one read per ready socket.
@@ -130,6 +135,8 @@ class EventDrivenDUL(DULServiceProvider):
         #: Held by the reactor for each turn of the state machine, and by another thread
         #: sending a P-DATA itself (:meth:`_send_now`): one of them acts at a time.
         self._machine = threading.Lock()
+        #: Set (under that lock) when the reactor has stopped, whatever stopped it.
+        self._ended = False
 
     def give_up_waiting_for_request(self) -> None:
         """Release an association thread still waiting for its A-ASSOCIATE-RQ.
@@ -166,24 +173,69 @@ class EventDrivenDUL(DULServiceProvider):
         response on two cores (a C-STORE-RSP to storescu, which waits for each). The state
         machine's own action runs here instead (Sta6 + Evt9, DT-1: send the P-DATA-TF; the
         state stays Sta6), under the lock the reactor holds for each of its turns, and only
-        when the reactor would run it next itself: established, nothing queued before it,
-        no event waiting. Otherwise - and on the reactor's own thread - it is queued.
+        when the reactor would run it next itself: established, no event waiting, nothing
+        queued before it (checked and queued at once, under the queue's own lock, against
+        another thread's A-ABORT). Otherwise the caller queues it, as upstream, when:
+
+        - it runs on the reactor's thread;
+        - the socket would not take the bytes at once, or something is queued: a peer that
+          reads slowly holds back the reactor, as upstream, not the thread producing
+          responses (a C-FIND's query budget keeps counting the query, not the peer);
+        - the reactor's turn lasts longer than :data:`SEND_NOW_WAIT_S` (one is a few
+          microseconds unless it is blocked in a send), or the lock is this thread's own
+          (an event handler sending from inside a send);
+        - the P-DATA is larger than :data:`SEND_NOW_MAX`.
+
+        A send that fails on a closed connection queues Evt17 (pynetdicom's socket), for the
+        reactor, which is woken; an exception in the action aborts the association, as it
+        does on the reactor.
         """
-        if threading.current_thread() is self:
+        if threading.current_thread() is self or not self._small(primitive):
             return False
-        with self._machine:
-            if (
-                self._kill_thread
-                or self.state_machine.current_state != "Sta6"
-                or not self.event_queue.empty()
-                or not self.to_provider_queue.empty()
-            ):
+        if self.to_provider_queue.queue or not self._writable():
+            return False  # the reactor is behind, or the peer is: no waiting for either
+        if not self._machine.acquire(timeout=SEND_NOW_WAIT_S):
+            return False
+        try:
+            if self._kill_thread or self._ended or self.state_machine.current_state != "Sta6":
                 return False
-            self.to_provider_queue.put(primitive)
-            self.state_machine.do_action("Evt9")
+            if not self.event_queue.empty():
+                return False
+            waiting = self.to_provider_queue
+            with waiting.mutex:
+                if waiting.queue:
+                    return False
+                waiting.queue.append(primitive)
+            try:
+                self.state_machine.do_action("Evt9")
+            except Exception as exc:  # noqa: BLE001 - as on the reactor: abort, never corrupt state
+                LOGGER.error("exception sending a P-DATA, aborting association: %r", exc)
+                self._abort_after_exception(0x00)
+                self._wake()  # the reactor sees it is killed
+                return True
             if not self.event_queue.empty():  # the send failed (Evt17): the reactor acts on it
                 self._wake()
-        return True
+            return True
+        finally:
+            self._machine.release()
+
+    @staticmethod
+    def _small(primitive: P_DATA) -> bool:
+        """Whether a P-DATA is a response-sized one (what the daemon sends most)."""
+        return (
+            sum(len(value) for _, value in primitive.presentation_data_value_list) <= SEND_NOW_MAX
+        )
+
+    def _writable(self) -> bool:
+        """Whether the connection's socket would take bytes now, without waiting."""
+        raw = self.socket.socket if self.socket is not None else None
+        if raw is None or raw.fileno() < 0:
+            return False
+        try:
+            _, ready, _ = select.select([], [raw], [], 0)
+        except (OSError, ValueError):
+            return False
+        return bool(ready)
 
     def kill_dul(self) -> None:
         """Stop the reactor without waiting for its next timeout."""
@@ -440,6 +492,8 @@ class EventDrivenDUL(DULServiceProvider):
                     return
                 idle = turned
         finally:
+            with self._machine:
+                self._ended = True  # nothing is sent past a reactor that is gone
             self._wake_r.close()
             self._wake_w.close()
             self.user_wake.set()  # the association thread notices the DUL has ended

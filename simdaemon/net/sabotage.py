@@ -1,8 +1,9 @@
 """Ending an association the daemon serves as an injected fault: the primitives.
 
 :mod:`simdaemon.injection` decides when a fault fires; this module carries out the ending,
-on the association's DUL thread - the one that owns pynetdicom's state machine - so a fault
-never races the state machine or the responses already queued for the peer:
+on the association's DUL thread - which runs pynetdicom's state machine, under the lock a
+response sent by the association thread itself also takes - so a fault never races the
+state machine or the responses already queued for the peer:
 
 * :func:`fail_association` queues an :class:`EndAsFault` behind whatever the association
   thread already queued (a C-FIND's pending responses, a C-MOVE's progress);
