@@ -105,10 +105,11 @@ Extended (ours calls upstream, then adds):
 - ``pynetdicom.dul.DULServiceProvider.send_pdu``: a P-DATA of at most ``SEND_NOW_MAX`` bytes
   from a thread other than the DUL's (acceptor only) is sent at once by that thread
   (``EventDrivenDUL._send_now``) when the association is in Sta6, no event and no primitive
-  waits, the DUL loop is between turns (the lock it holds for each is free) and the socket is
-  writable: it queues it and runs the state machine's Evt9 (DT-1) itself, under that lock
-  (EVT_PDU_SENT, EVT_DATA_SENT and EVT_FSM_TRANSITION then fire on that thread); an exception
-  there aborts the association as on the DUL loop. Otherwise, and for every other primitive,
+  waits, the socket is writable and the DUL loop ends its turn within ``SEND_NOW_WAIT_S``
+  (the lock it holds for each): it queues it and runs the state machine's Evt9 (DT-1)
+  itself, under that lock (EVT_PDU_SENT, EVT_DATA_SENT and EVT_FSM_TRANSITION then fire on
+  that thread); an exception there is logged and aborts the association (reason 0x00), as
+  the DUL loop does for one outside the state machine. Otherwise, and for every other primitive,
   upstream's. It marks ``ending`` for a primitive that ends the
   association (A-ABORT, A-P-ABORT, ``EndAsFault``, A-RELEASE response, A-ASSOCIATE reject),
   then wakes the DUL loop (``outgoing.WakingDUL``: wakes it if it waits; its ``send_pdus``
@@ -127,7 +128,7 @@ Extended (ours calls upstream, then adds):
   the ACSE and network timeouts.
 - ``pynetdicom.dimse.DIMSEServiceProvider.send_msg`` (accepted associations):
   ``commands.hand_encode_store_responses`` wraps it; a C-STORE response whose fields
-  ``commands.store_response`` knows is encoded by hand and queued as one P-DATA, without
+  ``commands.store_response`` knows is encoded by hand and sent as one P-DATA, without
   EVT_DIMSE_SENT, when nothing is bound to that event; everything else goes to upstream's.
 - ``pynetdicom.association.Association._serve_request``: ``outgoing.keep_responses`` wraps it
   on requested associations to put back the responses it would drop (pynetdicom issue #875).
@@ -176,7 +177,7 @@ handlers); ``Association._dul_ready``, ``._is_paused``, ``._kill``, ``._reactor_
 attributes that ours replaces or reaches into: ``Association.dul``,
 ``DIMSEServiceProvider.msg_queue`` and ``.cancel_req``, ``DULServiceProvider.to_user_queue``,
 ``.to_provider_queue`` (its deque and mutex), ``.event_queue``,
-``.state_machine.current_state`` (state names Sta1-Sta13) and the event names Evt5, Evt10,
+``.state_machine.current_state`` (state names Sta1-Sta13) and the event names Evt5, Evt9, Evt10,
 Evt15, Evt17, Evt18, Evt19; ``AssociationSocket.socket`` and ``.close``;
 ``DULServiceProvider._decode_pdu``; ``Association.accepted_contexts``.
 """

@@ -70,8 +70,11 @@ PRE_REQUEST_MAX_WAIT_S = 1.0
 
 
 #: Largest P-DATA (its values' bytes) a thread other than the reactor sends itself; a larger
-#: one is queued for the reactor (see :meth:`EventDrivenDUL._send_now`).
-SEND_NOW_MAX = 64 * 1024
+#: one is queued for the reactor (see :meth:`EventDrivenDUL._send_now`). A socket Linux calls
+#: writable has at least a third of its send buffer free, 5 KiB of the smallest default
+#: (16 KiB), so one this size goes out without blocking: C-STORE and C-ECHO responses, C-MOVE
+#: progress and most C-FIND matches.
+SEND_NOW_MAX = 4 * 1024
 #: Longest that thread waits for the reactor to finish its turn before queueing instead.
 SEND_NOW_WAIT_S = 0.001
 #: Most bytes read from a socket at once; a PDU's buffer grows by what actually arrived.
@@ -187,8 +190,9 @@ class EventDrivenDUL(DULServiceProvider):
         - the P-DATA is larger than :data:`SEND_NOW_MAX`.
 
         A send that fails on a closed connection queues Evt17 (pynetdicom's socket), for the
-        reactor, which is woken; an exception in the action aborts the association, as it
-        does on the reactor.
+        reactor, which is woken; an exception in the action is logged and aborts the
+        association (reason 0x00), as the reactor does for one outside the state machine.
+        It is not reported as the peer's malformed PDU: it is not the peer's bytes.
         """
         if threading.current_thread() is self or not self._small(primitive):
             return False

@@ -3,7 +3,8 @@
 pynetdicom encodes every command set with pydicom, twice (once to measure its group length):
 about a millisecond per message, paid per slice for a pending C-MOVE-RSP and a C-STORE-RSP.
 These encoders write the same bytes (tests compare them with pynetdicom's) for the messages
-whose fields they know, and queue them as pynetdicom would, without triggering EVT_DIMSE_SENT:
+whose fields they know, and hand them to the DUL as pynetdicom would (``send_pdu``: sent at
+once or queued), without triggering EVT_DIMSE_SENT:
 callers use them only when nothing is bound to it (pynetdicom's own log handlers are unbound
 while its log is quiet). Anything else goes through ``assoc.dimse.send_msg``.
 """
@@ -157,7 +158,7 @@ def store_response(primitive: C_STORE) -> bytes | None:
 def hand_encode_store_responses(assoc: Association) -> None:
     """Make ``assoc`` send its C-STORE-RSPs through :func:`store_response` when it can.
 
-    Wraps ``assoc.dimse.send_msg``: a C-STORE response is encoded by hand and queued as one
+    Wraps ``assoc.dimse.send_msg``: a C-STORE response is encoded by hand and sent as one
     P-DATA when nothing is bound to EVT_DIMSE_SENT and the peer's maximum PDU holds it; every
     other message, and those responses otherwise, go through pynetdicom unchanged.
     """
