@@ -58,6 +58,20 @@ def pdata(context_id: int, command: bytes) -> P_DATA:
     return primitive
 
 
+def record_send_now(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """What each ``EventDrivenDUL._send_now`` call returned (True: sent by its caller)."""
+    sent_now: list[bool] = []
+    send_now = EventDrivenDUL._send_now
+
+    def recording(self: EventDrivenDUL, primitive: P_DATA) -> bool:
+        sent = send_now(self, primitive)
+        sent_now.append(sent)
+        return sent
+
+    monkeypatch.setattr(EventDrivenDUL, "_send_now", recording)
+    return sent_now
+
+
 def test_a_response_never_overtakes_one_queued_before_it(
     make_daemon: MakeDaemon, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -115,15 +129,7 @@ def associate_and_echo(daemon: Any) -> socket.socket:
 def test_answers_leave_from_the_thread_that_made_them(
     make_daemon: MakeDaemon, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sent_now: list[bool] = []
-    send_now = EventDrivenDUL._send_now
-
-    def recording(self: EventDrivenDUL, primitive: P_DATA) -> bool:
-        sent = send_now(self, primitive)
-        sent_now.append(sent)
-        return sent
-
-    monkeypatch.setattr(EventDrivenDUL, "_send_now", recording)
+    sent_now = record_send_now(monkeypatch)
     # Never given up for a reactor's turn that a loaded machine stretches past 1 ms: with
     # nothing queued, no event waiting and a socket that takes them, every answer goes now.
     monkeypatch.setattr(acceptor, "SEND_NOW_WAIT_S", 30.0)
@@ -142,13 +148,6 @@ def test_an_answer_to_a_connection_gone_ends_the_association_and_the_daemon_serv
 ) -> None:
     answer = simdaemon.server.handle_echo
     broken: list[Any] = []
-    sent_now: list[bool] = []
-    send_now = EventDrivenDUL._send_now
-
-    def recording(self: EventDrivenDUL, primitive: P_DATA) -> bool:
-        sent = send_now(self, primitive)
-        sent_now.append(sent)
-        return sent
 
     def echo_on_a_broken_connection(event: Any, context: Any, plan: Any) -> Any:
         if not broken:  # the first answer's send fails: nothing can be written any more
@@ -156,7 +155,7 @@ def test_an_answer_to_a_connection_gone_ends_the_association_and_the_daemon_serv
             event.assoc.dul.socket.socket.shutdown(socket.SHUT_WR)
         return answer(event, context, plan)
 
-    monkeypatch.setattr(EventDrivenDUL, "_send_now", recording)
+    sent_now = record_send_now(monkeypatch)
     monkeypatch.setattr(acceptor, "SEND_NOW_WAIT_S", 30.0)
     monkeypatch.setattr(simdaemon.server, "handle_echo", echo_on_a_broken_connection)
     daemon = make_daemon(trusted=[CLIENT])
