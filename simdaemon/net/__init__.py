@@ -109,11 +109,11 @@ Extended (ours calls upstream, then adds):
   (the lock it holds for each): it queues it and runs the state machine's Evt9 (DT-1)
   itself, under that lock (EVT_PDU_SENT, EVT_DATA_SENT and EVT_FSM_TRANSITION then fire on
   that thread); an exception there is logged and aborts the association (reason 0x00), as
-  the DUL loop does for one outside the state machine. Otherwise, and for every other primitive,
-  upstream's. It marks ``ending`` for a primitive that ends the
-  association (A-ABORT, A-P-ABORT, ``EndAsFault``, A-RELEASE response, A-ASSOCIATE reject),
-  then wakes the DUL loop (``outgoing.WakingDUL``: wakes it if it waits; its ``send_pdus``
-  calls upstream's for each fragment of a message, then wakes it once).
+  the DUL loop does for one outside the state machine. Otherwise, and for every other
+  primitive, upstream's: it marks ``ending`` for a primitive that ends the association
+  (A-ABORT, A-P-ABORT, ``EndAsFault``, A-RELEASE response, A-ASSOCIATE reject), calls
+  upstream's, then wakes the DUL loop (``outgoing.WakingDUL``: wakes it if it waits; its
+  ``send_pdus`` calls upstream's for each fragment of a message, then wakes it once).
 - ``pynetdicom.dul.DULServiceProvider.kill_dul``: wakes both loops (acceptor and
   ``WakingDUL``).
 - ``pynetdicom.dul.DULServiceProvider._is_transport_event``: ``WakingDUL`` calls upstream's
