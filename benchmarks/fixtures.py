@@ -32,14 +32,33 @@ in one run:
 * speed-up. A realistic suite of ``--tests`` tests: each takes ``synthetic_patient`` (so a
   fresh ``simdaemon``), imports its own patient (``seed=n``, 5 slices of 32 x 32), then
   opens one association as ``simdaemon.test_entity``: C-ECHO, and a Study Root C-FIND by the
-  patient's ID that must return its one study. It runs with ``-n 0`` and ``-n 2``
-  alternately, ``--rounds`` times each; speed-up = median wall time with ``-n 0`` / median
-  with ``-n 2``, the subprocess's whole wall time (interpreter start-up, collection, the
-  workers' start) as a developer waits for it. The baseline file is run with ``-n 2`` in
-  the same rounds, so that xdist's fixed cost (starting the workers, each importing pytest,
-  its plugins and the test file) can be told apart: it is printed, with the speed-up of
-  the part that grows with the tests, ``(suite - baseline) at -n 0 / (suite - baseline) at
-  -n 2``. The target is judged on the whole wall time.
+  patient's ID that must return its one study. It runs with ``-n 0`` and ``-n 2``,
+  ``--speedup-rounds`` times each (default 5: one run takes half a minute, and this host's
+  pace changes by a quarter from one to the next), ``-n 0`` first in odd rounds and ``-n 2``
+  first in even ones; speed-up = median wall time with ``-n 0`` / median with ``-n 2``, the
+  subprocess's whole wall time (interpreter start-up, collection, the workers' start) as a
+  developer waits for it. Each round's own ratio is printed beside it. The baseline file is
+  run with ``-n 0`` and ``-n 2`` in the same rounds, so that xdist's fixed cost (starting
+  the workers, each importing pytest, its plugins and the test file) can be told apart: it
+  is printed, with the speed-up of the part that grows with the tests, ``(suite - baseline)
+  at -n 0 / (suite - baseline) at -n 2``. The target is judged on the whole wall time.
+
+  Every pytest process and xdist worker loads every pytest plugin installed, so the fixed
+  cost depends on what else the environment holds. The speed-up is therefore measured
+  (``--speedup-in``, default both) in two environments, round by round:
+
+  - a user's environment, where the goal is judged: a virtual environment built in the
+    temporary folder with ``pip install <this checkout> pytest-xdist``, every distribution
+    pinned to the version installed here, so that it runs the same code. It holds what a
+    user of simdaemon has: simdaemon with its runtime dependencies (faker brings a pytest
+    plugin, and so does anyio, through FastAPI), pytest and pytest-xdist; no numpy, which
+    pydicom would import in every worker (about 0.1 s) where it is installed. Building it
+    needs the package index pip is configured with;
+  - this environment: it also holds simdaemon's test and dev extras and whatever else the
+    machine has. Here that is hypothesis, trio (through selenium; anyio's plugin imports
+    it, about 0.13 s per process) and pytest-benchmark, each loaded by every process.
+
+  The plugins of each are printed with the figures.
 
 * seed. ``python -m simdaemon seed --patients 10`` (the defaults: 100 CT slices of
   512 x 512 each) into an empty temporary archive: the subprocess's wall time; its summary
@@ -66,7 +85,8 @@ set, nothing of that is cached (assertion rewriting included), which costs about
 per process and so weighs on the speed-up. ``--pycache`` caches bytecode in the temporary
 folder (``PYTHONPYCACHEPREFIX``) after one warm-up run, as a developer's machine would; the
 report says which applied. Only 127.0.0.1 is used. Run by hand:
-``python benchmarks/fixtures.py [--tests N] [--rounds N] [--patients N] [--pycache]``.
+``python benchmarks/fixtures.py [--tests N] [--rounds N] [--speedup-rounds N]
+[--patients N] [--pycache] [--speedup-in user|this|both]``.
 """
 
 from __future__ import annotations
@@ -86,7 +106,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from machine import Probe
@@ -102,6 +122,13 @@ SEED_PATIENTS = 10
 #: Longest any one subprocess may run before it (and its process group) is killed.
 TIMEOUT_S = 900
 DURATIONS_ENV = "SIMDAEMON_BENCH_DURATIONS"
+#: This checkout, which the user's environment installs.
+PROJECT = Path(__file__).resolve().parents[1]
+#: What building simdaemon reads from the checkout (``pyproject.toml`` names the rest).
+SOURCE_FILES = ("pyproject.toml", "README.md", "LICENSE", "simdaemon", "client")
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
+#: What a user adds to simdaemon to run their suite in parallel.
+USER_REQUIREMENTS = ("pytest-xdist",)
 #: Environment variables that would change how the pytest subprocesses run.
 DROPPED_ENV = ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD")
 
@@ -256,6 +283,11 @@ class Runs:
         return [s + t for s, t in zip(self.setup_ms, self.teardown_ms, strict=True)]
 
 
+def no_runs() -> Runs:
+    """Runs yet to be made."""
+    return Runs([], [], [], [])
+
+
 def p90(values: Sequence[float]) -> float:
     """Nearest-rank 90th percentile."""
     ordered = sorted(values)
@@ -289,6 +321,8 @@ class Bench:
     folder: Path
     env: dict[str, str]
     tests: int
+    #: The interpreter that runs pytest: this one, or the user's environment's.
+    python: str = sys.executable
 
 
 def child_env(pycache: Path | None) -> dict[str, str]:
@@ -323,7 +357,7 @@ def run_pytest(
     folder, tests = bench.folder, bench.tests
     durations = folder / f"durations-{test_file.name}.json"
     command = [
-        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+        bench.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
         "-n", str(workers), f"--basetemp={folder / f'basetemp-{test_file.name}'}",
         f"test_{test_file.name}.py",
     ]  # fmt: skip
@@ -343,6 +377,150 @@ def run_pytest(
         runs.setup_ms.extend(d["setup"] * 1000.0 for d in per_test)
         runs.call_ms.extend(d["call"] * 1000.0 for d in per_test)
         runs.teardown_ms.extend(d["teardown"] * 1000.0 for d in per_test)
+
+
+def warm_up(bench: Bench) -> None:
+    """Fill the bytecode cache: one realistic test and the baseline file, with ``-n 0``.
+
+    The realistic test imports all the suite imports (the fixtures' modules too), so that no
+    measured run compiles anything.
+    """
+    command = [bench.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0"]
+    command += [f"test_{SUITE.name}.py::test_0", f"test_{BASELINE.name}.py"]
+    run_checked(command, bench.folder, bench.env, "the warm-up run")
+
+
+def run_checked(command: list[str], cwd: Path, env: dict[str, str], what: str) -> str:
+    """Run ``command`` bounded (:func:`run_bounded`); its output, or an error naming ``what``."""
+    code, output = run_bounded(command, cwd, env)
+    if code != 0:
+        raise RuntimeError(f"{what} failed (exit {code}):\n{output[-3000:]}")
+    return output
+
+
+def canonical(name: str) -> str:
+    """A distribution's name as pip compares it (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def user_environment(folder: Path, env: dict[str, str]) -> str:
+    """Build the environment a simdaemon user runs their suite in; return its interpreter.
+
+    A virtual environment with ``pip install <this checkout> pytest-xdist`` and nothing
+    else: simdaemon with its runtime dependencies, pytest and pytest-xdist. Every
+    distribution is pinned to the version installed here (a constraints file), so the two
+    environments run the same code and differ only in what else is installed: this one
+    holds simdaemon's test and dev extras and whatever the machine had, and every pytest
+    plugin installed is loaded by every pytest process and xdist worker. The checkout's
+    sources are copied into ``folder`` first: pip builds in the tree it installs from, and
+    a ``build`` folder left in the checkout could hand stale modules to the next install.
+    Needs the package index pip is configured with (``--speedup-in this`` does without).
+    """
+    venv = folder / "user-env"
+    run_checked([sys.executable, "-m", "venv", str(venv)], folder, env, "python -m venv")
+    python = str(venv / "bin" / "python")
+    pins: dict[str, str] = {}
+    for distribution in importlib.metadata.distributions():
+        name = distribution.metadata["Name"]
+        if name and canonical(name) != "simdaemon":
+            pins.setdefault(canonical(name), f"{name}=={distribution.version}")
+    constraints = folder / "constraints.txt"
+    constraints.write_text("\n".join(sorted(pins.values())) + "\n", encoding="utf-8")
+    install = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    source = folder / "source"  # pip builds in the tree it installs: not in the checkout
+    source.mkdir()
+    for name in SOURCE_FILES:
+        if (PROJECT / name).is_dir():
+            shutil.copytree(PROJECT / name, source / name, ignore=IGNORED)
+        else:
+            shutil.copy2(PROJECT / name, source / name)
+    install += ["-c", str(constraints), str(source), *USER_REQUIREMENTS]
+    run_checked(install, folder, env, " ".join(install))
+    return python
+
+
+#: Prints the distributions that register pytest plugins (``pytest11`` entry points).
+LIST_PLUGINS = (
+    "import importlib.metadata as m; print(', '.join(sorted({e.dist.name for e in "
+    "m.entry_points(group='pytest11') if e.dist is not None})))"
+)
+
+
+def pytest_plugins(bench: Bench) -> str:
+    """The distributions whose pytest plugins load in every process of ``bench``'s runs."""
+    output = run_checked([bench.python, "-c", LIST_PLUGINS], bench.folder, bench.env, "listing")
+    return output.strip()
+
+
+USER_ENV = "a user's environment"
+THIS_ENV = "this environment"
+
+
+@dataclass
+class Speedup:
+    """One environment's runs of the speed-up measurement: the suite and the baseline file,
+    each with ``-n 0`` and with ``-n`` :data:`SPEEDUP_WORKERS`."""
+
+    label: str
+    bench: Bench
+    #: The distributions whose pytest plugins every process loads there.
+    plugins: str
+    serial: Runs = field(default_factory=no_runs)
+    parallel: Runs = field(default_factory=no_runs)
+    baseline_serial: Runs = field(default_factory=no_runs)
+    baseline_parallel: Runs = field(default_factory=no_runs)
+
+    def run_round(self, round_number: int) -> None:
+        """One run of each: ``-n 0`` first in odd rounds, ``-n N`` first in even ones, so
+        that a host slowing down or speeding up during a round favours neither."""
+        plan = [(0, self.serial, self.baseline_serial)]
+        plan.append((SPEEDUP_WORKERS, self.parallel, self.baseline_parallel))
+        for workers, suite, baseline in plan if round_number % 2 else reversed(plan):
+            run_pytest(self.bench, SUITE, workers, suite, record=False)
+            run_pytest(self.bench, BASELINE, workers, baseline, record=False)
+
+    def round_ratios(self) -> str:
+        """Each round's ``-n 0`` wall time over its ``-n N`` one, for the report."""
+        pairs = zip(self.serial.walls, self.parallel.walls, strict=True)
+        return ", ".join(f"{serial / parallel:.2f}" for serial, parallel in pairs)
+
+    def rows(self, judged: bool) -> list[Row]:
+        """The suite's wall times, the speed-up (against the target when ``judged``), the
+        fixed cost of a run and the speed-up of the part that grows with the tests."""
+        workers, where = SPEEDUP_WORKERS, f" ({self.label})"
+        serial_s = statistics.median(self.serial.walls)
+        parallel_s = statistics.median(self.parallel.walls)
+        speedup = serial_s / parallel_s
+        fixed_0 = statistics.median(self.baseline_serial.walls)
+        fixed_n = statistics.median(self.baseline_parallel.walls)
+        growing = (serial_s - fixed_0) / (parallel_s - fixed_n)
+        return [
+            (
+                f"realistic suite{where}, -n 0, wall {walls(self.serial)}",
+                f"{serial_s:.2f} s",
+                "-",
+                "-",
+            ),
+            (
+                f"realistic suite{where}, -n {workers}, wall {walls(self.parallel)}",
+                f"{parallel_s:.2f} s",
+                "-",
+                "-",
+            ),
+            (
+                f"speed-up -n {workers} vs -n 0{where} (rounds: {self.round_ratios()})",
+                f"{speedup:.2f}x",
+                f">= {SPEEDUP_TARGET}x" if judged else "- (not the goal's)",
+                verdict(speedup >= SPEEDUP_TARGET) if judged else "-",
+            ),
+            (
+                f"baseline file{where}, -n 0 / -n {workers}, wall (fixed cost of a run)",
+                f"{fixed_0:.2f} s / {fixed_n:.2f} s",
+                "-",
+                "-",
+            ),
+            (f"speed-up of the per-test part{where}", f"{growing:.2f}x", "-", "-"),
+        ]
 
 
 def run_seed(bench: Bench, patients: int) -> tuple[float, str]:
@@ -443,7 +621,16 @@ def progress(message: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--tests", type=int, default=200, help="tests per generated file")
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each file")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="runs of each file of the fixture measurements"
+    )
+    parser.add_argument(
+        "--speedup-rounds",
+        type=int,
+        default=5,
+        help="runs of the suite (and of the baseline file) with -n 0 and with -n 2, in each "
+        "environment",
+    )
     parser.add_argument(
         "--patients", type=int, default=SEED_PATIENTS, help="patients to seed (0: skip)"
     )
@@ -452,9 +639,20 @@ def main() -> None:
         action="store_true",
         help="cache bytecode in the temporary folder even if PYTHONDONTWRITEBYTECODE is set",
     )
+    parser.add_argument(
+        "--speedup-in",
+        choices=("user", "this", "both"),
+        default="both",
+        help="where the speed-up is measured: a user's environment (a virtual environment "
+        "with simdaemon and pytest-xdist only, built with pip; the goal is judged there), "
+        "this one, or both (default)",
+    )
     args = parser.parse_args()
-    if args.tests < 3 or args.rounds < 1 or args.patients < 0:
-        parser.error("--tests must be at least 3, --rounds at least 1, --patients 0 or more")
+    if args.tests < 3 or min(args.rounds, args.speedup_rounds) < 1 or args.patients < 0:
+        parser.error(
+            "--tests must be at least 3, --rounds and --speedup-rounds at least 1, "
+            "--patients 0 or more"
+        )
     if importlib.util.find_spec("xdist") is None:
         parser.error("pytest-xdist is not installed: pip install -e '.[test]'")
     started = time.perf_counter()
@@ -471,20 +669,26 @@ def main() -> None:
         bench = Bench(folder, child_env(folder / "pycache" if args.pycache else None), args.tests)
         if args.pycache:
             progress("warm-up: filling the bytecode cache")
-            run_pytest(bench, BASELINE, 0, Runs([], [], [], []), record=False)
+            warm_up(bench)
 
-        runs = {f.name: Runs([], [], [], []) for f in FIXTURE_FILES}
+        runs = {f.name: no_runs() for f in FIXTURE_FILES}
         for round_number in range(1, args.rounds + 1):
             progress(f"fixture overhead: round {round_number}/{args.rounds}")
             for test_file in FIXTURE_FILES:
                 run_pytest(bench, test_file, 0, runs[test_file.name], record=True)
-        serial, parallel = Runs([], [], [], []), Runs([], [], [], [])
-        baseline_parallel = Runs([], [], [], [])
-        for round_number in range(1, args.rounds + 1):
-            progress(f"speed-up: round {round_number}/{args.rounds}")
-            run_pytest(bench, SUITE, 0, serial, record=False)
-            run_pytest(bench, SUITE, SPEEDUP_WORKERS, parallel, record=False)
-            run_pytest(bench, BASELINE, SPEEDUP_WORKERS, baseline_parallel, record=False)
+        speedups: list[Speedup] = []
+        if args.speedup_in in ("user", "both"):
+            progress(f"speed-up: building {USER_ENV} (pip, from a copy of {PROJECT})")
+            user = replace(bench, python=user_environment(folder, bench.env))
+            if args.pycache:
+                warm_up(user)
+            speedups.append(Speedup(USER_ENV, user, pytest_plugins(user)))
+        if args.speedup_in in ("this", "both"):
+            speedups.append(Speedup(THIS_ENV, bench, pytest_plugins(bench)))
+        for round_number in range(1, args.speedup_rounds + 1):
+            progress(f"speed-up: round {round_number}/{args.speedup_rounds}")
+            for speedup in speedups:
+                speedup.run_round(round_number)
         seeded: tuple[float, str] | None = None
         if args.patients:
             progress(f"seed: {args.patients} patient(s)")
@@ -512,29 +716,8 @@ def main() -> None:
             verdict(patient_ms <= PATIENT_TARGET_MS),
         )
     )
-    workers = SPEEDUP_WORKERS
-    serial_s, parallel_s = statistics.median(serial.walls), statistics.median(parallel.walls)
-    speedup = serial_s / parallel_s
-    fixed_0 = statistics.median(baseline.walls)
-    fixed_n = statistics.median(baseline_parallel.walls)
-    growing = (serial_s - fixed_0) / (parallel_s - fixed_n)
-    rows += [
-        (f"realistic suite, -n 0, wall {walls(serial)}", f"{serial_s:.2f} s", "-", "-"),
-        (f"realistic suite, -n {workers}, wall {walls(parallel)}", f"{parallel_s:.2f} s", "-", "-"),
-        (
-            f"speed-up -n {workers} vs -n 0",
-            f"{speedup:.2f}x",
-            f">= {SPEEDUP_TARGET}x",
-            verdict(speedup >= SPEEDUP_TARGET),
-        ),
-        (
-            f"baseline file, -n 0 / -n {workers}, wall (fixed cost of a run)",
-            f"{fixed_0:.2f} s / {fixed_n:.2f} s",
-            "-",
-            "-",
-        ),
-        (f"speed-up of the per-test part, -n {workers} vs -n 0", f"{growing:.2f}x", "-", "-"),
-    ]
+    for speedup in speedups:
+        rows += speedup.rows(judged=speedup is speedups[0])
     if seeded is not None:
         judged = args.patients == SEED_PATIENTS
         rows.append(
@@ -551,9 +734,16 @@ def main() -> None:
         f"Python {sys.version.split()[0]}, pytest {version('pytest')}, "
         f"pytest-xdist {version('pytest-xdist')}, pynetdicom {version('pynetdicom')}"
     )
-    print(f"archives on: {where}; {args.tests} tests per file, {args.rounds} round(s)")
+    print(
+        f"archives on: {where}; {args.tests} tests per file, {args.rounds} round(s) of the "
+        f"fixture files, {args.speedup_rounds} of the speed-up"
+    )
     print(f"bytecode caching of the subprocesses: {bytecode_caching(bench.env)}")
     print(f"pytest's own setup + teardown per test (baseline median): {pytest_ms:.3f} ms")
+    for speedup in speedups:
+        print(f"pytest plugins loaded by every process in {speedup.label}: {speedup.plugins}")
+    if speedups:
+        print(f"the speed-up goal is judged in {speedups[0].label}")
     print()
     print_markdown(("measurement", "value", "target", "met?"), rows)
     print()
