@@ -418,7 +418,7 @@ def canonical(name: str) -> str:
 
 
 def user_environment(folder: Path, env: dict[str, str]) -> str:
-    """Build the environment a simdaemon user runs their suite in; return its interpreter.
+    """Build a minimal user's environment for the suite; return its interpreter.
 
     A virtual environment with ``pip install <this checkout> pytest-xdist`` and nothing
     else: simdaemon with its runtime dependencies, pytest and pytest-xdist. Every
@@ -659,9 +659,9 @@ def main() -> None:
         "--speedup-in",
         choices=("user", "this", "both"),
         default="both",
-        help="where the speed-up is measured: a user's environment (a virtual environment "
-        "with simdaemon and pytest-xdist only, built with pip; the goal is judged there), "
-        "this one, or both (default)",
+        help="where the speed-up is measured and judged: a minimal user's environment (a "
+        "virtual environment with simdaemon and pytest-xdist only, built with pip), this "
+        "one, or both (default)",
     )
     args = parser.parse_args()
     if args.tests < 3 or min(args.rounds, args.speedup_rounds) < 1 or args.patients < 0:
