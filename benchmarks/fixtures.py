@@ -66,6 +66,18 @@ in one run:
   suite toward the second. The environments take turns to go first, round by round, and
   the plugins of each are printed with the figures.
 
+  The machine's own ceiling is measured in the same rounds, without pytest, xdist, threads
+  or sockets: one process building and encoding :data:`CEILING_PATIENTS` synthetic patients
+  of the suite's size (the CPU work of a realistic test), alone, then two such processes at
+  once (each started, its imports done, then both told to go). Ceiling = the work done per
+  second by the two together over that of one alone (time alone x the sum of 1 / each one's
+  time together: xdist hands a test to whichever worker is free, so it is throughput that
+  counts, not the slower worker). On a machine whose two CPUs run two busy processes as fast
+  as one, it is 2; where they slow each other down (a hypervisor's shared cores, a shared
+  cache, a busy host), it is about what the per-test part of a ``-n 2`` run can reach. It
+  moves with the host from round to round as the suite's runs do, so each round's figure is
+  printed; it is context for the speed-up, not judged.
+
 * seed. ``python -m simdaemon seed --patients 10`` (the defaults: 100 CT slices of
   512 x 512 each) into an empty temporary archive: the subprocess's wall time; its summary
   must say 10 patients and name no failure. It runs last, so that the 500 MB it writes do
@@ -124,6 +136,8 @@ RESET_TARGET_MS = 5.0
 SPEEDUP_TARGET = 1.6
 SPEEDUP_WORKERS = 2
 SEED_TARGET_S = 20.0
+#: Synthetic patients each process of the ceiling measurement builds (1.2-1.7 s here).
+CEILING_PATIENTS = 40
 SEED_PATIENTS = 10
 #: Longest any one subprocess may run before it (and its process group) is killed.
 TIMEOUT_S = 900
@@ -539,6 +553,104 @@ class Speedup:
         ]
 
 
+#: One process of the ceiling measurement: argv seed and count; prints "ready" once its
+#: imports (and one patient, for faker's locale) are done, waits for a line on stdin, then
+#: prints the seconds its patients took.
+CEILING_WORK = """import sys, time
+from io import BytesIO
+from simdaemon.synthetic import synthetic_patient
+
+first, count = int(sys.argv[1]), int(sys.argv[2])
+synthetic_patient(first - 1, slices=5, matrix=32, locale="en_US")
+print("ready", flush=True)
+sys.stdin.readline()
+begin = time.perf_counter()
+for seed in range(first, first + count):
+    for dataset in synthetic_patient(seed, slices=5, matrix=32, locale="en_US").datasets():
+        dataset.save_as(BytesIO(), enforce_file_format=True)
+print(time.perf_counter() - begin, flush=True)
+"""
+
+
+def time_together(bench: Bench, processes: int) -> list[float]:
+    """Start ``processes`` copies of :data:`CEILING_WORK`, let them go at once once all are
+    ready, and return the seconds each took."""
+    children = [
+        subprocess.Popen(
+            [bench.python, "-c", CEILING_WORK, str(1000 * (n + 1)), str(CEILING_PATIENTS)],
+            cwd=bench.folder,
+            env=bench.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(processes)
+    ]
+    try:
+        pipes = [(child.stdin, child.stdout) for child in children]
+        for stdin, stdout in pipes:
+            if stdin is None or stdout is None or stdout.readline().strip() != "ready":
+                raise RuntimeError("a ceiling process failed before it was ready")
+        for stdin, _ in pipes:
+            if stdin is not None:
+                stdin.write("go\n")
+                stdin.flush()
+        times = []
+        for child in children:
+            output, _ = child.communicate(timeout=TIMEOUT_S)
+            if child.returncode != 0:
+                raise RuntimeError(f"a ceiling process failed (exit {child.returncode})")
+            times.append(float(output.strip()))
+        return times
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.communicate()
+
+
+@dataclass
+class Ceiling:
+    """The machine's ceiling for ``-n 2``: the CPU work of the suite's tests in one process
+    alone, and in two at once (no pytest, no threads, no sockets)."""
+
+    bench: Bench
+    alone: list[float] = field(default_factory=list)
+    #: Each round's times of the processes run at once.
+    together: list[list[float]] = field(default_factory=list)
+
+    def run_round(self, round_number: int) -> None:
+        """One of each, alone first in odd rounds, as the suite's runs take turns."""
+        plan = [1, SPEEDUP_WORKERS]
+        for processes in plan if round_number % 2 else reversed(plan):
+            times = time_together(self.bench, processes)
+            if processes == 1:
+                self.alone.extend(times)
+            else:
+                self.together.append(times)
+
+    def ratios(self) -> list[float]:
+        """Each round's ceiling: throughput together over throughput alone."""
+        pairs = zip(self.alone, self.together, strict=True)
+        return [alone * sum(1.0 / t for t in together) for alone, together in pairs]
+
+    def rows(self) -> list[Row]:
+        """The ceiling, each round's and its median, not judged."""
+        rounds = ", ".join(f"{r:.2f}" for r in self.ratios())
+        alone = statistics.median(self.alone)
+        together = statistics.median(t for times in self.together for t in times)
+        return [
+            (
+                f"the machine's ceiling for -n {SPEEDUP_WORKERS}: {CEILING_PATIENTS} synthetic "
+                f"patients built and encoded, one process alone {alone:.2f} s, "
+                f"{SPEEDUP_WORKERS} at once {together:.2f} s (rounds: {rounds})",
+                f"{statistics.median(self.ratios()):.2f}x",
+                "-",
+                "-",
+            )
+        ]
+
+
 def run_seed(bench: Bench, patients: int) -> tuple[float, str]:
     """Time ``simdaemon seed --patients N`` into an empty archive; return it and the summary."""
     archive = bench.folder / "seed-archive"
@@ -698,6 +810,7 @@ def main() -> None:
                     warm_up(speedup.bench)
 
         runs = {f.name: no_runs() for f in FIXTURE_FILES}
+        ceiling = Ceiling(bench)
         for round_number in range(1, args.rounds + 1):
             progress(f"fixture overhead: round {round_number}/{args.rounds}")
             for test_file in FIXTURE_FILES:
@@ -707,6 +820,7 @@ def main() -> None:
             # The environments, like -n 0 and -n N within one, take turns to go first.
             for speedup in speedups if round_number % 2 else reversed(speedups):
                 speedup.run_round(round_number)
+            ceiling.run_round(round_number)
         seeded: tuple[float, str] | None = None
         if args.patients:
             progress(f"seed: {args.patients} patient(s)")
@@ -736,6 +850,7 @@ def main() -> None:
     )
     for speedup in speedups:
         rows += speedup.rows()
+    rows += ceiling.rows()
     if seeded is not None:
         judged = args.patients == SEED_PATIENTS
         rows.append(
