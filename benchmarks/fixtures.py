@@ -66,17 +66,16 @@ in one run:
   suite toward the second. The environments take turns to go first, round by round, and
   the plugins of each are printed with the figures.
 
-  The machine's own ceiling is measured in the same rounds, without pytest, xdist, threads
-  or sockets: one process building and encoding :data:`CEILING_PATIENTS` synthetic patients
-  of the suite's size (the CPU work of a realistic test), alone, then two such processes at
-  once (each started, its imports done, then both told to go). Ceiling = the work done per
-  second by the two together over that of one alone (time alone x the sum of 1 / each one's
-  time together: xdist hands a test to whichever worker is free, so it is throughput that
-  counts, not the slower worker). On a machine whose two CPUs run two busy processes as fast
-  as one, it is 2; where they slow each other down (a hypervisor's shared cores, a shared
-  cache, a busy host), it is about what the per-test part of a ``-n 2`` run can reach. It
-  moves with the host from round to round as the suite's runs do, so each round's figure is
-  printed; it is context for the speed-up, not judged.
+  Two busy processes against one, in the same rounds, as context for the speed-up (not
+  judged): how much this machine's two CPUs slow each other down at that moment when both
+  run CPU-bound Python. One process builds and encodes synthetic patients of the suite's
+  size for :data:`CEILING_SECONDS`, alone; then two do at once (started, their imports
+  done, then told to go together); then one alone again. Ratio = patients per second of
+  the two together over one alone (the mean of before and after): 2 where two busy CPUs run
+  as fast as one, less where they share a core's resources, a cache or a busy host. It is
+  not a bound on the suite: its tests also wait on sockets, threads and the disk, and two
+  workers' waits overlap. It moves from round to round as the suite's runs do, so each
+  round's figure is printed; one above 2 is the host's pace changing within the round.
 
 * seed. ``python -m simdaemon seed --patients 10`` (the defaults: 100 CT slices of
   512 x 512 each) into an empty temporary archive: the subprocess's wall time; its summary
@@ -122,6 +121,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -136,8 +136,8 @@ RESET_TARGET_MS = 5.0
 SPEEDUP_TARGET = 1.6
 SPEEDUP_WORKERS = 2
 SEED_TARGET_S = 20.0
-#: Synthetic patients each process of the ceiling measurement builds (1.2-1.7 s here).
-CEILING_PATIENTS = 40
+#: How long each process of the ceiling measurement builds patients.
+CEILING_SECONDS = 2.0
 SEED_PATIENTS = 10
 #: Longest any one subprocess may run before it (and its process group) is killed.
 TIMEOUT_S = 900
@@ -553,97 +553,116 @@ class Speedup:
         ]
 
 
-#: One process of the ceiling measurement: argv seed and count; prints "ready" once its
-#: imports (and one patient, for faker's locale) are done, waits for a line on stdin, then
-#: prints the seconds its patients took.
+#: One process of the ceiling measurement: builds and encodes synthetic patients of the
+#: suite's size for argv[1] seconds, then prints how many it built per second. It prints
+#: "ready" once its imports (and a first patient, for faker's locale) are done and starts on
+#: the next line of its stdin, so that processes run at once start together.
 CEILING_WORK = """import sys, time
 from io import BytesIO
 from simdaemon.synthetic import synthetic_patient
 
-first, count = int(sys.argv[1]), int(sys.argv[2])
-synthetic_patient(first - 1, slices=5, matrix=32, locale="en_US")
+def build(seed):
+    for dataset in synthetic_patient(seed, slices=5, matrix=32, locale="en_US").datasets():
+        dataset.save_as(BytesIO(), enforce_file_format=True)
+
+seconds = float(sys.argv[1])
+build(0)
 print("ready", flush=True)
 sys.stdin.readline()
 begin = time.perf_counter()
-for seed in range(first, first + count):
-    for dataset in synthetic_patient(seed, slices=5, matrix=32, locale="en_US").datasets():
-        dataset.save_as(BytesIO(), enforce_file_format=True)
-print(time.perf_counter() - begin, flush=True)
+built = 0
+while time.perf_counter() - begin < seconds:
+    built += 1
+    build(built)
+print(built / (time.perf_counter() - begin), flush=True)
 """
 
 
-def time_together(bench: Bench, processes: int) -> list[float]:
-    """Start ``processes`` copies of :data:`CEILING_WORK`, let them go at once once all are
-    ready, and return the seconds each took."""
+def patients_per_second(bench: Bench, processes: int) -> list[float]:
+    """Run ``processes`` copies of :data:`CEILING_WORK` at once; each one's rate.
+
+    All are started, and told to go once every one is ready; all are killed (and an error
+    raised) if they are not done within :data:`TIMEOUT_S`.
+    """
+    command = [bench.python, "-c", CEILING_WORK, str(CEILING_SECONDS)]
     children = [
         subprocess.Popen(
-            [bench.python, "-c", CEILING_WORK, str(1000 * (n + 1)), str(CEILING_PATIENTS)],
+            command,
             cwd=bench.folder,
             env=bench.env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
-        for n in range(processes)
+        for _ in range(processes)
     ]
-    try:
-        pipes = [(child.stdin, child.stdout) for child in children]
-        for stdin, stdout in pipes:
-            if stdin is None or stdout is None or stdout.readline().strip() != "ready":
-                raise RuntimeError("a ceiling process failed before it was ready")
-        for stdin, _ in pipes:
-            if stdin is not None:
-                stdin.write("go\n")
-                stdin.flush()
-        times = []
+
+    def kill_all() -> None:
         for child in children:
-            output, _ = child.communicate(timeout=TIMEOUT_S)
+            child.kill()
+
+    deadline = threading.Timer(TIMEOUT_S, kill_all)
+    deadline.start()
+    try:
+        for child in children:
+            assert child.stdout is not None  # piped above
+            if child.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"a ceiling process ended before it was ready: {child.wait()}")
+        try:
+            for child in children:
+                assert child.stdin is not None  # piped above
+                child.stdin.write("go\n")
+                child.stdin.flush()
+        except OSError as error:
+            raise RuntimeError(f"a ceiling process ended before it started: {error}") from None
+        rates = []
+        for child in children:
+            output, _ = child.communicate()
             if child.returncode != 0:
                 raise RuntimeError(f"a ceiling process failed (exit {child.returncode})")
-            times.append(float(output.strip()))
-        return times
+            rates.append(float(output.strip()))
+        return rates
     finally:
+        deadline.cancel()
+        kill_all()
         for child in children:
-            if child.poll() is None:
-                child.kill()
-                child.communicate()
+            child.communicate()
 
 
 @dataclass
 class Ceiling:
-    """The machine's ceiling for ``-n 2``: the CPU work of the suite's tests in one process
-    alone, and in two at once (no pytest, no threads, no sockets)."""
+    """Two busy processes against one: how much this machine's CPUs slow each other down
+    when both run CPU-bound Python (building and encoding synthetic patients; no pytest,
+    threads or sockets), measured in the speed-up's rounds."""
 
     bench: Bench
-    alone: list[float] = field(default_factory=list)
-    #: Each round's times of the processes run at once.
+    #: Each round's rate of one process alone, before and after the processes at once.
+    alone: list[tuple[float, float]] = field(default_factory=list)
+    #: Each round's rates of the processes run at once.
     together: list[list[float]] = field(default_factory=list)
 
-    def run_round(self, round_number: int) -> None:
-        """One of each, alone first in odd rounds, as the suite's runs take turns."""
-        plan = [1, SPEEDUP_WORKERS]
-        for processes in plan if round_number % 2 else reversed(plan):
-            times = time_together(self.bench, processes)
-            if processes == 1:
-                self.alone.extend(times)
-            else:
-                self.together.append(times)
+    def run_round(self) -> None:
+        """One process alone, then :data:`SPEEDUP_WORKERS` at once, then one alone again."""
+        before = patients_per_second(self.bench, 1)[0]
+        self.together.append(patients_per_second(self.bench, SPEEDUP_WORKERS))
+        self.alone.append((before, patients_per_second(self.bench, 1)[0]))
 
     def ratios(self) -> list[float]:
-        """Each round's ceiling: throughput together over throughput alone."""
+        """Each round's patients per second of all processes at once over that of one alone
+        (the mean of before and after)."""
         pairs = zip(self.alone, self.together, strict=True)
-        return [alone * sum(1.0 / t for t in together) for alone, together in pairs]
+        return [sum(together) / statistics.mean(alone) for alone, together in pairs]
 
     def rows(self) -> list[Row]:
-        """The ceiling, each round's and its median, not judged."""
+        """Each round's ratio and their median, not judged."""
         rounds = ", ".join(f"{r:.2f}" for r in self.ratios())
-        alone = statistics.median(self.alone)
-        together = statistics.median(t for times in self.together for t in times)
+        alone = statistics.median(rate for rates in self.alone for rate in rates)
+        together = statistics.median(rate for rates in self.together for rate in rates)
         return [
             (
-                f"the machine's ceiling for -n {SPEEDUP_WORKERS}: {CEILING_PATIENTS} synthetic "
-                f"patients built and encoded, one process alone {alone:.2f} s, "
-                f"{SPEEDUP_WORKERS} at once {together:.2f} s (rounds: {rounds})",
+                f"two busy processes against one (no pytest): patients built and encoded per "
+                f"second, one alone {alone:.1f}, each of {SPEEDUP_WORKERS} at once "
+                f"{together:.1f} (rounds: {rounds})",
                 f"{statistics.median(self.ratios()):.2f}x",
                 "-",
                 "-",
@@ -757,7 +776,7 @@ def main() -> None:
         type=int,
         default=5,
         help="runs of the suite (and of the baseline file) with -n 0 and with -n 2, in each "
-        "environment",
+        "environment, and of the two-processes-against-one measurement",
     )
     parser.add_argument(
         "--patients", type=int, default=SEED_PATIENTS, help="patients to seed (0: skip)"
@@ -820,7 +839,7 @@ def main() -> None:
             # The environments, like -n 0 and -n N within one, take turns to go first.
             for speedup in speedups if round_number % 2 else reversed(speedups):
                 speedup.run_round(round_number)
-            ceiling.run_round(round_number)
+            ceiling.run_round()
         seeded: tuple[float, str] | None = None
         if args.patients:
             progress(f"seed: {args.patients} patient(s)")
