@@ -69,7 +69,7 @@ in one run:
   Two busy processes against one, in the same rounds, as context for the speed-up (not
   judged): how much this machine's two CPUs slow each other down at that moment when both
   run CPU-bound Python. One process builds and encodes synthetic patients of the suite's
-  size for :data:`CEILING_SECONDS`, alone; then two do at once (started, their imports
+  size for :data:`BUSY_SECONDS`, alone; then two do at once (started, their imports
   done, then told to go together); then one alone again. Ratio = patients per second of
   the two together over one alone (the mean of before and after): 2 where two busy CPUs run
   as fast as one, less where they share a core's resources, a cache or a busy host. It is
@@ -136,8 +136,8 @@ RESET_TARGET_MS = 5.0
 SPEEDUP_TARGET = 1.6
 SPEEDUP_WORKERS = 2
 SEED_TARGET_S = 20.0
-#: How long each process of the ceiling measurement builds patients.
-CEILING_SECONDS = 2.0
+#: How long each process of the two-against-one measurement builds patients.
+BUSY_SECONDS = 2.0
 SEED_PATIENTS = 10
 #: Longest any one subprocess may run before it (and its process group) is killed.
 TIMEOUT_S = 900
@@ -553,11 +553,11 @@ class Speedup:
         ]
 
 
-#: One process of the ceiling measurement: builds and encodes synthetic patients of the
+#: One process of the two-against-one measurement: builds and encodes synthetic patients of the
 #: suite's size for argv[1] seconds, then prints how many it built per second. It prints
 #: "ready" once its imports (and a first patient, for faker's locale) are done and starts on
 #: the next line of its stdin, so that processes run at once start together.
-CEILING_WORK = """import sys, time
+BUSY_WORK = """import sys, time
 from io import BytesIO
 from simdaemon.synthetic import synthetic_patient
 
@@ -579,12 +579,12 @@ print(built / (time.perf_counter() - begin), flush=True)
 
 
 def patients_per_second(bench: Bench, processes: int) -> list[float]:
-    """Run ``processes`` copies of :data:`CEILING_WORK` at once; each one's rate.
+    """Run ``processes`` copies of :data:`BUSY_WORK` at once; each one's rate.
 
     All are started, and told to go once every one is ready; all are killed (and an error
     raised) if they are not done within :data:`TIMEOUT_S`.
     """
-    command = [bench.python, "-c", CEILING_WORK, str(CEILING_SECONDS)]
+    command = [bench.python, "-c", BUSY_WORK, str(BUSY_SECONDS)]
     children = [
         subprocess.Popen(
             command,
@@ -607,19 +607,19 @@ def patients_per_second(bench: Bench, processes: int) -> list[float]:
         for child in children:
             assert child.stdout is not None  # piped above
             if child.stdout.readline().strip() != "ready":
-                raise RuntimeError(f"a ceiling process ended before it was ready: {child.wait()}")
+                raise RuntimeError(f"a busy process did not say it was ready (exit {child.poll()})")
         try:
             for child in children:
                 assert child.stdin is not None  # piped above
                 child.stdin.write("go\n")
                 child.stdin.flush()
         except OSError as error:
-            raise RuntimeError(f"a ceiling process ended before it started: {error}") from None
+            raise RuntimeError(f"a busy process ended before it started: {error}") from None
         rates = []
         for child in children:
             output, _ = child.communicate()
             if child.returncode != 0:
-                raise RuntimeError(f"a ceiling process failed (exit {child.returncode})")
+                raise RuntimeError(f"a busy process failed (exit {child.returncode})")
             rates.append(float(output.strip()))
         return rates
     finally:
@@ -630,7 +630,7 @@ def patients_per_second(bench: Bench, processes: int) -> list[float]:
 
 
 @dataclass
-class Ceiling:
+class BusyProcesses:
     """Two busy processes against one: how much this machine's CPUs slow each other down
     when both run CPU-bound Python (building and encoding synthetic patients; no pytest,
     threads or sockets), measured in the speed-up's rounds."""
@@ -829,7 +829,7 @@ def main() -> None:
                     warm_up(speedup.bench)
 
         runs = {f.name: no_runs() for f in FIXTURE_FILES}
-        ceiling = Ceiling(bench)
+        busy = BusyProcesses(bench)
         for round_number in range(1, args.rounds + 1):
             progress(f"fixture overhead: round {round_number}/{args.rounds}")
             for test_file in FIXTURE_FILES:
@@ -839,7 +839,7 @@ def main() -> None:
             # The environments, like -n 0 and -n N within one, take turns to go first.
             for speedup in speedups if round_number % 2 else reversed(speedups):
                 speedup.run_round(round_number)
-            ceiling.run_round()
+            busy.run_round()
         seeded: tuple[float, str] | None = None
         if args.patients:
             progress(f"seed: {args.patients} patient(s)")
@@ -869,7 +869,7 @@ def main() -> None:
     )
     for speedup in speedups:
         rows += speedup.rows()
-    rows += ceiling.rows()
+    rows += busy.rows()
     if seeded is not None:
         judged = args.patients == SEED_PATIENTS
         rows.append(
