@@ -136,9 +136,9 @@ RESET_TARGET_MS = 5.0
 SPEEDUP_TARGET = 1.6
 SPEEDUP_WORKERS = 2
 SEED_TARGET_S = 20.0
+SEED_PATIENTS = 10
 #: How long each process of the two-against-one measurement builds patients.
 BUSY_SECONDS = 2.0
-SEED_PATIENTS = 10
 #: Longest any one subprocess may run before it (and its process group) is killed.
 TIMEOUT_S = 900
 DURATIONS_ENV = "SIMDAEMON_BENCH_DURATIONS"
@@ -373,17 +373,25 @@ def bytecode_caching(env: dict[str, str]) -> str:
     return "on, in __pycache__ folders"
 
 
+def pytest_command(bench: Bench, workers: int, basetemp: str, targets: list[str]) -> list[str]:
+    """pytest on ``targets`` with ``-n workers``, its archives under ``basetemp-<basetemp>``."""
+    command = [bench.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
+    return [
+        *command,
+        "-n",
+        str(workers),
+        f"--basetemp={bench.folder / f'basetemp-{basetemp}'}",
+        *targets,
+    ]
+
+
 def run_pytest(
     bench: Bench, test_file: TestFile, workers: int, runs: Runs, *, record: bool
 ) -> None:
     """Run ``test_<name>.py`` once; add its wall time (and its durations) to ``runs``."""
     folder, tests = bench.folder, bench.tests
     durations = folder / f"durations-{test_file.name}.json"
-    command = [
-        bench.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-        "-n", str(workers), f"--basetemp={folder / f'basetemp-{test_file.name}'}",
-        f"test_{test_file.name}.py",
-    ]  # fmt: skip
+    command = pytest_command(bench, workers, test_file.name, [f"test_{test_file.name}.py"])
     env = dict(bench.env)
     if record:
         env[DURATIONS_ENV] = str(durations)
@@ -410,11 +418,9 @@ def warm_up(bench: Bench) -> None:
     second run what only xdist's controller and workers import, so that no measured run
     compiles anything.
     """
+    targets = [f"test_{SUITE.name}.py::test_0", f"test_{BASELINE.name}.py"]
     for workers in (0, SPEEDUP_WORKERS):
-        command = [bench.python, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-        command += ["-p", "no:randomly", "-n", str(workers)]
-        command += [f"--basetemp={bench.folder / 'basetemp-warm-up'}"]
-        command += [f"test_{SUITE.name}.py::test_0", f"test_{BASELINE.name}.py"]
+        command = pytest_command(bench, workers, "warm-up", targets)
         run_checked(command, bench.folder, bench.env, "the warm-up run")
 
 
