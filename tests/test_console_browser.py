@@ -12,7 +12,6 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,6 +19,7 @@ from simdaemon.pytest_plugin import TestDaemon
 from tests import objects, scu
 from tests.http import call
 from tests.test_console_api import png_pixels
+from tests.webdriver import Browser, Element
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -30,48 +30,32 @@ WAIT_S = 10.0
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def browser() -> Iterator[Browser]:
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
         message = "chromium and chromium-driver are not installed (apt-get install -y ...)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--window-size=1200,900", "--disable-gpu"):  # fmt: skip
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(WAIT_S)
-    yield driver
-    driver.quit()
+    arguments = ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                 "--window-size=1200,900", "--disable-gpu")  # fmt: skip
+    with Browser.launched(CHROMIUM, CHROMEDRIVER, arguments) as launched:
+        yield launched
 
 
-def shoot(browser: Any, name: str) -> None:
+def shoot(browser: Browser, name: str) -> None:
     folder = os.environ.get("SIMDAEMON_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        browser.save_screenshot(str(Path(folder) / f"console-{name}.png"))
+        (Path(folder) / f"console-{name}.png").write_bytes(browser.screenshot_png())
 
 
-def wait(browser: Any, timeout: float = WAIT_S) -> Any:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(browser, timeout)
+def by_css(browser: Browser, selector: str) -> Element:
+    return browser.find(selector)
 
 
-def by_css(browser: Any, selector: str) -> Any:
-    from selenium.webdriver.common.by import By
-
-    return browser.find_element(By.CSS_SELECTOR, selector)
-
-
-def rows(browser: Any, selector: str) -> list[str]:
+def rows(browser: Browser, selector: str) -> list[str]:
     """The visible text of each row, read in one script (a row added meanwhile is no error)."""
-    texts = browser.execute_script(
+    texts = browser.execute(
         "return [...document.querySelectorAll(arguments[0])].map("
         "r => r.offsetParent === null ? '' : r.innerText);",
         selector,
@@ -93,7 +77,7 @@ def echoscu(dcmtk: Callable[[str], str], daemon: TestDaemon, calling: str) -> in
 
 
 @pytest.mark.simdaemon(console=True)
-def test_the_archive_shows_the_demo_patients(browser: Any, simdaemon: TestDaemon) -> None:
+def test_the_archive_shows_the_demo_patients(browser: Browser, simdaemon: TestDaemon) -> None:
     seed(simdaemon, 3)
     assert simdaemon.console is not None
     browser.get(simdaemon.console.url + "archive")
@@ -104,31 +88,31 @@ def test_the_archive_shows_the_demo_patients(browser: Any, simdaemon: TestDaemon
 
 @pytest.mark.simdaemon(console=True)
 def test_a_trusted_entity_added_in_the_dialog_can_echo_and_shows_in_activity_live(
-    browser: Any, simdaemon: TestDaemon, dcmtk: Callable[[str], str]
+    browser: Browser, simdaemon: TestDaemon, dcmtk: Callable[[str], str]
 ) -> None:
     assert simdaemon.console is not None
     url = simdaemon.console.url
     browser.get(url + "trusted")
     by_css(browser, "#add-new").click()
     form = by_css(browser, "#entity-form")
-    form.find_element("name", "ae_title").send_keys("BROWSER")
-    form.find_element("name", "ip").send_keys("127.0.0.1")
-    form.find_element("name", "port").send_keys("11112")
+    form.find('[name="ae_title"]').send_keys("BROWSER")
+    form.find('[name="ip"]').send_keys("127.0.0.1")
+    form.find('[name="port"]').send_keys("11112")
     shoot(browser, "trusted-dialog")
     by_css(browser, "#entity-ok").click()
-    wait(browser).until(lambda b: any("BROWSER" in r for r in rows(b, "#trusted tbody tr")))
+    browser.until(lambda b: any("BROWSER" in r for r in rows(b, "#trusted tbody tr")), WAIT_S)
     shoot(browser, "trusted")
     assert "BROWSER" in {e.ae_title for e in simdaemon.trusted}
 
     browser.get(url + "activity")
-    wait(browser).until(lambda b: by_css(b, "#live").text == "live")
+    browser.until(lambda b: by_css(b, "#live").text == "live", WAIT_S)
     assert echoscu(dcmtk, simdaemon, "BROWSER") == 0
-    wait(browser, LIVE_S).until(
-        lambda b: any("echo BROWSER success" in r for r in rows(b, "#activity tbody tr"))
+    browser.until(
+        lambda b: any("echo BROWSER success" in r for r in rows(b, "#activity tbody tr")), LIVE_S
     )
     assert echoscu(dcmtk, simdaemon, "NOBODY") != 0
-    wait(browser, LIVE_S).until(
-        lambda b: any("NOBODY rejected" in r for r in rows(b, "#activity tbody tr"))
+    browser.until(
+        lambda b: any("NOBODY rejected" in r for r in rows(b, "#activity tbody tr")), LIVE_S
     )
     refused = next(r for r in rows(browser, "#activity tbody tr.rejected") if "NOBODY" in r)
     assert "What to change: add the calling AE title on Trusted entities" in refused
@@ -138,7 +122,7 @@ def test_a_trusted_entity_added_in_the_dialog_can_echo_and_shows_in_activity_liv
                "-k", "QueryRetrieveLevel=SERIES", "-k", "Modality=CT",
                simdaemon.host, str(simdaemon.port)]  # fmt: skip
     assert subprocess.run(findscu, capture_output=True, timeout=30).returncode == 0
-    wait(browser, LIVE_S).until(lambda b: rows(b, "#activity tbody tr.portability"))
+    browser.until(lambda b: rows(b, "#activity tbody tr.portability"), LIVE_S)
     finding = rows(browser, "#activity tbody tr.portability")[0]
     assert "finding BROWSER portability" in finding
     assert "What to change: send StudyInstanceUID with one value" in finding, finding
@@ -151,7 +135,7 @@ def test_a_trusted_entity_added_in_the_dialog_can_echo_and_shows_in_activity_liv
 
 @pytest.mark.simdaemon(console=True)
 def test_unticking_automatic_patient_creation_refuses_a_new_patient_with_its_reason(
-    browser: Any, simdaemon: TestDaemon, dcmtk: Callable[[str], str], tmp_path: Path
+    browser: Browser, simdaemon: TestDaemon, dcmtk: Callable[[str], str], tmp_path: Path
 ) -> None:
     assert simdaemon.console is not None
     url = simdaemon.console.url
@@ -161,19 +145,19 @@ def test_unticking_automatic_patient_creation_refuses_a_new_patient_with_its_rea
     box.click()
     shoot(browser, "config")
     by_css(browser, "#config-ok").click()
-    wait(browser).until(lambda b: "applied" in by_css(b, "#config-message").text)
+    browser.until(lambda b: "applied" in by_css(b, "#config-message").text, WAIT_S)
     assert simdaemon.config.patient_creation.automatic is False
 
     browser.get(url + "activity")
-    wait(browser).until(lambda b: by_css(b, "#live").text == "live")
+    browser.until(lambda b: by_css(b, "#live").text == "live", WAIT_S)
     stranger = objects.ct(size=16, PatientID="NEWPAT")
     path = tmp_path / "new.dcm"
     stranger.save_as(path, enforce_file_format=True)
     command = [dcmtk("storescu"), "-aet", "SIMTEST", "-aec", simdaemon.ae_title,
                simdaemon.host, str(simdaemon.port), str(path)]  # fmt: skip
     subprocess.run(command, capture_output=True, timeout=30)
-    wait(browser, LIVE_S).until(
-        lambda b: any("failure 0xC001" in r for r in rows(b, "#activity tbody tr.failure"))
+    browser.until(
+        lambda b: any("failure 0xC001" in r for r in rows(b, "#activity tbody tr.failure")), LIVE_S
     )
     refusal = next(r for r in rows(browser, "#activity tbody tr") if "0xC001" in r)
     assert "NEWPAT" in refusal
@@ -185,18 +169,17 @@ def test_unticking_automatic_patient_creation_refuses_a_new_patient_with_its_rea
 
 @pytest.mark.simdaemon(console=True)
 def test_a_fault_added_on_the_faults_page_is_met_by_a_client(
-    browser: Any, simdaemon: TestDaemon
+    browser: Browser, simdaemon: TestDaemon
 ) -> None:
     assert simdaemon.console is not None
     browser.get(simdaemon.console.url + "faults")
     form = by_css(browser, "#fault-form")
-    from selenium.webdriver.support.ui import Select
-
-    Select(form.find_element("name", "operation")).select_by_visible_text("echo")
-    form.find_element("name", "status").send_keys("C000")
-    form.find_element("name", "times").send_keys("1")
+    # Choose by the text the user reads, as they would.
+    form.find(".//select[@name='operation']/option[.='echo']", using="xpath").click()
+    form.find('[name="status"]').send_keys("C000")
+    form.find('[name="times"]').send_keys("1")
     by_css(browser, "#fault-add").click()
-    wait(browser).until(lambda b: any("0xC000" in r for r in rows(b, "#faults tbody tr")))
+    browser.until(lambda b: any("0xC000" in r for r in rows(b, "#faults tbody tr")), WAIT_S)
     shoot(browser, "faults")
     assoc = scu.associate(simdaemon, "SIMTEST")
     try:
@@ -207,35 +190,35 @@ def test_a_fault_added_on_the_faults_page_is_met_by_a_client(
 
 
 @pytest.mark.simdaemon(console=True)
-def test_a_ct_series_shows_thumbnails(browser: Any, simdaemon: TestDaemon) -> None:
+def test_a_ct_series_shows_thumbnails(browser: Browser, simdaemon: TestDaemon) -> None:
     seed(simdaemon, 1)
     assert simdaemon.console is not None
     url = simdaemon.console.url
     browser.get(url + "archive/SYN000000")
     shoot(browser, "patient")
     by_css(browser, "table.series a").click()  # the first series: the CT
-    wait(browser).until(
-        lambda b: b.execute_script(
+    browser.until(
+        lambda b: b.execute(
             "const i = document.querySelector('img.thumbnail');"
             "return i !== null && i.complete && i.naturalWidth > 0;"
-        )
+        ),
+        WAIT_S,
     )
     shoot(browser, "series")
-    source = by_css(browser, "img.thumbnail").get_attribute("src")
+    source = by_css(browser, "img.thumbnail").property("src")
     picture = call(url, "GET", source.removeprefix(url.rstrip("/")))
     width, height, pixels = png_pixels(picture.body)
     assert (width, height) == (64, 64)
     assert 0.05 < sum(1 for p in pixels if p > 0) / len(pixels) < 0.95
 
     browser.get(url + "archive/SYN000000")
-    from selenium.webdriver.common.by import By
-
-    by_css(browser, "table.series").find_element(By.LINK_TEXT, "RTSTRUCT").click()
-    wait(browser).until(
-        lambda b: b.execute_script(
+    by_css(browser, "table.series").find("RTSTRUCT", using="link text").click()
+    browser.until(
+        lambda b: b.execute(
             "const i = document.querySelector('img.thumbnail');"
             "return i !== null && i.complete && i.naturalWidth > 0;"
-        )
+        ),
+        WAIT_S,
     )
     shoot(browser, "structures")
 

@@ -1,0 +1,196 @@
+"""A small W3C WebDriver client for the console's browser tests, on the standard library.
+
+It speaks the WebDriver protocol (JSON over HTTP, https://www.w3.org/TR/webdriver2/) to
+Debian's ``chromedriver``, which drives Debian's headless ``chromium``: the same two programs
+Selenium would drive, without Selenium. Why not Selenium: it installs trio, and wherever trio
+is installed every pytest process imports it (anyio's plugin at load; hypothesis's plugin
+through trio's ``hypothesis`` entry point), which made each process of our own test runs start
+and end about 0.4 s slower, paid twice in series under xdist (benchmarks/RESULTS.md, tenth
+session). The browser tests need a dozen commands, which fit in this module.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import IO, Any, TypeVar
+
+#: The key under which WebDriver names an element in its answers and arguments.
+ELEMENT_KEY = "element-6066-11e4-a52e-4f735466cecf"
+#: Errors that mean "not on the page yet": a wait tries again instead of failing.
+NOT_YET = frozenset({"no such element", "stale element reference"})
+#: How long one command (page loads included) may take before the test fails.
+COMMAND_TIMEOUT_S = 30.0
+#: How often a wait asks the page again.
+POLL_S = 0.05
+
+T = TypeVar("T")
+
+
+class WebDriverError(Exception):
+    """An error answer of the WebDriver server: its error code and message."""
+
+    def __init__(self, error: str, message: str) -> None:
+        super().__init__(f"{error}: {message}")
+        self.error = error
+
+
+class Element:
+    """One element of the current page."""
+
+    def __init__(self, browser: Browser, element_id: str) -> None:
+        self._browser = browser
+        self._path = f"/element/{element_id}"
+
+    def find(self, selector: str, using: str = "css selector") -> Element:
+        """The first element inside this one that ``selector`` matches."""
+        return self._browser._element(
+            self._browser._command("POST", self._path + "/element", using=using, value=selector)
+        )
+
+    def click(self) -> None:
+        self._browser._command("POST", self._path + "/click")
+
+    def send_keys(self, text: str) -> None:
+        self._browser._command("POST", self._path + "/value", text=text)
+
+    @property
+    def text(self) -> str:
+        """The text a user sees in the element."""
+        return str(self._browser._command("GET", self._path + "/text"))
+
+    def is_selected(self) -> bool:
+        return bool(self._browser._command("GET", self._path + "/selected"))
+
+    def property(self, name: str) -> Any:
+        """A DOM property (``src`` is the resolved, absolute URL)."""
+        return self._browser._command("GET", f"{self._path}/property/{name}")
+
+
+class Browser:
+    """One WebDriver session on a ``chromedriver`` listening on a loopback port."""
+
+    def __init__(self, port: int, session_id: str) -> None:
+        self._port = port
+        self._session = f"/session/{session_id}"
+
+    @classmethod
+    @contextmanager
+    def launched(
+        cls, chromium: str, chromedriver: str, arguments: Sequence[str]
+    ) -> Iterator[Browser]:
+        """Start ``chromedriver`` on an ephemeral port and a session of ``chromium``; end both."""
+        driver = subprocess.Popen(
+            [chromedriver, "--port=0", "--log-level=WARNING"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            port = _announced_port(driver)
+            # Keep reading what it says, so that a full pipe never blocks it.
+            threading.Thread(target=_drain, args=(driver.stdout,), daemon=True).start()
+            session = _request(
+                port,
+                "POST",
+                "/session",
+                {
+                    "capabilities": {
+                        "alwaysMatch": {
+                            "browserName": "chrome",
+                            "goog:chromeOptions": {"binary": chromium, "args": list(arguments)},
+                        }
+                    }
+                },
+            )
+            browser = cls(port, session["sessionId"])
+            browser._command("POST", "/timeouts", pageLoad=int(COMMAND_TIMEOUT_S * 1000))
+            try:
+                yield browser
+            finally:
+                browser._command("DELETE", "")
+        finally:
+            driver.terminate()
+            driver.wait(timeout=COMMAND_TIMEOUT_S)
+
+    def get(self, url: str) -> None:
+        """Load ``url`` and return once the page has loaded."""
+        self._command("POST", "/url", url=url)
+
+    def find(self, selector: str, using: str = "css selector") -> Element:
+        """The first element of the page that ``selector`` matches."""
+        return self._element(self._command("POST", "/element", using=using, value=selector))
+
+    def execute(self, script: str, *arguments: Any) -> Any:
+        """Run ``script`` (a function body) in the page and return what it returns."""
+        return self._command("POST", "/execute/sync", script=script, args=list(arguments))
+
+    def screenshot_png(self) -> bytes:
+        return base64.b64decode(self._command("GET", "/screenshot"))
+
+    def until(self, condition: Callable[[Browser], T], timeout: float) -> T:
+        """Ask ``condition`` until it returns something true; fail after ``timeout`` seconds.
+
+        Like Selenium's ``WebDriverWait``: an element not on the page yet counts as false.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                result = condition(self)
+            except WebDriverError as error:
+                if error.error not in NOT_YET:
+                    raise
+            else:
+                if result:
+                    return result
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the page did not get there within {timeout} s")
+            time.sleep(POLL_S)
+
+    def _element(self, answer: dict[str, str]) -> Element:
+        return Element(self, answer[ELEMENT_KEY])
+
+    def _command(self, method: str, path: str, **parameters: Any) -> Any:
+        body = parameters if method == "POST" else None
+        return _request(self._port, method, self._session + path, body)
+
+
+def _announced_port(driver: subprocess.Popen[str]) -> int:
+    """The port ``chromedriver`` says it listens on (it prints it once it does)."""
+    assert driver.stdout is not None
+    said = []
+    for line in driver.stdout:
+        said.append(line)
+        if "started successfully on port" in line:
+            return int(line.rsplit(" ", 1)[1].rstrip(".\n"))
+    driver.stdout.close()
+    raise RuntimeError("chromedriver ended without listening: " + "".join(said))
+
+
+def _drain(stream: IO[str]) -> None:
+    """Read ``stream`` to its end, then close it."""
+    with stream:
+        deque(stream, maxlen=0)
+
+
+def _request(port: int, method: str, path: str, body: object = None) -> Any:
+    """One WebDriver command; its ``value``, or :class:`WebDriverError`."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=COMMAND_TIMEOUT_S)
+    try:
+        payload = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json; charset=utf-8"} if payload else {}
+        connection.request(method, path, body=payload, headers=headers)
+        answer = json.loads(connection.getresponse().read() or b"{}")
+    finally:
+        connection.close()
+    value = answer.get("value")
+    if isinstance(value, dict) and "error" in value:
+        raise WebDriverError(value["error"], value.get("message", ""))
+    return value
