@@ -58,9 +58,10 @@ in one run:
     any installed plugin's. No numpy or requests: pydicom imports both in every process
     where they are installed. Building it needs the package index pip is configured with;
   - this environment: the same versions, plus simdaemon's test and dev extras and whatever
-    else the machine has. Here that adds numpy and requests (imported by pydicom), the
-    pytest plugins of hypothesis, platformdirs and pytest-benchmark, and trio (through
-    selenium), which anyio's plugin imports when it is installed.
+    else the machine has. Here that adds numpy and requests (imported by pydicom) and the
+    pytest plugins of hypothesis, platformdirs and pytest-benchmark. (Until the tenth
+    session it also held trio, through Selenium: anyio's plugin imports trio wherever it is
+    installed, and so does hypothesis's import, through trio's entry point.)
 
   The first is the best case a user can have; every library each worker imports moves a
   suite toward the second. The environments take turns to go first, round by round, and
