@@ -38,7 +38,7 @@ def browser() -> Iterator[Browser]:
         pytest.skip(message)
     arguments = ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
                  "--window-size=1200,900", "--disable-gpu")  # fmt: skip
-    with Browser.launched(CHROMIUM, CHROMEDRIVER, arguments) as launched:
+    with Browser.launched(CHROMIUM, CHROMEDRIVER, arguments, page_load_s=WAIT_S) as launched:
         yield launched
 
 

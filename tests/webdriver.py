@@ -4,9 +4,9 @@ It speaks the WebDriver protocol (JSON over HTTP, https://www.w3.org/TR/webdrive
 Debian's ``chromedriver``, which drives Debian's headless ``chromium``: the same two programs
 Selenium would drive, without Selenium. Why not Selenium: it installs trio, and wherever trio
 is installed every pytest process imports it (anyio's plugin at load; hypothesis's plugin
-through trio's ``hypothesis`` entry point), which made each process of our own test runs start
-and end about 0.4 s slower, paid twice in series under xdist (benchmarks/RESULTS.md, tenth
-session). The browser tests need a dozen commands, which fit in this module.
+through trio's ``hypothesis`` entry point). On the 2-core machine of benchmarks/RESULTS.md
+(tenth session) that made 200 trivial tests take 1.71 s instead of 0.97 s with ``-n 0``, and
+3.65 s instead of 2.08 s with ``-n 2``. The browser tests need a dozen commands, which fit here.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import queue
 import subprocess
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, Any, TypeVar
@@ -26,10 +26,12 @@ from typing import IO, Any, TypeVar
 ELEMENT_KEY = "element-6066-11e4-a52e-4f735466cecf"
 #: Errors that mean "not on the page yet": a wait tries again instead of failing.
 NOT_YET = frozenset({"no such element", "stale element reference"})
-#: How long one command (page loads included) may take before the test fails.
-COMMAND_TIMEOUT_S = 30.0
+#: How long chromedriver may take to listen, and chromium to start (Selenium allows 120 s).
+START_TIMEOUT_S = 120.0
+#: How long a command may take beyond the page-load timeout, before the socket gives up.
+COMMAND_MARGIN_S = 10.0
 #: How often a wait asks the page again.
-POLL_S = 0.05
+POLL_S = 0.1
 
 T = TypeVar("T")
 
@@ -77,16 +79,20 @@ class Element:
 class Browser:
     """One WebDriver session on a ``chromedriver`` listening on a loopback port."""
 
-    def __init__(self, port: int, session_id: str) -> None:
+    def __init__(self, port: int, session_id: str, command_timeout: float) -> None:
         self._port = port
         self._session = f"/session/{session_id}"
+        self._timeout = command_timeout
 
     @classmethod
     @contextmanager
     def launched(
-        cls, chromium: str, chromedriver: str, arguments: Sequence[str]
+        cls, chromium: str, chromedriver: str, arguments: Sequence[str], page_load_s: float
     ) -> Iterator[Browser]:
-        """Start ``chromedriver`` on an ephemeral port and a session of ``chromium``; end both."""
+        """Start ``chromedriver`` on an ephemeral port and a session of ``chromium``; end both.
+
+        A page that takes longer than ``page_load_s`` to load fails the command.
+        """
         driver = subprocess.Popen(
             [chromedriver, "--port=0", "--log-level=WARNING"],
             stdout=subprocess.PIPE,
@@ -95,30 +101,27 @@ class Browser:
         )
         try:
             port = _announced_port(driver)
-            # Keep reading what it says, so that a full pipe never blocks it.
-            threading.Thread(target=_drain, args=(driver.stdout,), daemon=True).start()
+            capabilities = {
+                "browserName": "chrome",
+                "goog:chromeOptions": {"binary": chromium, "args": list(arguments)},
+            }
             session = _request(
-                port,
-                "POST",
-                "/session",
-                {
-                    "capabilities": {
-                        "alwaysMatch": {
-                            "browserName": "chrome",
-                            "goog:chromeOptions": {"binary": chromium, "args": list(arguments)},
-                        }
-                    }
-                },
-            )
-            browser = cls(port, session["sessionId"])
-            browser._command("POST", "/timeouts", pageLoad=int(COMMAND_TIMEOUT_S * 1000))
+                port, "POST", "/session", {"capabilities": {"alwaysMatch": capabilities}},
+                timeout=START_TIMEOUT_S,
+            )  # fmt: skip
+            browser = cls(port, session["sessionId"], page_load_s + COMMAND_MARGIN_S)
             try:
+                browser._command("POST", "/timeouts", pageLoad=round(page_load_s * 1000))
                 yield browser
             finally:
                 browser._command("DELETE", "")
         finally:
             driver.terminate()
-            driver.wait(timeout=COMMAND_TIMEOUT_S)
+            try:
+                driver.wait(timeout=COMMAND_MARGIN_S)
+            except subprocess.TimeoutExpired:
+                driver.kill()
+                driver.wait()
 
     def get(self, url: str) -> None:
         """Load ``url`` and return once the page has loaded."""
@@ -159,38 +162,59 @@ class Browser:
 
     def _command(self, method: str, path: str, **parameters: Any) -> Any:
         body = parameters if method == "POST" else None
-        return _request(self._port, method, self._session + path, body)
+        return _request(self._port, method, self._session + path, body, timeout=self._timeout)
 
 
 def _announced_port(driver: subprocess.Popen[str]) -> int:
-    """The port ``chromedriver`` says it listens on (it prints it once it does)."""
+    """The port ``chromedriver`` says it listens on (it prints it once it does).
+
+    A thread reads what it prints, to the end (a full pipe would block it); this waits
+    :data:`START_TIMEOUT_S` at most for the line that names the port.
+    """
     assert driver.stdout is not None
-    said = []
-    for line in driver.stdout:
-        said.append(line)
+    lines: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=_forward, args=(driver.stdout, lines), daemon=True).start()
+    said: list[str] = []
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise RuntimeError(f"chromedriver did not listen within {START_TIMEOUT_S} s") from None
+        if line is None:
+            raise RuntimeError("chromedriver ended without listening: " + "".join(said))
         if "started successfully on port" in line:
             return int(line.rsplit(" ", 1)[1].rstrip(".\n"))
-    driver.stdout.close()
-    raise RuntimeError("chromedriver ended without listening: " + "".join(said))
+        said.append(line)
 
 
-def _drain(stream: IO[str]) -> None:
-    """Read ``stream`` to its end, then close it."""
+def _forward(stream: IO[str], lines: queue.Queue[str | None]) -> None:
+    """Put each line of ``stream`` on ``lines``, then None at its end; close it."""
     with stream:
-        deque(stream, maxlen=0)
+        for line in stream:
+            lines.put(line)
+    lines.put(None)
 
 
-def _request(port: int, method: str, path: str, body: object = None) -> Any:
-    """One WebDriver command; its ``value``, or :class:`WebDriverError`."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=COMMAND_TIMEOUT_S)
+def _request(port: int, method: str, path: str, body: object = None, *, timeout: float) -> Any:
+    """One WebDriver command; its ``value``, or :class:`WebDriverError` for an error answer."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         payload = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json; charset=utf-8"} if payload else {}
         connection.request(method, path, body=payload, headers=headers)
-        answer = json.loads(connection.getresponse().read() or b"{}")
+        response = connection.getresponse()
+        status, text = response.status, response.read()
     finally:
         connection.close()
-    value = answer.get("value")
-    if isinstance(value, dict) and "error" in value:
-        raise WebDriverError(value["error"], value.get("message", ""))
+    try:
+        value = json.loads(text)["value"]
+    except (ValueError, KeyError, TypeError):
+        raise WebDriverError(f"HTTP {status}", text.decode("utf-8", "replace")) from None
+    if status >= 400:
+        if isinstance(value, dict):
+            raise WebDriverError(
+                str(value.get("error", f"HTTP {status}")), str(value.get("message", ""))
+            )
+        raise WebDriverError(f"HTTP {status}", str(value))
     return value
