@@ -699,16 +699,31 @@ def _create_schema(connection: sqlite3.Connection) -> None:
     connection.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
 
 
+#: Offsets 18 and 19 of an SQLite database's header: its file format write and read
+#: versions, 1 for a rollback journal and 2 for WAL (https://www.sqlite.org/fileformat2.html,
+#: "File format version numbers"). A database whose header says 2 opens in WAL mode.
+_FORMAT_VERSIONS = slice(18, 20)
+_WAL_FORMAT = b"\x02\x02"
+
+
 @lru_cache(maxsize=1)
 def _new_database() -> bytes:
-    """An empty archive's database file, its schema created, as bytes (once per process)."""
+    """An empty archive's database file, its schema created, as bytes (once per process).
+
+    In WAL mode already, as :meth:`Archive._connect` wants it: an in-memory database
+    serializes with a rollback journal's header, and switching a new file to WAL on its
+    first connection (a write of its own, with a journal created and removed) was half of a
+    per-test daemon's start and stop: 8.5 ms against 4.3 ms without it, on this 2-core VM.
+    """
     db = sqlite3.connect(":memory:")
     try:
         _add_functions(db)
         _create_schema(db)
-        return db.serialize()
+        image = bytearray(db.serialize())
     finally:
         db.close()
+    image[_FORMAT_VERSIONS] = _WAL_FORMAT
+    return bytes(image)
 
 
 def _write_new_database(path: Path) -> None:
