@@ -712,8 +712,8 @@ def _new_database() -> bytes:
 
     In WAL mode already, as :meth:`Archive._connect` wants it: an in-memory database
     serializes with a rollback journal's header, and switching a new file to WAL on its
-    first connection (a write of its own, with a journal created and removed) was half of a
-    per-test daemon's start and stop: 8.5 ms against 4.3 ms without it, on this 2-core VM.
+    first connection (a rewrite of its first page, through a journal created and removed)
+    was about half of a per-test daemon's start and stop (``benchmarks/RESULTS.md``).
     """
     db = sqlite3.connect(":memory:")
     try:
