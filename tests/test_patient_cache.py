@@ -11,11 +11,14 @@ from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
+import simdaemon.importer
 from simdaemon import patient_cache
 from simdaemon.importer import received_from
 from simdaemon.patient_cache import EncodedPatient, encoded_patient
 from simdaemon.pytest_plugin import TestDaemon
 from simdaemon.synthetic import SyntheticPatient, synthetic_patient
+from simdaemon.testing import import_all
+from simdaemon.wellformed import Scan, scan
 
 SMALL = {"slices": 2, "matrix": 16}
 
@@ -151,3 +154,28 @@ def test_the_fixture_imports_the_patient_and_hands_out_a_copy(
 
 def synthetic_patient_built(seed: int) -> SyntheticPatient:
     return synthetic_patient(seed, **SMALL)
+
+
+def test_the_kept_objects_carry_their_scan_and_the_import_uses_it(
+    simdaemon_factory: Callable[..., TestDaemon], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each object is walked once when cached, not again on every import of it."""
+    cached = encoded_patient(17, **SMALL)
+    assert [r.scanned for r in cached.objects] == [
+        scan(r.dataset, r.transfer_syntax) for r in cached.objects
+    ]
+    walked: list[bytes] = []
+
+    def counted(data: bytes, transfer_syntax: str) -> Scan:
+        walked.append(data)
+        return scan(data, transfer_syntax)
+
+    monkeypatch.setattr(simdaemon.importer, "scan", counted)
+    for daemon in (simdaemon_factory(), simdaemon_factory()):
+        import_all(daemon, cached.received("SIMTEST"))
+        assert daemon.archive.count() == len(cached.objects)
+    assert walked == []
+    # An object without its scan (any other import) is walked as before.
+    built = synthetic_patient_built(17)
+    import_all(simdaemon_factory(), [received_from(d, "SIMTEST") for d in built.datasets()])
+    assert len(walked) == len(cached.objects)
