@@ -60,7 +60,7 @@ from simdaemon.printable import CONTROL
 from simdaemon.reading import read_scanned
 from simdaemon.reporting import refusal_comment
 from simdaemon.validation import is_valid_uid, validate
-from simdaemon.wellformed import Scan, scan
+from simdaemon.wellformed import KeptScan, scan
 
 __all__ = ["ImportResult", "Importer", "Received", "received_from"]
 
@@ -88,12 +88,13 @@ class Received:
     sop_class_uid: str = ""
     sop_instance_uid: str = ""
     context_sop_class: str = ""
-    #: :func:`~simdaemon.wellformed.scan` of ``dataset`` in ``transfer_syntax`` when whoever
-    #: made this object has it already, so the import need not walk the bytes again: the
-    #: patient cache (:mod:`simdaemon.patient_cache`) scans each object it encodes once and
-    #: imports it into a daemon per test. ``None``: the import scans. It follows from the
-    #: two fields; a copy with other bytes (``dataclasses.replace``) must set it back to None.
-    scanned: Scan | None = field(default=None, repr=False, compare=False)
+    #: The well-formedness scan of ``dataset`` when whoever made this object has it already,
+    #: so the import need not walk the bytes again: the patient cache
+    #: (:mod:`simdaemon.patient_cache`) scans each object it encodes once and imports it into
+    #: a daemon per test. Used only while it is the scan of this very ``dataset`` object in
+    #: this ``transfer_syntax`` (:meth:`~simdaemon.wellformed.KeptScan.made_of`): a copy with
+    #: other bytes or another syntax is scanned again. ``None``: the import scans.
+    scanned: KeptScan | None = field(default=None, repr=False, compare=False)
 
     def as_file(self) -> bytes:
         """The object as a Part-10 file, exactly as received behind the meta information.
@@ -383,8 +384,10 @@ class Importer:
         Return the data set, how its text decoded and where its Pixel Data starts.
         """
         syntax = UID(received.transfer_syntax)
-        scanned = received.scanned
-        if scanned is None:
+        kept = received.scanned
+        if kept is not None and kept.made_of(received.dataset, received.transfer_syntax):
+            scanned = kept.scan
+        else:
             scanned = scan(received.dataset, received.transfer_syntax)
         malformed = scanned.problem
         if malformed is not None:

@@ -15,7 +15,7 @@ as encoded data sets, keyed by seed and options:
   are converted in the copy when the test first uses them, as in a data set ``dcmread`` has
   just returned, without parsing the bytes again for every test.
 
-The cache holds at most :data:`BUDGET_BYTES` of encoded data sets and readings (least
+The cache holds at most :data:`BUDGET_BYTES` of encoded data sets, scans and readings (least
 recently used dropped first); a patient larger than that on its own is built each time, as
 without a cache.
 """
@@ -36,7 +36,7 @@ from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 
 from simdaemon.importer import Received, received_from
 from simdaemon.synthetic import SyntheticPatient, synthetic_patient
-from simdaemon.wellformed import scan
+from simdaemon.wellformed import KeptScan
 
 __all__ = ["BUDGET_BYTES", "EncodedPatient", "encoded_patient"]
 
@@ -111,14 +111,15 @@ def _own(dataset: Dataset) -> dict[Any, Any]:
 
 def _scanned(received: Received) -> Received:
     """``received`` with its scan, which every import of it would otherwise repeat."""
-    return dataclasses.replace(received, scanned=scan(received.dataset, received.transfer_syntax))
+    kept = KeptScan.of(received.dataset, received.transfer_syntax)
+    return dataclasses.replace(received, scanned=kept)
 
 
 @dataclass(frozen=True)
 class EncodedPatient:
     """One synthetic patient's objects as encoded, in ``datasets()`` order.
 
-    Only the encoded objects and their readings are kept; ``template`` holds the patient's
+    Only the encoded objects, their scans and readings are kept; ``template`` holds the patient's
     scalar fields with no data sets, so the budget counts what the cache holds.
     """
 
@@ -146,7 +147,7 @@ class EncodedPatient:
     def size(self) -> int:
         """About the bytes held: the encoded data sets, their scans and their readings (each
         top-level element scanned counted as one read, :data:`ELEMENT_BYTES`: more than it is)."""
-        scanned = sum(len(o.scanned.elements) for o in self.objects if o.scanned is not None)
+        scanned = sum(len(o.scanned.scan.elements) for o in self.objects if o.scanned is not None)
         return (
             sum(len(o.dataset) for o in self.objects)
             + ELEMENT_BYTES * scanned

@@ -34,7 +34,16 @@ from pydicom.uid import UID
 from simdaemon.charset import TEXT_VRS, VALUE_WIDTHS
 from simdaemon.validation import Problem
 
-__all__ = ["UNDEFINED_LENGTH", "VRS", "Scan", "TopLevel", "check", "element_name", "scan"]
+__all__ = [
+    "UNDEFINED_LENGTH",
+    "VRS",
+    "KeptScan",
+    "Scan",
+    "TopLevel",
+    "check",
+    "element_name",
+    "scan",
+]
 
 #: The value representations of PS3.5 table 6.2-1.
 VRS = frozenset(
@@ -118,6 +127,28 @@ class Scan:
     #: Each top-level element, in order; empty when the walk stopped at a problem. What
     #: :func:`simdaemon.reading.read_scanned` builds pydicom's reading from.
     elements: tuple[TopLevel, ...] = ()
+
+
+@dataclass(frozen=True)
+class KeptScan:
+    """A scan kept with the very bytes object and the transfer syntax it was made of.
+
+    For bytes imported again and again (the patient cache's): :meth:`made_of` tells whether
+    it is these bytes' scan by identity, so a copy with other bytes is never taken for them.
+    """
+
+    #: Compared by identity in :meth:`made_of`, never by value.
+    data: bytes = field(repr=False, compare=False)
+    transfer_syntax: str
+    scan: Scan
+
+    @classmethod
+    def of(cls, data: bytes, transfer_syntax: str) -> KeptScan:
+        return cls(data, transfer_syntax, scan(data, transfer_syntax))
+
+    def made_of(self, data: bytes, transfer_syntax: str) -> bool:
+        """Whether this is the scan of ``data`` (this very object) in ``transfer_syntax``."""
+        return data is self.data and transfer_syntax == self.transfer_syntax
 
 
 def check(data: bytes, transfer_syntax: str) -> Problem | None:
