@@ -34,10 +34,11 @@ def call(
     headers: dict[str, str] | None = None,
     *,
     raw: bytes | None = None,
+    timeout: float = TIMEOUT_S,
 ) -> Answer:
-    """Send one request to the console at ``url`` and read the whole answer."""
+    """Send one request to the HTTP server at ``url`` and read the whole answer."""
     parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=TIMEOUT_S)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     try:
         sent = dict(headers or {})
         data = raw

@@ -6,13 +6,13 @@ Selenium would drive, without Selenium. Why not Selenium: it installs trio, and 
 is installed every pytest process imports it (anyio's plugin at load; hypothesis's plugin
 through trio's ``hypothesis`` entry point). On the 2-core machine of benchmarks/RESULTS.md
 (tenth session) that made 200 trivial tests take 1.71 s instead of 0.97 s with ``-n 0``, and
-3.65 s instead of 2.08 s with ``-n 2``. The browser tests need a dozen commands, which fit here.
+3.65 s instead of 2.08 s with ``-n 2``. The browser tests need a dozen commands, which fit
+here, sent with the console tests' HTTP client (:func:`tests.http.call`).
 """
 
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import queue
 import subprocess
@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, Any, TypeVar
+
+from tests.http import call
 
 #: The key under which WebDriver names an element in its answers and arguments.
 ELEMENT_KEY = "element-6066-11e4-a52e-4f735466cecf"
@@ -198,23 +200,15 @@ def _forward(stream: IO[str], lines: queue.Queue[str | None]) -> None:
 
 def _request(port: int, method: str, path: str, body: object = None, *, timeout: float) -> Any:
     """One WebDriver command; its ``value``, or :class:`WebDriverError` for an error answer."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        payload = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json; charset=utf-8"} if payload else {}
-        connection.request(method, path, body=payload, headers=headers)
-        response = connection.getresponse()
-        status, text = response.status, response.read()
-    finally:
-        connection.close()
+    answer = call(f"http://127.0.0.1:{port}", method, path, body, timeout=timeout)
+    status, text = answer.status, answer.body
     try:
         value = json.loads(text)["value"]
     except (ValueError, KeyError, TypeError):
         raise WebDriverError(f"HTTP {status}", text.decode("utf-8", "replace")) from None
     if status >= 400:
         if isinstance(value, dict):
-            raise WebDriverError(
-                str(value.get("error", f"HTTP {status}")), str(value.get("message", ""))
-            )
+            error = str(value.get("error", f"HTTP {status}"))
+            raise WebDriverError(error, str(value.get("message", "")))
         raise WebDriverError(f"HTTP {status}", str(value))
     return value
