@@ -19,7 +19,7 @@ from simdaemon.pytest_plugin import TestDaemon
 from tests import objects, scu
 from tests.http import call
 from tests.test_console_api import png_pixels
-from tests.webdriver import Browser, Element
+from tests.webdriver import Browser
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -47,10 +47,6 @@ def shoot(browser: Browser, name: str) -> None:
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
         (Path(folder) / f"console-{name}.png").write_bytes(browser.screenshot_png())
-
-
-def by_css(browser: Browser, selector: str) -> Element:
-    return browser.find(selector)
 
 
 def rows(browser: Browser, selector: str) -> list[str]:
@@ -93,19 +89,19 @@ def test_a_trusted_entity_added_in_the_dialog_can_echo_and_shows_in_activity_liv
     assert simdaemon.console is not None
     url = simdaemon.console.url
     browser.get(url + "trusted")
-    by_css(browser, "#add-new").click()
-    form = by_css(browser, "#entity-form")
+    browser.find("#add-new").click()
+    form = browser.find("#entity-form")
     form.find('[name="ae_title"]').send_keys("BROWSER")
     form.find('[name="ip"]').send_keys("127.0.0.1")
     form.find('[name="port"]').send_keys("11112")
     shoot(browser, "trusted-dialog")
-    by_css(browser, "#entity-ok").click()
+    browser.find("#entity-ok").click()
     browser.until(lambda b: any("BROWSER" in r for r in rows(b, "#trusted tbody tr")), WAIT_S)
     shoot(browser, "trusted")
     assert "BROWSER" in {e.ae_title for e in simdaemon.trusted}
 
     browser.get(url + "activity")
-    browser.until(lambda b: by_css(b, "#live").text == "live", WAIT_S)
+    browser.until(lambda b: b.find("#live").text == "live", WAIT_S)
     assert echoscu(dcmtk, simdaemon, "BROWSER") == 0
     browser.until(
         lambda b: any("echo BROWSER success" in r for r in rows(b, "#activity tbody tr")), LIVE_S
@@ -127,7 +123,7 @@ def test_a_trusted_entity_added_in_the_dialog_can_echo_and_shows_in_activity_liv
     assert "finding BROWSER portability" in finding
     assert "What to change: send StudyInstanceUID with one value" in finding, finding
     shoot(browser, "activity")
-    by_css(browser, "#filter-ae").send_keys("BROWSER")
+    browser.find("#filter-ae").send_keys("BROWSER")
     visible = [r for r in rows(browser, "#activity tbody tr") if r]
     assert visible
     assert all("BROWSER" in r for r in visible)
@@ -140,16 +136,16 @@ def test_unticking_automatic_patient_creation_refuses_a_new_patient_with_its_rea
     assert simdaemon.console is not None
     url = simdaemon.console.url
     browser.get(url + "config")
-    box = by_css(browser, '[name="patient_creation.automatic"]')
+    box = browser.find('[name="patient_creation.automatic"]')
     assert box.is_selected()
     box.click()
     shoot(browser, "config")
-    by_css(browser, "#config-ok").click()
-    browser.until(lambda b: "applied" in by_css(b, "#config-message").text, WAIT_S)
+    browser.find("#config-ok").click()
+    browser.until(lambda b: "applied" in b.find("#config-message").text, WAIT_S)
     assert simdaemon.config.patient_creation.automatic is False
 
     browser.get(url + "activity")
-    browser.until(lambda b: by_css(b, "#live").text == "live", WAIT_S)
+    browser.until(lambda b: b.find("#live").text == "live", WAIT_S)
     stranger = objects.ct(size=16, PatientID="NEWPAT")
     path = tmp_path / "new.dcm"
     stranger.save_as(path, enforce_file_format=True)
@@ -173,12 +169,12 @@ def test_a_fault_added_on_the_faults_page_is_met_by_a_client(
 ) -> None:
     assert simdaemon.console is not None
     browser.get(simdaemon.console.url + "faults")
-    form = by_css(browser, "#fault-form")
+    form = browser.find("#fault-form")
     # Choose by the text the user reads, as they would.
     form.find(".//select[@name='operation']/option[.='echo']", using="xpath").click()
     form.find('[name="status"]').send_keys("C000")
     form.find('[name="times"]').send_keys("1")
-    by_css(browser, "#fault-add").click()
+    browser.find("#fault-add").click()
     browser.until(lambda b: any("0xC000" in r for r in rows(b, "#faults tbody tr")), WAIT_S)
     shoot(browser, "faults")
     assoc = scu.associate(simdaemon, "SIMTEST")
@@ -196,7 +192,7 @@ def test_a_ct_series_shows_thumbnails(browser: Browser, simdaemon: TestDaemon) -
     url = simdaemon.console.url
     browser.get(url + "archive/SYN000000")
     shoot(browser, "patient")
-    by_css(browser, "table.series a").click()  # the first series: the CT
+    browser.find("table.series a").click()  # the first series: the CT
     browser.until(
         lambda b: b.execute(
             "const i = document.querySelector('img.thumbnail');"
@@ -205,14 +201,14 @@ def test_a_ct_series_shows_thumbnails(browser: Browser, simdaemon: TestDaemon) -
         WAIT_S,
     )
     shoot(browser, "series")
-    source = by_css(browser, "img.thumbnail").property("src")
+    source = browser.find("img.thumbnail").property("src")
     picture = call(url, "GET", source.removeprefix(url.rstrip("/")))
     width, height, pixels = png_pixels(picture.body)
     assert (width, height) == (64, 64)
     assert 0.05 < sum(1 for p in pixels if p > 0) / len(pixels) < 0.95
 
     browser.get(url + "archive/SYN000000")
-    by_css(browser, "table.series").find("RTSTRUCT", using="link text").click()
+    browser.find("table.series").find("RTSTRUCT", using="link text").click()
     browser.until(
         lambda b: b.execute(
             "const i = document.querySelector('img.thumbnail');"

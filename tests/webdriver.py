@@ -55,9 +55,7 @@ class Element:
 
     def find(self, selector: str, using: str = "css selector") -> Element:
         """The first element inside this one that ``selector`` matches."""
-        return self._browser._element(
-            self._browser._command("POST", self._path + "/element", using=using, value=selector)
-        )
+        return self._browser._find(self._path, selector, using)
 
     def click(self) -> None:
         self._browser._command("POST", self._path + "/click")
@@ -131,7 +129,7 @@ class Browser:
 
     def find(self, selector: str, using: str = "css selector") -> Element:
         """The first element of the page that ``selector`` matches."""
-        return self._element(self._command("POST", "/element", using=using, value=selector))
+        return self._find("", selector, using)
 
     def execute(self, script: str, *arguments: Any) -> Any:
         """Run ``script`` (a function body) in the page and return what it returns."""
@@ -159,8 +157,10 @@ class Browser:
                 raise TimeoutError(f"the page did not get there within {timeout} s")
             time.sleep(POLL_S)
 
-    def _element(self, answer: dict[str, str]) -> Element:
-        return Element(self, answer[ELEMENT_KEY])
+    def _find(self, scope: str, selector: str, using: str) -> Element:
+        """The first element under ``scope`` (an element's path; "": the page) matching."""
+        found = self._command("POST", scope + "/element", using=using, value=selector)
+        return Element(self, found[ELEMENT_KEY])
 
     def _command(self, method: str, path: str, **parameters: Any) -> Any:
         body = parameters if method == "POST" else None
