@@ -26,13 +26,15 @@ import copy
 import dataclasses
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable, MutableSequence
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any
 
 from pydicom import dcmread
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.tag import BaseTag
 
 from simdaemon.importer import Received, received_from
 from simdaemon.synthetic import SyntheticPatient, synthetic_patient
@@ -42,6 +44,64 @@ __all__ = ["BUDGET_BYTES", "EncodedPatient", "encoded_patient"]
 
 #: Encoded bytes the cache keeps at most, across patients.
 BUDGET_BYTES = 256 * 1024 * 1024
+
+
+#: A :class:`~pydicom.dataelem.RawDataElement` as plain tuples: its tag as an int, and its
+#: other fields.
+_Encoded = tuple[int, tuple[str | None, int, bytes | None, int, bool, bool, bool, bool]]
+
+
+@dataclass(frozen=True)
+class _Elements:
+    """A data set's elements as ``dcmread`` left them, and how it was encoded.
+
+    Encoded elements (:class:`~pydicom.dataelem.RawDataElement`) are kept as plain tuples
+    of ints, strings and bytes. Python's garbage collector stops tracking such tuples, where
+    it would walk each RawDataElement (a named tuple) and its tag at every full collection
+    for as long as the cache keeps the patient: a suite that builds many patients paid for
+    that walk in every test, and again at exit. :meth:`copy` makes the elements again, in
+    under a microsecond each.
+    """
+
+    #: Each element in the data set's order: encoded (packed), or as ``dcmread`` converted it.
+    elements: tuple[_Encoded | DataElement, ...]
+    #: The data set's ``original_encoding`` and ``original_character_set``.
+    implicit: bool | None
+    little: bool | None
+    charset: str | MutableSequence[str]
+
+    @classmethod
+    def of(cls, dataset: Dataset) -> _Elements:
+        implicit, little = dataset.original_encoding
+        elements = tuple(
+            _packed(e) if isinstance(e, RawDataElement) else e for e in dataset.values()
+        )
+        return cls(elements, implicit, little, dataset.original_character_set)
+
+    def copy(self) -> dict[BaseTag, RawDataElement | DataElement]:
+        """The elements for another data set: the encoded ones made again (immutable, so
+        that is all a copy needs), the converted ones copied deep."""
+        elements: dict[BaseTag, RawDataElement | DataElement] = {}
+        for element in self.elements:
+            if isinstance(element, DataElement):
+                elements[element.tag] = copy.deepcopy(element)
+            else:
+                tag = BaseTag(element[0])
+                # RawDataElement(tag, *fields), without its argument parsing: half the time.
+                elements[tag] = tuple.__new__(RawDataElement, (tag, *element[1]))
+        return elements
+
+    def encode_like(self, dataset: Dataset) -> None:
+        """Give ``dataset`` the original encoding of the data set these were read from."""
+        dataset.set_original_encoding(self.implicit, self.little, copy.copy(self.charset))
+
+
+def _packed(e: RawDataElement) -> _Encoded:
+    """``e``'s fields, its tag an int."""
+    return int(e.tag), (
+        e.VR, e.length, e.value, e.value_tell, e.is_implicit_VR, e.is_little_endian, e.is_raw,
+        e.is_buffered,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -55,34 +115,36 @@ class _Reading:
     """
 
     file: bytes
-    #: Never compared or printed: both would convert (use) its elements.
-    dataset: FileDataset = field(repr=False, compare=False)
+    preamble: bytes | None = field(repr=False)
+    meta: _Elements = field(repr=False)
+    dataset: _Elements = field(repr=False)
 
     @classmethod
     def of(cls, received: Received) -> _Reading:
         """Read ``received`` as a test would from its file."""
         file = received.as_file()
-        return cls(file, dcmread(BytesIO(file)))
+        read = dcmread(BytesIO(file))
+        return cls(file, read.preamble, _Elements.of(read.file_meta), _Elements.of(read))
 
     @property
     def size(self) -> int:
         """About the bytes held: the file, the values read from it (no more than the file)
         and :data:`ELEMENT_BYTES` for each element read, in items too."""
-        return 2 * len(self.file) + ELEMENT_BYTES * _count(self.dataset)
+        return 2 * len(self.file) + ELEMENT_BYTES * _count(self.dataset.elements)
 
     def copy(self) -> FileDataset:
         """A data set equal to ``dcmread`` of the file, and the caller's own."""
-        source = self.dataset
-        implicit, little = source.original_encoding
-        meta = FileMetaDataset(_own(source.file_meta))
-        meta_implicit, meta_little = source.file_meta.original_encoding
-        meta.set_original_encoding(
-            meta_implicit, meta_little, source.file_meta.original_character_set
-        )
+        meta = FileMetaDataset(self.meta.copy())
+        self.meta.encode_like(meta)
         dataset = FileDataset(
-            BytesIO(self.file), _own(source), source.preamble, meta, bool(implicit), bool(little)
+            BytesIO(self.file),
+            self.dataset.copy(),
+            self.preamble,
+            meta,
+            bool(self.dataset.implicit),
+            bool(self.dataset.little),
         )
-        dataset.set_original_encoding(implicit, little, copy.copy(source.original_character_set))
+        self.dataset.encode_like(dataset)
         return dataset
 
 
@@ -91,22 +153,14 @@ class _Reading:
 ELEMENT_BYTES = 512
 
 
-def _count(dataset: Dataset) -> int:
-    """The elements of ``dataset``, in the items read so far too, without converting any."""
+def _count(elements: Iterable[_Encoded | RawDataElement | DataElement]) -> int:
+    """The elements, in the items read so far too, without converting any."""
     total = 0
-    for element in dataset.values():
+    for element in elements:
         total += 1
-        if not isinstance(element, RawDataElement) and element.VR == "SQ":
-            total += sum(_count(item) for item in element.value)
+        if isinstance(element, DataElement) and element.VR == "SQ":
+            total += sum(_count(item.values()) for item in element.value)
     return total
-
-
-def _own(dataset: Dataset) -> dict[Any, Any]:
-    """``dataset``'s elements for another data set: encoded ones shared, converted ones copied."""
-    return {
-        tag: element if isinstance(element, RawDataElement) else copy.deepcopy(element)
-        for tag, element in dataset.items()
-    }
 
 
 def _scanned(received: Received) -> Received:
@@ -147,7 +201,7 @@ class EncodedPatient:
     def size(self) -> int:
         """About the bytes held: the encoded data sets, their scans and their readings (each
         top-level element scanned counted as one read, :data:`ELEMENT_BYTES`: more than it is)."""
-        scanned = sum(len(o.scanned.scan.elements) for o in self.objects if o.scanned is not None)
+        scanned = sum(len(o.scanned.packed) for o in self.objects if o.scanned is not None)
         return (
             sum(len(o.dataset) for o in self.objects)
             + ELEMENT_BYTES * scanned

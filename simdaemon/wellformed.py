@@ -129,22 +129,43 @@ class Scan:
     elements: tuple[TopLevel, ...] = ()
 
 
+#: A :class:`TopLevel`'s fields as a plain tuple: what :class:`KeptScan` holds.
+_Packed = tuple[int, str | None, int, int, int]
+
+
 @dataclass(frozen=True)
 class KeptScan:
     """A scan kept with the very bytes object and the transfer syntax it was made of.
 
     For bytes imported again and again (the patient cache's): :meth:`made_of` tells whether
     it is these bytes' scan by identity, so a copy with other bytes is never taken for them.
+
+    Only a well-formed data set's scan is kept, its elements as plain tuples of ints and
+    strings: Python's garbage collector stops tracking those, where it would walk every
+    :class:`TopLevel` (a named tuple) of every kept scan at each full collection, for as
+    long as the process keeps them. :attr:`scan` makes the named tuples again, each time.
     """
 
     #: Compared by identity in :meth:`made_of`, never by value.
     data: bytes = field(repr=False, compare=False)
     transfer_syntax: str
-    scan: Scan
+    plain_items: bool
+    packed: tuple[_Packed, ...] = field(repr=False)
 
     @classmethod
-    def of(cls, data: bytes, transfer_syntax: str) -> KeptScan:
-        return cls(data, transfer_syntax, scan(data, transfer_syntax))
+    def of(cls, data: bytes, transfer_syntax: str) -> KeptScan | None:
+        """The scan of ``data``, kept; ``None`` when ``data`` is not well-formed (the
+        import scans it again, and refuses it)."""
+        found = scan(data, transfer_syntax)
+        if found.problem is not None:
+            return None
+        packed = tuple((e.tag, e.vr, e.length, e.header, e.value) for e in found.elements)
+        return cls(data, transfer_syntax, found.plain_items, packed)
+
+    @property
+    def scan(self) -> Scan:
+        """The scan, as :func:`scan` returned it."""
+        return Scan(None, self.plain_items, tuple(map(TopLevel._make, self.packed)))
 
     def made_of(self, data: bytes, transfer_syntax: str) -> bool:
         """Whether this is the scan of ``data`` (this very object) in ``transfer_syntax``."""
