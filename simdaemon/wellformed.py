@@ -141,7 +141,8 @@ class KeptScan:
     it is these bytes' scan by identity, so a copy with other bytes is never taken for them.
 
     Only a well-formed data set's scan is kept, its elements as plain tuples of ints and
-    strings: Python's garbage collector stops tracking those, where it would walk every
+    strings: Python's garbage collector stops tracking those (after a collection or two),
+    where it would walk every
     :class:`TopLevel` (a named tuple) of every kept scan at each full collection, for as
     long as the process keeps them. :attr:`scan` makes the named tuples again, each time.
     """

@@ -155,8 +155,15 @@ def test_a_cached_patient_leaves_the_garbage_collector_little_to_walk() -> None:
     hold, in every test and at exit. Elements kept as plain tuples are not tracked, where
     pydicom's elements (about 140 tracked objects per object held) would be."""
     cached = EncodedPatient.of(synthetic_patient(21, **SMALL))
-    gc.collect()  # plain tuples are untracked by the collection after their creation
-    assert _tracked(cached) <= 25 * len(cached.objects)
+    # A collection untracks a tuple whose items it finds untracked: nested tuples take one
+    # collection per level, in whatever order the collector meets them.
+    counts = [_tracked(cached)]
+    for _ in range(10):
+        gc.collect()
+        counts.append(_tracked(cached))
+        if counts[-1] == counts[-2]:
+            break
+    assert counts[-1] <= 25 * len(cached.objects), counts
     # What they hold still reads as before.
     assert [r.copy() for r in cached.readings] == [
         dcmread(BytesIO(o.as_file())) for o in cached.objects
